@@ -1,0 +1,27 @@
+# rmc developer commands. Each target creates .venv (once) and installs rmc
+# into it, so `make test` works on a machine with nothing but Python 3.11+.
+
+PYTHON ?= python3
+VENV ?= .venv
+VENV_PYTHON := $(VENV)/bin/python
+# Rebuilt whenever the dependency lists change; otherwise installing is a no-op.
+INSTALLED := $(VENV)/.installed
+# pytest arguments; e.g. `make test PYTEST_ARGS="-k initial_state"`.
+PYTEST_ARGS ?=
+
+.PHONY: install test clean
+
+install: $(INSTALLED)
+
+$(VENV_PYTHON):
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): $(VENV_PYTHON) setup.py requirements.txt
+	$(VENV_PYTHON) -m pip install --quiet -e '.[test]'
+	touch $(INSTALLED)
+
+test: $(INSTALLED)
+	$(VENV_PYTHON) -m pytest -n auto tests $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
