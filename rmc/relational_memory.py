@@ -34,6 +34,7 @@ Shape glossary (used in comments throughout):
 
 from collections.abc import Sequence
 import math
+import numbers
 from typing import Any, Literal, NamedTuple
 
 import haiku as hk
@@ -178,14 +179,16 @@ class RelationalMemory(hk.RNNCore):
         or ``gate_style`` or ``attention_scale`` is not one of its options.
     """
     super().__init__(name=name)
-    # Sonnet v1's three checks, in its order and with its messages.
-    if num_blocks < 1:
+    # Sonnet v1's three checks, in its order and with its messages (values of
+    # other types fall through to the integer checks below).
+    if isinstance(num_blocks, numbers.Real) and num_blocks < 1:
       raise ValueError(f'num_blocks must be >= 1. Got: {num_blocks}.')
     if gate_style not in _GATE_STYLES:
       raise ValueError(
           f"gate_style must be one of ['unit', 'memory', None]. Got: "
           f'{gate_style}.')
-    if attention_mlp_layers < 1:
+    if (isinstance(attention_mlp_layers, numbers.Real)
+        and attention_mlp_layers < 1):
       raise ValueError(
           f'attention_mlp_layers must be >= 1. Got: {attention_mlp_layers}.')
     # What Sonnet let through.

@@ -280,6 +280,9 @@ class ArgumentValidationTest(parameterized.TestCase):
       ('key_size_zero', dict(key_size=0), 'key_size must be an integer'),
       ('key_size_negative', dict(key_size=-3), 'key_size must be an integer'),
       ('num_blocks_bool', dict(num_blocks=True), 'num_blocks must be an'),
+      ('num_blocks_string', dict(num_blocks='2'), 'num_blocks must be an'),
+      ('mlp_layers_float', dict(attention_mlp_layers=1.5),
+       'attention_mlp_layers must be an'),
       ('attention_scale', dict(attention_scale='sqrt'),
        r"attention_scale must be one of \['key_size', 'qkv_size'\]"),
   )
@@ -468,13 +471,18 @@ class NumpyReferenceTest(parameterized.TestCase):
 
 
 def _unroll_fn(unroll, time_major, **config):
-  """A transformable function unrolling an RMC with `unroll`."""
+  """`hk.transform` of unrolling an RMC with `unroll`, without apply RNG."""
   def fn(xs):
     core = rmc.RelationalMemory(**config)
     batch_size = xs.shape[1] if time_major else xs.shape[0]
     return unroll(core, xs, core.initial_state(batch_size),
                   time_major=time_major)
-  return fn
+  return hk.without_apply_rng(hk.transform(fn))
+
+
+def _sequence(shape=(4, 2, 5)):
+  """A fixed random float32 input sequence, time-major [T, B, d_in]."""
+  return jnp.asarray(np.random.default_rng(0).normal(size=shape), jnp.float32)
 
 
 class HaikuIntegrationTest(chex.TestCase):
@@ -485,14 +493,11 @@ class HaikuIntegrationTest(chex.TestCase):
   @chex.variants(with_jit=True, without_jit=True)
   @parameterized.parameters(True, False)
   def test_dynamic_unroll_equals_static_unroll(self, time_major):
-    xs = jnp.asarray(np.random.default_rng(0).normal(size=[4, 2, 5]),
-                     jnp.float32)  # [T, B, 5]
+    xs = _sequence()  # [T, B, 5]
     if not time_major:
       xs = jnp.swapaxes(xs, 0, 1)  # [B, T, 5]
-    dynamic = hk.without_apply_rng(hk.transform(_unroll_fn(
-        hk.dynamic_unroll, time_major, **self._CONFIG)))
-    static = hk.without_apply_rng(hk.transform(_unroll_fn(
-        hk.static_unroll, time_major, **self._CONFIG)))
+    dynamic = _unroll_fn(hk.dynamic_unroll, time_major, **self._CONFIG)
+    static = _unroll_fn(hk.static_unroll, time_major, **self._CONFIG)
     params = jax.jit(dynamic.init)(jax.random.key(0), xs)
     out_d, state_d = self.variant(dynamic.apply)(params, xs)
     out_s, state_s = self.variant(static.apply)(params, xs)
@@ -501,12 +506,9 @@ class HaikuIntegrationTest(chex.TestCase):
     np.testing.assert_allclose(state_d, state_s, rtol=1e-6, atol=1e-6)
 
   def test_time_major_equals_batch_major(self):
-    xs = jnp.asarray(np.random.default_rng(0).normal(size=[4, 2, 5]),
-                     jnp.float32)
-    time_major = hk.without_apply_rng(hk.transform(_unroll_fn(
-        hk.dynamic_unroll, True, **self._CONFIG)))
-    batch_major = hk.without_apply_rng(hk.transform(_unroll_fn(
-        hk.dynamic_unroll, False, **self._CONFIG)))
+    xs = _sequence()
+    time_major = _unroll_fn(hk.dynamic_unroll, True, **self._CONFIG)
+    batch_major = _unroll_fn(hk.dynamic_unroll, False, **self._CONFIG)
     params = jax.jit(time_major.init)(jax.random.key(0), xs)
     out_t, state_t = jax.jit(time_major.apply)(params, xs)
     out_b, state_b = jax.jit(batch_major.apply)(params, jnp.swapaxes(xs, 0, 1))
@@ -520,8 +522,7 @@ class HaikuIntegrationTest(chex.TestCase):
           core, (xs, should_reset), core.initial_state(xs.shape[1]))
 
     f = hk.without_apply_rng(hk.transform(forward))
-    xs = jnp.asarray(np.random.default_rng(0).normal(size=[4, 2, 5]),
-                     jnp.float32)
+    xs = _sequence()
     no_reset = jnp.zeros([4, 2], bool)
     params = jax.jit(f.init)(jax.random.key(0), xs, no_reset)
     apply = jax.jit(f.apply)
@@ -705,8 +706,7 @@ class DtypeTest(parameterized.TestCase):
   _CONFIG = dict(mem_slots=3, head_size=4, num_heads=2)
 
   def _xs(self):
-    xs = np.random.default_rng(0).normal(size=[4, 2, 5])
-    return jnp.asarray(xs, jnp.bfloat16)  # Values exactly representable.
+    return _sequence().astype(jnp.bfloat16)  # Exactly representable values.
 
   def _unroll(self, state_dtype):
     def fn(xs):
@@ -770,20 +770,13 @@ class DiagnosticsTest(parameterized.TestCase):
     config = dict(mem_slots=3, head_size=2, num_heads=2, num_blocks=2,
                   gate_style=gate_style)
 
-    def unroll(return_diagnostics):
-      def fn(xs):
-        core = rmc.RelationalMemory(
-            **config, return_diagnostics=return_diagnostics)
-        batch_size = xs.shape[1] if time_major else xs.shape[0]
-        return hk.dynamic_unroll(core, xs, core.initial_state(batch_size),
-                                 time_major=time_major)[0]
-      return hk.without_apply_rng(hk.transform(fn))
-
     xs = jnp.ones([4, 2, 5] if time_major else [2, 4, 5])
-    plain, diagnosed = unroll(False), unroll(True)
+    plain = _unroll_fn(hk.dynamic_unroll, time_major, **config)
+    diagnosed = _unroll_fn(hk.dynamic_unroll, time_major, **config,
+                           return_diagnostics=True)
     params = jax.jit(plain.init)(jax.random.key(0), xs)
-    flat = jax.jit(plain.apply)(params, xs)
-    diagnostics = jax.jit(diagnosed.apply)(params, xs)
+    flat, _ = jax.jit(plain.apply)(params, xs)
+    diagnostics, _ = jax.jit(diagnosed.apply)(params, xs)
     lead = xs.shape[:2]  # [T, B] or [B, T].
     np.testing.assert_array_equal(diagnostics.output, flat)
     self.assertLen(diagnostics.attention_weights, 2)
