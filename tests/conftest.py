@@ -11,8 +11,24 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""pytest configuration: collect Haiku-style `*_test.py` files."""
+"""pytest configuration for the absltest-style suite.
+
+Collects Haiku-style `*_test.py` files, puts the repository root on the path
+(so tests can import the `experiments` binaries), and marks absl flags as
+parsed with their defaults, as `absltest.main()` would.
+"""
+
+import os
+import sys
+
+from absl import flags
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def pytest_configure(config):
   config.addinivalue_line('python_files', '*_test.py')
+  if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()

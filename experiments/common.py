@@ -1,0 +1,192 @@
+# Copyright 2026 The rmc Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Flags and preset handling shared by the experiment binaries.
+
+Every hyperparameter flag defaults to None, meaning "take it from
+``--preset``": each binary has its own presets (e.g. ``paper``, ``demo``,
+``smoke``), and a flag given on the command line overrides its preset. The
+flags are defined here once, so that several binaries can be imported into one
+process (as the tests do).
+"""
+
+from typing import Any
+
+from absl import app
+from absl import flags
+
+from rmc import training
+
+PRESET = flags.DEFINE_string(
+    'preset', None,
+    'Named configuration that fills every hyperparameter flag not given on '
+    'the command line. Each binary lists its presets in its --help; its '
+    'default preset is used when this is not set.')
+WORKDIR = flags.DEFINE_string(
+    'workdir', None,
+    'Directory for checkpoints and metrics.jsonl. A run resumes from the '
+    'newest checkpoint found here.')
+SEED = flags.DEFINE_integer(
+    'seed', 0, 'Seed of parameter initialisation, training data and the '
+    'held-out set (each from its own derived key).')
+
+# Optimisation.
+flags.DEFINE_integer('batch_size', None, 'Training batch size (sequences).',
+                     lower_bound=1)
+flags.DEFINE_float('learning_rate', None, 'Initial Adam learning rate.',
+                   lower_bound=0.0)
+flags.DEFINE_float('min_learning_rate', None,
+                   'Floor of the exponentially decayed learning rate.',
+                   lower_bound=0.0)
+flags.DEFINE_integer('decay_steps', None,
+                     'Steps over which the learning rate is multiplied by '
+                     '--decay_rate (continuous decay, as Sonnet).',
+                     lower_bound=1)
+flags.DEFINE_float('decay_rate', None, 'Learning-rate decay factor in (0, 1].',
+                   lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_float('max_grad_norm', None,
+                   'Clip gradients to this global L2 norm; 0 disables '
+                   'clipping.', lower_bound=0.0)
+flags.DEFINE_integer('num_steps', None, 'Total optimizer steps.',
+                     lower_bound=1)
+flags.DEFINE_float('time_budget_s', None,
+                   'Stop after this many seconds of training in this process '
+                   '(evaluating and checkpointing first); 0 means no budget.',
+                   lower_bound=0.0)
+
+# Cadences.
+flags.DEFINE_integer('steps_per_chunk', None,
+                     'Optimizer steps per jitted call (one host round trip).',
+                     lower_bound=1)
+flags.DEFINE_integer('log_every', None, 'Steps between training-metric logs.',
+                     lower_bound=1)
+flags.DEFINE_integer('eval_every', None,
+                     'Steps between held-out evaluations.', lower_bound=1)
+flags.DEFINE_integer('checkpoint_every', None, 'Steps between checkpoints.',
+                     lower_bound=1)
+flags.DEFINE_integer('keep_checkpoints', None,
+                     'Number of newest checkpoints kept.', lower_bound=1)
+flags.DEFINE_integer('eval_batches', None,
+                     'Batches of --batch_size in the fixed held-out set.',
+                     lower_bound=1)
+
+# The recurrent core.
+flags.DEFINE_enum('core', None, ['rmc', 'lstm'],
+                  'Recurrent core: the Relational Memory Core or the hk.LSTM '
+                  'baseline.')
+flags.DEFINE_integer('lstm_hidden_size', None,
+                     'Hidden size of the LSTM baseline (--core=lstm).',
+                     lower_bound=1)
+flags.DEFINE_integer('mem_slots', None, 'RMC: number of memory slots N.',
+                     lower_bound=1)
+flags.DEFINE_integer('head_size', None,
+                     'RMC: value size per head; memory row size is '
+                     'head_size * num_heads.', lower_bound=1)
+flags.DEFINE_integer('num_heads', None, 'RMC: attention heads.',
+                     lower_bound=1)
+flags.DEFINE_integer('num_blocks', None,
+                     'RMC: attention + MLP blocks per step.', lower_bound=1)
+flags.DEFINE_integer('key_size', None,
+                     'RMC: query/key size per head; unset means head_size.',
+                     lower_bound=1)
+flags.DEFINE_integer('attention_mlp_layers', None,
+                     'RMC: layers of the row-wise attention MLP.',
+                     lower_bound=1)
+flags.DEFINE_enum('gate_style', None, ['unit', 'memory', 'none'],
+                  'RMC: gating per memory element (unit), per row (memory) '
+                  'or none.')
+flags.DEFINE_float('forget_bias', None, 'RMC: forget-gate bias.')
+flags.DEFINE_float('input_bias', None, 'RMC: input-gate bias.')
+flags.DEFINE_enum('attention_scale', None, ['key_size', 'qkv_size'],
+                  'RMC: query scaling, key_size**-0.5 (Sonnet >= 1.27) or '
+                  '(2*key_size+head_size)**-0.5 (Sonnet <= 1.26).')
+
+COMMON_HYPERPARAMETERS = (
+    'batch_size', 'learning_rate', 'min_learning_rate', 'decay_steps',
+    'decay_rate', 'max_grad_norm', 'num_steps', 'time_budget_s',
+    'steps_per_chunk', 'log_every', 'eval_every', 'checkpoint_every',
+    'keep_checkpoints', 'eval_batches', 'core', 'lstm_hidden_size',
+    'mem_slots', 'head_size', 'num_heads', 'num_blocks', 'key_size',
+    'attention_mlp_layers', 'gate_style', 'forget_bias', 'input_bias',
+    'attention_scale')
+
+RMC_ARGUMENTS = ('mem_slots', 'head_size', 'num_heads', 'num_blocks',
+                 'key_size', 'attention_mlp_layers', 'gate_style',
+                 'forget_bias', 'input_bias', 'attention_scale')
+
+
+def resolve_config(presets: dict[str, dict[str, Any]], default_preset: str,
+                   names: tuple[str, ...]) -> dict[str, Any]:
+  """Values of ``names``: from the command line, else from the preset.
+
+  Args:
+    presets: The binary's presets, each giving every name in ``names``.
+    default_preset: The preset used when ``--preset`` is not given.
+    names: The hyperparameter flags to resolve.
+
+  Returns:
+    ``{name: value}``, plus ``'preset'``.
+
+  Raises:
+    app.UsageError: For an unknown preset or an inconsistent configuration.
+  """
+  preset = PRESET.value or default_preset
+  if preset not in presets:
+    raise app.UsageError(
+        f'Unknown --preset={preset!r}; choose from {sorted(presets)}.')
+  config = {'preset': preset}
+  for name in names:
+    given = flags.FLAGS[name].present
+    config[name] = flags.FLAGS[name].value if given else presets[preset][name]
+  try:  # Cross-flag checks, with the toolkit's own messages.
+    loop_config(config)
+    optimizer(config)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
+  return config
+
+
+def loop_config(config: dict[str, Any]) -> training.LoopConfig:
+  """The training-loop cadences of a resolved configuration."""
+  return training.LoopConfig(
+      num_steps=config['num_steps'],
+      steps_per_chunk=config['steps_per_chunk'],
+      log_every=config['log_every'],
+      eval_every=config['eval_every'],
+      checkpoint_every=config['checkpoint_every'],
+      keep_checkpoints=config['keep_checkpoints'],
+      time_budget_s=config['time_budget_s'] or None)
+
+
+def rmc_kwargs(config: dict[str, Any]) -> dict[str, Any]:
+  """Arguments of rmc.RelationalMemory from a resolved configuration."""
+  kwargs = {name: config[name] for name in RMC_ARGUMENTS}
+  kwargs['gate_style'] = (None if kwargs['gate_style'] == 'none'
+                          else kwargs['gate_style'])
+  return kwargs
+
+
+def optimizer(config: dict[str, Any]):
+  """``(optimizer, schedule)`` of a resolved configuration."""
+  return training.make_optimizer(
+      learning_rate=config['learning_rate'],
+      min_learning_rate=config['min_learning_rate'],
+      decay_steps=config['decay_steps'], decay_rate=config['decay_rate'],
+      max_grad_norm=config['max_grad_norm'] or None)
+
+
+def require_workdir() -> str:
+  """The --workdir flag, or a usage error if it is missing."""
+  if not WORKDIR.value:
+    raise app.UsageError('--workdir is required.')
+  return WORKDIR.value

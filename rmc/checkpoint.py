@@ -1,0 +1,152 @@
+# Copyright 2026 The rmc Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Atomic NumPy checkpoints of pytrees (no pickle).
+
+A checkpoint is ``<directory>/checkpoint_<step>.npz``: one array per pytree
+leaf, keyed by its path (``jax.tree_util.keystr``). It is written to a
+temporary file in the same directory, flushed to disk, then renamed into
+place, so a killed process leaves either the old set of checkpoints or the new
+one, never a partial file. Restoring needs a template pytree of the same
+structure (e.g. a freshly initialised training state); every leaf's path,
+shape and dtype must match. PRNG keys are stored as their raw key data.
+"""
+
+import os
+import re
+import tempfile
+from typing import Any
+
+from absl import logging
+import jax
+import numpy as np
+
+_PATTERN = re.compile(r'^checkpoint_(\d+)\.npz$')
+
+
+def path_for_step(directory: str, step: int) -> str:
+  """The file name of the checkpoint of ``step`` in ``directory``."""
+  return os.path.join(directory, f'checkpoint_{step:010d}.npz')
+
+
+def list_steps(directory: str) -> list[int]:
+  """Steps of the checkpoints in ``directory``, ascending."""
+  if not os.path.isdir(directory):
+    return []
+  matches = (_PATTERN.match(name) for name in os.listdir(directory))
+  return sorted(int(m.group(1)) for m in matches if m)
+
+
+def _is_key(leaf: Any) -> bool:
+  return (hasattr(leaf, 'dtype')
+          and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key))
+
+
+def _to_numpy(tree: Any) -> dict[str, np.ndarray]:
+  """Flattens ``tree`` to ``{path: array}``, keys as raw key data."""
+  leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+  arrays = {}
+  for path, leaf in leaves:
+    if _is_key(leaf):
+      leaf = jax.random.key_data(leaf)
+    arrays[jax.tree_util.keystr(path)] = np.asarray(leaf)
+  return arrays
+
+
+def save(directory: str, step: int, tree: Any, keep: int = 3) -> str:
+  """Atomically writes ``tree`` as the checkpoint of ``step``.
+
+  Args:
+    directory: Where checkpoints live; created if needed.
+    step: The training step the checkpoint holds.
+    tree: A pytree of arrays (and PRNG keys).
+    keep: How many of the newest checkpoints to keep (older ones are deleted
+      after the new one is in place).
+
+  Returns:
+    The path written.
+  """
+  if keep < 1:
+    raise ValueError(f'keep must be >= 1; got {keep}.')
+  os.makedirs(directory, exist_ok=True)
+  arrays = _to_numpy(tree)
+  path = path_for_step(directory, step)
+  fd, tmp_path = tempfile.mkstemp(
+      dir=directory, prefix='.tmp_checkpoint_', suffix='.npz')
+  try:
+    with os.fdopen(fd, 'wb') as f:
+      np.savez(f, allow_pickle=False, **arrays)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp_path, path)
+  except BaseException:
+    if os.path.exists(tmp_path):
+      os.remove(tmp_path)
+    raise
+  for old in list_steps(directory)[:-keep]:
+    os.remove(path_for_step(directory, old))
+  return path
+
+
+def restore(path: str, template: Any) -> Any:
+  """Reads the checkpoint at ``path`` into the structure of ``template``.
+
+  Args:
+    path: A file written by :func:`save`.
+    template: A pytree with the structure, shapes and dtypes to restore.
+
+  Returns:
+    A pytree like ``template`` holding the checkpoint's values (NumPy arrays,
+    and PRNG keys where the template has keys).
+
+  Raises:
+    ValueError: If the file does not hold exactly the template's leaves with
+      the same shapes and dtypes, or cannot be read.
+  """
+  leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+  try:
+    with np.load(path, allow_pickle=False) as data:
+      stored = {name: data[name] for name in data.files}
+  except (OSError, ValueError) as e:
+    raise ValueError(f'Cannot read checkpoint {path}: {e}') from e
+  expected = {jax.tree_util.keystr(p) for p, _ in leaves}
+  if set(stored) != expected:
+    raise ValueError(
+        f'Checkpoint {path} does not match the model: missing '
+        f'{sorted(expected - set(stored))}, unexpected '
+        f'{sorted(set(stored) - expected)}.')
+  values = []
+  for p, leaf in leaves:
+    name = jax.tree_util.keystr(p)
+    value = stored[name]
+    want = jax.random.key_data(leaf) if _is_key(leaf) else np.asarray(leaf)
+    if value.dtype.kind == 'V' and value.dtype.itemsize == want.dtype.itemsize:
+      value = value.view(want.dtype)  # e.g. bfloat16, stored as raw bytes.
+    if value.shape != want.shape or value.dtype != want.dtype:
+      raise ValueError(
+          f'Checkpoint {path}: {name} has shape {value.shape} and dtype '
+          f'{value.dtype}; the model expects {want.shape} and {want.dtype}.')
+    if _is_key(leaf):
+      value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf))
+    values.append(value)
+  return jax.tree_util.tree_unflatten(treedef, values)
+
+
+def restore_latest(directory: str, template: Any) -> tuple[int, Any] | None:
+  """Restores the newest checkpoint in ``directory``, or returns None."""
+  steps = list_steps(directory)
+  if not steps:
+    return None
+  path = path_for_step(directory, steps[-1])
+  logging.info('Restoring checkpoint %s.', path)
+  return steps[-1], restore(path, template)

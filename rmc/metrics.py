@@ -1,0 +1,95 @@
+# Copyright 2026 The rmc Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Metrics to absl logging and to a JSON-lines file that survives a kill.
+
+Each record is one JSON object on one line of ``<workdir>/metrics.jsonl``,
+written with a single ``write`` and flushed to disk. When a run resumes from
+the checkpoint of step S, records after S (written after that checkpoint by
+the interrupted run, and about to be written again) and any torn last line are
+dropped, by rewriting the file atomically.
+"""
+
+import json
+import math
+import os
+import tempfile
+from typing import Any
+
+from absl import logging
+
+
+def read_records(path: str) -> list[dict[str, Any]]:
+  """Reads the complete records of a metrics file (a torn last line is
+  skipped); an absent file has none."""
+  if not os.path.exists(path):
+    return []
+  records = []
+  with open(path, encoding='utf-8') as f:
+    for line in f:
+      if not line.endswith('\n'):
+        break  # Torn by a kill mid-write.
+      records.append(json.loads(line))
+  return records
+
+
+def _format(value: Any) -> str:
+  if isinstance(value, float):
+    return f'{value:.6g}'
+  return str(value)
+
+
+class MetricWriter:
+  """Writes metric records to absl logging and ``metrics.jsonl``."""
+
+  def __init__(self, path: str, resume_step: int = 0):
+    """Opens ``path``, keeping only records with ``step <= resume_step``.
+
+    Args:
+      path: The JSON-lines file.
+      resume_step: The step training resumes from (0 for a fresh run).
+    """
+    self._path = path
+    if not os.path.exists(path):
+      return
+    records = read_records(path)
+    kept = [r for r in records if r.get('step', 0) <= resume_step]
+    with open(path, 'rb') as f:
+      torn = not f.read().endswith(b'\n') and os.path.getsize(path) > 0
+    if torn or len(kept) != len(records):
+      self._rewrite(kept)
+
+  def _rewrite(self, records: list[dict[str, Any]]) -> None:
+    directory = os.path.dirname(os.path.abspath(self._path))
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.tmp_metrics_')
+    with os.fdopen(fd, 'w', encoding='utf-8') as f:
+      f.writelines(_line(r) for r in records)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp_path, self._path)
+
+  def write(self, record: dict[str, Any]) -> None:
+    """Logs ``record`` and appends it as one line to the file."""
+    logging.info('%s', ', '.join(
+        f'{k}={_format(v)}' for k, v in record.items()))
+    with open(self._path, 'a', encoding='utf-8') as f:
+      f.write(_line(record))
+      f.flush()
+      os.fsync(f.fileno())
+
+
+def _line(record: dict[str, Any]) -> str:
+  # NaN and Inf are written as null: the file stays strict JSON.
+  clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+           for k, v in record.items()}
+  return json.dumps(clean) + '\n'

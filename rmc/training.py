@@ -1,0 +1,346 @@
+# Copyright 2026 The rmc Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""A training toolkit shared by the experiments.
+
+* :class:`TrainState`: params, optimizer state, step and base PRNG key. The
+  key of step ``s`` is ``fold_in(rng, s)``, so a restored run draws exactly
+  the keys the uninterrupted run would have.
+* :func:`make_optimizer`: Adam with Sonnet's exponential decay with a floor,
+  and optional global-norm clipping.
+* :func:`make_train_chunk`: one jitted call runs ``K`` optimizer steps in a
+  ``lax.scan``, so small models are not bound by per-step dispatch.
+* :func:`make_evaluator`: mean metrics over a fixed held-out set.
+* :func:`train`: the loop. It logs to absl and ``<workdir>/metrics.jsonl``,
+  evaluates and checkpoints atomically at fixed cadences, resumes
+  automatically from ``workdir`` (bitwise on CPU), stops on a NaN or Inf loss
+  without overwriting the last good checkpoint, and on SIGINT or SIGTERM
+  saves a checkpoint and returns.
+"""
+
+import dataclasses
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+from absl import logging
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from rmc import checkpoint
+from rmc import metrics as metrics_lib
+
+Metrics = Mapping[str, jax.Array]
+# loss_fn(params, rng, batch) -> (scalar loss, {name: scalar metric}).
+LossFn = Callable[[hk.Params, jax.Array, Any], tuple[jax.Array, Metrics]]
+
+
+class TrainState(NamedTuple):
+  """Everything a checkpoint holds.
+
+  Attributes:
+    step: Number of optimizer steps taken, int32 ``[]``.
+    params: Model parameters.
+    opt_state: Optimizer state.
+    rng: Base PRNG key; step ``s`` uses ``jax.random.fold_in(rng, s)``.
+  """
+  step: jax.Array
+  params: hk.Params
+  opt_state: optax.OptState
+  rng: jax.Array
+
+
+def init_state(params: hk.Params, optimizer: optax.GradientTransformation,
+               rng: jax.Array) -> TrainState:
+  """A step-0 :class:`TrainState`."""
+  return TrainState(step=jnp.zeros([], jnp.int32), params=params,
+                    opt_state=optimizer.init(params), rng=rng)
+
+
+def make_optimizer(
+    learning_rate: float,
+    min_learning_rate: float,
+    decay_steps: int,
+    decay_rate: float = 0.9,
+    max_grad_norm: float | None = None,
+) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """Adam with Sonnet's learning-rate schedule and optional clipping.
+
+  The learning rate at step ``s`` is
+  ``max(learning_rate * decay_rate ** (s / decay_steps), min_learning_rate)``
+  (continuous, not staircase), as in Sonnet's RMC examples.
+
+  Args:
+    learning_rate: Initial learning rate.
+    min_learning_rate: Floor of the decayed learning rate.
+    decay_steps: Steps over which the rate is multiplied by ``decay_rate``.
+    decay_rate: Decay factor, in (0, 1].
+    max_grad_norm: If set, gradients are clipped to this global L2 norm.
+
+  Returns:
+    ``(optimizer, schedule)``.
+  """
+  if not 0 < min_learning_rate <= learning_rate:
+    raise ValueError(
+        f'Need 0 < min_learning_rate <= learning_rate; got '
+        f'min_learning_rate={min_learning_rate}, '
+        f'learning_rate={learning_rate}.')
+  if decay_steps < 1 or not 0 < decay_rate <= 1:
+    raise ValueError(f'Need decay_steps >= 1 and 0 < decay_rate <= 1; got '
+                     f'{decay_steps} and {decay_rate}.')
+  schedule = optax.exponential_decay(
+      init_value=learning_rate, transition_steps=decay_steps,
+      decay_rate=decay_rate, end_value=min_learning_rate)
+  adam = optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8)
+  if max_grad_norm:
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), adam), schedule
+  return adam, schedule
+
+
+def make_train_chunk(
+    loss_fn: LossFn,
+    optimizer: optax.GradientTransformation,
+    schedule: optax.Schedule,
+) -> Callable[[TrainState, Any, int], tuple[TrainState, Metrics]]:
+  """Builds ``chunk(state, batches, num_steps) -> (state, metrics)``.
+
+  The returned function is jitted (``num_steps`` static, ``state`` donated)
+  and runs ``num_steps`` optimizer steps in a ``lax.scan``. ``batches`` is
+  None when ``loss_fn`` makes its data from the step's key, or a pytree whose
+  leaves have a leading axis of ``num_steps``. ``metrics`` holds, per step
+  (leading axis ``num_steps``), ``loss``, ``learning_rate`` and everything
+  ``loss_fn`` returned.
+  """
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+  def one_step(state: TrainState, batch: Any) -> tuple[TrainState, Metrics]:
+    key = jax.random.fold_in(state.rng, state.step)
+    (loss, step_metrics), grads = grad_fn(state.params, key, batch)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    step_metrics = dict(step_metrics, loss=loss,
+                        learning_rate=schedule(state.step))
+    return state._replace(step=state.step + 1, params=params,
+                          opt_state=opt_state), step_metrics
+
+  def chunk(state: TrainState, batches: Any, num_steps: int):
+    return jax.lax.scan(one_step, state, batches, length=num_steps)
+
+  return jax.jit(chunk, static_argnums=2, donate_argnums=0)
+
+
+def make_evaluator(
+    metrics_fn: Callable[[hk.Params, Any], Metrics],
+    eval_batches: Any,
+) -> Callable[[hk.Params], dict[str, float]]:
+  """Builds ``evaluate(params) -> {name: mean}`` over a fixed held-out set.
+
+  Args:
+    metrics_fn: ``(params, batch) -> {name: scalar mean over the batch}``.
+    eval_batches: Held-out batches, every leaf with a leading axis of
+      ``num_batches``; all batches must have the same size.
+  """
+  @jax.jit
+  def mean_metrics(params):
+    per_batch = jax.lax.map(lambda batch: metrics_fn(params, batch),
+                            eval_batches)
+    return jax.tree.map(jnp.mean, per_batch)
+
+  def evaluate(params):
+    return {k: float(v) for k, v in jax.device_get(mean_metrics(params)).items()}
+
+  return evaluate
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+  """Cadences of :func:`train`, in optimizer steps.
+
+  Attributes:
+    num_steps: Total optimizer steps.
+    steps_per_chunk: Steps per jitted call (one host round trip each).
+    log_every: Training metrics cadence; a multiple of ``steps_per_chunk``.
+    eval_every: Held-out evaluation cadence; a multiple of
+      ``steps_per_chunk``.
+    checkpoint_every: Checkpoint cadence; a multiple of ``steps_per_chunk``.
+    keep_checkpoints: How many of the newest checkpoints to keep.
+    time_budget_s: If set, stop (evaluate and checkpoint) after this many
+      seconds of training in this process.
+  """
+  num_steps: int
+  steps_per_chunk: int = 10
+  log_every: int = 100
+  eval_every: int = 1000
+  checkpoint_every: int = 1000
+  keep_checkpoints: int = 3
+  time_budget_s: float | None = None
+
+  def __post_init__(self):
+    for name in ('num_steps', 'steps_per_chunk', 'log_every', 'eval_every',
+                 'checkpoint_every', 'keep_checkpoints'):
+      if getattr(self, name) < 1:
+        raise ValueError(f'{name} must be >= 1; got {getattr(self, name)}.')
+    for name in ('log_every', 'eval_every', 'checkpoint_every'):
+      if getattr(self, name) % self.steps_per_chunk:
+        raise ValueError(
+            f'{name}={getattr(self, name)} must be a multiple of '
+            f'steps_per_chunk={self.steps_per_chunk}.')
+    if self.time_budget_s is not None and self.time_budget_s <= 0:
+      raise ValueError(
+          f'time_budget_s must be > 0; got {self.time_budget_s}.')
+
+
+class _StopRequest:
+  """Turns SIGINT and SIGTERM into a flag while installed."""
+
+  def __init__(self):
+    self.signal_name = None
+    self._previous = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGINT, signal.SIGTERM):
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    self.signal_name = signal.Signals(signum).name
+
+  def __exit__(self, *exc_info):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+
+def _mean_records(pending: list[Metrics]) -> dict[str, float]:
+  """Means over the steps of fetched per-chunk metrics; rate is the last."""
+  merged = {k: np.concatenate([np.asarray(m[k]) for m in pending])
+            for k in pending[0]}
+  record = {k: float(v.mean()) for k, v in merged.items()}
+  record['learning_rate'] = float(merged['learning_rate'][-1])
+  return record
+
+
+def train(
+    *,
+    workdir: str,
+    state: TrainState,
+    train_chunk: Callable[[TrainState, Any, int], tuple[TrainState, Metrics]],
+    evaluate: Callable[[hk.Params], dict[str, float]],
+    config: LoopConfig,
+    get_batches: Callable[[int, int], Any] | None = None,
+) -> dict[str, Any]:
+  """Trains, resuming from the newest checkpoint in ``workdir`` if any.
+
+  Args:
+    workdir: Directory for checkpoints and ``metrics.jsonl``.
+    state: The initial (step 0) state; also the template for restoring.
+    train_chunk: From :func:`make_train_chunk`.
+    evaluate: From :func:`make_evaluator`.
+    config: Cadences.
+    get_batches: ``(first_step, num_steps) -> batches`` for data made on the
+      host, or None when ``train_chunk``'s loss makes its own data.
+
+  Returns:
+    A summary: ``step`` reached, ``stopped_by`` (``'num_steps'``,
+    ``'time_budget'`` or a signal name), the last training record ``train``
+    and the last evaluation ``eval``.
+
+  Raises:
+    FloatingPointError: If a training loss is NaN or Inf. Nothing is written
+      after the last finite check, so the last checkpoint stays good.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  restored = checkpoint.restore_latest(workdir, state)
+  if restored is not None:
+    start, state = restored
+    logging.info('Resuming from step %d in %s.', start, workdir)
+  else:
+    start = 0
+  writer = metrics_lib.MetricWriter(
+      os.path.join(workdir, 'metrics.jsonl'), resume_step=start)
+  logging.info('Devices: %s.', jax.devices())
+
+  step = start
+  summary = {'step': step, 'stopped_by': 'num_steps', 'train': None,
+             'eval': None}
+  pending = []
+  started = last_log_time = time.monotonic()
+  last_log_step = step
+  last_checkpoint = (checkpoint.path_for_step(workdir, start)
+                     if restored is not None else None)
+  with _StopRequest() as stop_request:
+    while step < config.num_steps:
+      num = min(config.steps_per_chunk, config.num_steps - step)
+      batches = get_batches(step, num) if get_batches is not None else None
+      state, chunk_metrics = train_chunk(state, batches, num)
+      pending.append(chunk_metrics)
+      step += num
+      jax.block_until_ready(chunk_metrics['loss'])  # One sync per chunk.
+      now = time.monotonic()
+
+      stopped_by = None
+      if stop_request.signal_name:
+        stopped_by = stop_request.signal_name
+      elif (config.time_budget_s is not None
+            and now - started >= config.time_budget_s):
+        stopped_by = 'time_budget'
+      done = stopped_by is not None or step == config.num_steps
+      do_log = done or step % config.log_every == 0
+      do_eval = done or step % config.eval_every == 0
+      do_checkpoint = done or step % config.checkpoint_every == 0
+      if not (do_log or do_eval or do_checkpoint):
+        continue
+
+      fetched = jax.device_get(pending)
+      pending = []
+      losses = np.concatenate([np.asarray(m['loss']) for m in fetched])
+      if not np.all(np.isfinite(losses)):
+        first_bad = step - len(losses) + int(np.argmin(np.isfinite(losses)))
+        raise FloatingPointError(
+            f'Training loss is {losses[~np.isfinite(losses)][0]} at step '
+            f'{first_bad + 1}; stopping. The last good checkpoint is '
+            f'{last_checkpoint or "none (no checkpoint was written)"}.')
+      if do_log:
+        rate = (step - last_log_step) / max(now - last_log_time, 1e-9)
+        record = {'step': step, 'split': 'train', **_mean_records(fetched),
+                  'steps_per_sec': rate, 'elapsed_s': now - started,
+                  'eta_s': (config.num_steps - step) / rate}
+        writer.write(record)
+        summary['train'] = record
+        last_log_time, last_log_step = now, step
+      if do_eval:
+        eval_record = {'step': step, 'split': 'eval', **{
+            f'eval_{k}': v for k, v in evaluate(state.params).items()}}
+        writer.write(eval_record)
+        summary['eval'] = eval_record
+        last_log_time = time.monotonic()  # Evaluation is not training time.
+      if do_checkpoint:
+        last_checkpoint = checkpoint.save(
+            workdir, step, state, keep=config.keep_checkpoints)
+        last_log_time = time.monotonic()
+      if stopped_by is not None:
+        logging.info('Stopping at step %d: %s.', step, stopped_by)
+        summary['stopped_by'] = stopped_by
+        break
+  summary['step'] = step
+  if step == start and restored is not None:
+    logging.info('Nothing to do: the checkpoint in %s is at step %d.',
+                 workdir, step)
+  return summary
