@@ -1,0 +1,201 @@
+# Copyright 2026 The rmc Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Tests for the Nth Farthest model and binary (experiments/nth_farthest.py)."""
+
+import contextlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl.testing import absltest
+from absl.testing import flagsaver
+from absl.testing import parameterized
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+from rmc import checkpoint
+from rmc import metrics
+from rmc import models
+
+from experiments import nth_farthest
+
+jax.config.update('jax_numpy_rank_promotion', 'raise')
+
+FLAGS = flags.FLAGS
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run_main(*args):
+  """Runs the binary's main in-process; returns what it printed."""
+  with flagsaver.flagsaver():
+    FLAGS(['nth_farthest', *args])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+      nth_farthest.main(['nth_farthest'])
+  return out.getvalue()
+
+
+def _start_binary(*args):
+  return subprocess.Popen(
+      [sys.executable, '-m', 'experiments.nth_farthest', *args], cwd=_ROOT,
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(process, workdir, timeout=120):
+  deadline = time.monotonic() + timeout
+  while not checkpoint.list_steps(workdir):
+    if process.poll() is not None or time.monotonic() > deadline:
+      process.kill()
+      raise AssertionError(f'No checkpoint appeared: {process.communicate()}')
+    time.sleep(0.02)
+
+
+def _final_params(workdir):
+  """Parameters of the newest checkpoint, as {path: array}."""
+  step = checkpoint.list_steps(workdir)[-1]
+  with np.load(checkpoint.path_for_step(workdir, step)) as data:
+    return step, {k: data[k] for k in data.files if k.startswith('.params')}
+
+
+class ModelTest(parameterized.TestCase):
+
+  @parameterized.parameters('rmc', 'lstm')
+  def test_logits_shape(self, core):
+    def forward(inputs):
+      return models.SequenceClassifier(
+          models.make_core(core, lstm_hidden_size=32, mem_slots=4,
+                           head_size=8, num_heads=2), num_classes=5)(inputs)
+
+    f = hk.without_apply_rng(hk.transform(forward))
+    inputs = jnp.zeros([3, 5, 4 + 15])  # [B, K, F + 3K].
+    params = jax.jit(f.init)(jax.random.key(0), inputs)
+    self.assertEqual(jax.jit(f.apply)(params, inputs).shape, (3, 5))
+    mlp = [k for k in params if 'mlp' in k and 'relational_memory' not in k]
+    self.assertLen(mlp, 4)  # The 4 x 256 MLP before the logits.
+    for name in mlp:
+      self.assertEqual(params[name]['w'].shape[1], 256)
+
+  def test_metrics(self):
+    logits = jnp.array([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0]])
+    labels = jnp.array([0, 0, 0])
+    result = models.classification_metrics(logits, labels)
+    expected_loss = np.mean([np.log1p(np.exp(-2.0)), np.log1p(np.exp(1.0)),
+                             np.log1p(np.exp(-3.0))])
+    self.assertAlmostEqual(float(result['loss']), expected_loss, places=6)
+    self.assertAlmostEqual(float(result['accuracy']), 2 / 3, places=6)
+
+
+class BinaryTest(parameterized.TestCase):
+
+  @parameterized.parameters('rmc', 'lstm')
+  def test_smoke_preset_learns(self, core):
+    workdir = self.create_tempdir().full_path
+    printed = _run_main('--preset=smoke', f'--core={core}',
+                        f'--workdir={workdir}')
+    self.assertIn('Held-out accuracy', printed)
+    self.assertIn('at step 40, stopped by num_steps', printed)
+    records = metrics.read_records(os.path.join(workdir, 'metrics.jsonl'))
+    losses = [r['loss'] for r in records if r['split'] == 'train']
+    self.assertLen(losses, 4)
+    self.assertLess(losses[-1], losses[0])
+    self.assertEqual(checkpoint.list_steps(workdir), [20, 40])
+
+  def test_kill_and_resume_equals_uninterrupted(self):
+    killed = self.create_tempdir().full_path
+    process = _start_binary('--preset=smoke', '--num_steps=1000000',
+                            f'--workdir={killed}')
+    _wait_for_checkpoint(process, killed)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    step = checkpoint.list_steps(killed)[-1]
+    _run_main('--preset=smoke', f'--num_steps={step + 20}',
+              f'--workdir={killed}')
+    uninterrupted = self.create_tempdir().full_path
+    _run_main('--preset=smoke', f'--num_steps={step + 20}',
+              f'--workdir={uninterrupted}')
+    resumed_step, resumed = _final_params(killed)
+    expected_step, expected = _final_params(uninterrupted)
+    self.assertEqual(resumed_step, step + 20)
+    self.assertEqual(expected_step, step + 20)
+    self.assertEqual(resumed.keys(), expected.keys())
+    for name in expected:
+      np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
+
+  def test_sigterm_saves_a_checkpoint_and_exits_cleanly(self):
+    workdir = self.create_tempdir().full_path
+    process = _start_binary('--preset=smoke', '--num_steps=1000000',
+                            f'--workdir={workdir}')
+    _wait_for_checkpoint(process, workdir)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    self.assertEqual(process.returncode, 0, stderr)
+    self.assertIn('stopped by SIGTERM', stdout)
+    self.assertIn('SIGTERM', stderr)
+    step = checkpoint.list_steps(workdir)[-1]
+    self.assertIn(f'at step {step},', stdout)
+
+  def test_nan_loss_is_a_clear_error(self):
+    workdir = self.create_tempdir().full_path
+    with self.assertRaises(SystemExit) as cm:
+      _run_main('--preset=smoke', '--learning_rate=1e30',
+                '--min_learning_rate=1e30', '--max_grad_norm=0',
+                f'--workdir={workdir}')
+    self.assertRegex(str(cm.exception), r'error: Training loss is nan')
+
+  @parameterized.parameters(
+      ('--num_objects=1', 'num_objects'),
+      ('--gate_style=foo', 'gate_style'),
+      ('--batch_size=0', 'batch_size'),
+  )
+  def test_bad_flag_values(self, flag, name):
+    with flagsaver.flagsaver():
+      with self.assertRaisesRegex(flags.IllegalFlagValueError, name):
+        FLAGS(['nth_farthest', flag])
+
+  @parameterized.parameters(
+      ('--preset=huge', r"Unknown --preset='huge'"),
+      ('--log_every=7', 'log_every=7 must be a multiple of steps_per_chunk'),
+      ('--min_learning_rate=1', 'min_learning_rate'),
+  )
+  def test_bad_configurations(self, flag, regex):
+    with self.assertRaisesRegex(app.UsageError, regex):
+      _run_main('--preset=smoke', flag, '--workdir=/nonexistent')
+
+  def test_bad_flag_from_the_command_line_has_no_traceback(self):
+    process = _start_binary('--num_objects=1', '--workdir=/nonexistent')
+    _, stderr = process.communicate(timeout=60)
+    self.assertEqual(process.returncode, 1)
+    self.assertIn('--num_objects=1', stderr)
+    self.assertNotIn('Traceback', stderr)
+
+  def test_explicit_flags_override_the_preset(self):
+    with flagsaver.flagsaver():
+      FLAGS(['nth_farthest', '--preset=paper', '--batch_size=8'])
+      config = nth_farthest.common.resolve_config(
+          nth_farthest.PRESETS, nth_farthest.DEFAULT_PRESET,
+          nth_farthest.HYPERPARAMETERS)
+    self.assertEqual(config['batch_size'], 8)
+    self.assertEqual(config['num_features'], 16)
+    self.assertEqual((config['mem_slots'], config['num_heads'],
+                      config['head_size']), (8, 8, 32))
+
+
+if __name__ == '__main__':
+  absltest.main()
