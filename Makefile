@@ -9,7 +9,10 @@ INSTALLED := $(VENV)/.installed
 # pytest arguments; e.g. `make test PYTEST_ARGS="-k initial_state"`.
 PYTEST_ARGS ?=
 
-.PHONY: install test clean
+# Extra flags for the demo, e.g. `make demo DEMO_ARGS="--core=lstm"`.
+DEMO_ARGS ?=
+
+.PHONY: install test demo clean
 
 install: $(INSTALLED)
 
@@ -22,6 +25,13 @@ $(INSTALLED): $(VENV_PYTHON) setup.py requirements.txt
 
 test: $(INSTALLED)
 	$(VENV_PYTHON) -m pytest -n auto tests $(PYTEST_ARGS)
+
+# The Nth Farthest main job on its `demo` preset, in a fresh work directory.
+demo: $(INSTALLED)
+	@workdir=$$(mktemp -d -t rmc_nth_farthest_demo.XXXXXX) && \
+	echo "Nth Farthest demo: checkpoints and metrics.jsonl in $$workdir" && \
+	$(VENV_PYTHON) -m experiments.nth_farthest --preset=demo \
+	    --workdir=$$workdir $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

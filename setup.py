@@ -46,7 +46,8 @@ setuptools.setup(
     python_requires='>=3.11',
     install_requires=_requirements(),
     extras_require={
-        'test': ['pytest>=8', 'pytest-xdist>=3'],
+        'test': ['pytest>=8', 'pytest-xdist>=3', 'matplotlib>=3.8'],
+        'plot': ['matplotlib>=3.8'],
     },
     classifiers=[
         'License :: OSI Approved :: Apache Software License',

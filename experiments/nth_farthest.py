@@ -71,8 +71,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     'demo': dict(
         num_objects=4, num_features=4, batch_size=64, learning_rate=1e-3,
         min_learning_rate=1e-4, decay_steps=2000, decay_rate=0.9,
-        max_grad_norm=0.0, num_steps=4000, time_budget_s=0.0,
-        steps_per_chunk=20, log_every=200, eval_every=1000,
+        max_grad_norm=0.0, num_steps=6000, time_budget_s=0.0,
+        steps_per_chunk=20, log_every=100, eval_every=500,
         checkpoint_every=1000, keep_checkpoints=3, eval_batches=16,
         core='rmc', lstm_hidden_size=256, mem_slots=4, head_size=32,
         num_heads=2, **_RMC_DEFAULTS),

@@ -22,7 +22,8 @@
   ``lax.scan``, so small models are not bound by per-step dispatch.
 * :func:`make_evaluator`: mean metrics over a fixed held-out set.
 * :func:`train`: the loop. It logs to absl and ``<workdir>/metrics.jsonl``,
-  evaluates and checkpoints atomically at fixed cadences, resumes
+  evaluates (also before the first step of a fresh run) and checkpoints
+  atomically at fixed cadences, resumes
   automatically from ``workdir`` (bitwise on CPU), stops on a NaN or Inf loss
   without overwriting the last good checkpoint, and on SIGINT or SIGTERM
   saves a checkpoint and returns.
@@ -285,6 +286,10 @@ def train(
   last_log_step = step
   last_checkpoint = (checkpoint.path_for_step(workdir, start)
                      if restored is not None else None)
+  if restored is None:  # Where a fresh run starts from.
+    writer.write({'step': 0, 'split': 'eval', **{
+        f'eval_{k}': v for k, v in evaluate(state.params).items()},
+                  'elapsed_s': 0.0})
   with _StopRequest() as stop_request:
     while step < config.num_steps:
       num = min(config.steps_per_chunk, config.num_steps - step)
@@ -327,7 +332,8 @@ def train(
         last_log_time, last_log_step = now, step
       if do_eval:
         eval_record = {'step': step, 'split': 'eval', **{
-            f'eval_{k}': v for k, v in evaluate(state.params).items()}}
+            f'eval_{k}': v for k, v in evaluate(state.params).items()},
+                       'elapsed_s': now - started}
         writer.write(eval_record)
         summary['eval'] = eval_record
         last_log_time = time.monotonic()  # Evaluation is not training time.

@@ -106,7 +106,7 @@ class TrainTest(absltest.TestCase):
     train_records = [r for r in records if r['split'] == 'train']
     eval_records = [r for r in records if r['split'] == 'eval']
     self.assertEqual([r['step'] for r in train_records], [10, 20, 30, 40])
-    self.assertEqual([r['step'] for r in eval_records], [20, 40])
+    self.assertEqual([r['step'] for r in eval_records], [0, 20, 40])
     for key in ('loss', 'abs_error', 'learning_rate', 'steps_per_sec',
                 'elapsed_s', 'eta_s'):
       self.assertIn(key, train_records[0])
