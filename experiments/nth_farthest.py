@@ -42,6 +42,7 @@ from absl import flags
 from absl import logging
 import haiku as hk
 import jax
+import jax.numpy as jnp
 
 from experiments import common
 from rmc import models
@@ -111,14 +112,26 @@ def run(config: dict[str, Any], workdir: str, seed: int) -> dict[str, Any]:
 
   model = hk.without_apply_rng(hk.transform(forward))
 
-  def metrics_fn(params, batch):
-    return models.classification_metrics(
-        model.apply(params, batch.inputs), batch.labels)
-
   def loss_fn(params, key, batch):
     del batch  # Made on the device from the step's key.
-    metrics = metrics_fn(params, generate(key))
+    data = generate(key)
+    metrics = models.classification_metrics(
+        model.apply(params, data.inputs), data.labels)
     return metrics['loss'], {'accuracy': metrics['accuracy']}
+
+  def eval_metrics_fn(params, batch):
+    """Loss and accuracy, plus accuracy split by the queried rank n."""
+    logits = model.apply(params, batch.inputs)  # [B, K]
+    metrics = models.classification_metrics(logits, batch.labels)
+    k = config['num_objects']
+    rank = jnp.argmax(batch.inputs[:, 0, -k:], axis=-1)  # [B], the n one-hot.
+    correct = jnp.argmax(logits, axis=-1) == batch.labels  # [B]
+    # Rank 0 asks for the reference itself, readable from its one-hot.
+    for name, mask in (('accuracy_rank_0', rank == 0),
+                       ('accuracy_other_ranks', rank != 0)):
+      metrics[name] = (jnp.sum(correct & mask)
+                       / jnp.maximum(jnp.sum(mask), 1))
+    return metrics
 
   init_key, train_key, eval_key = jax.random.split(jax.random.key(seed), 3)
   example = jax.eval_shape(generate, init_key)
@@ -131,7 +144,7 @@ def run(config: dict[str, Any], workdir: str, seed: int) -> dict[str, Any]:
       workdir=workdir,
       state=training.init_state(params, optimizer, train_key),
       train_chunk=training.make_train_chunk(loss_fn, optimizer, schedule),
-      evaluate=training.make_evaluator(metrics_fn, eval_set),
+      evaluate=training.make_evaluator(eval_metrics_fn, eval_set),
       config=common.loop_config(config))
 
 

@@ -28,9 +28,10 @@ from absl import flags
 
 from rmc import metrics
 
+# Not `required=True`: that would break flag parsing for every binary imported
+# into the same process (as in the tests); main() checks it instead.
 _METRICS = flags.DEFINE_list(
-    'metrics', None, 'Comma-separated metrics.jsonl files to plot.',
-    required=True)
+    'metrics', None, 'Comma-separated metrics.jsonl files to plot (required).')
 _LABELS = flags.DEFINE_list(
     'labels', None, 'Legend label per file (default: the file paths).')
 _OUTPUT = flags.DEFINE_string('output', 'curves.png', 'PNG file to write.')
@@ -43,6 +44,8 @@ _X = flags.DEFINE_enum(
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
+  if not _METRICS.value:
+    raise app.UsageError('--metrics is required.')
   labels = _LABELS.value or _METRICS.value
   if len(labels) != len(_METRICS.value):
     raise app.UsageError(

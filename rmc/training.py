@@ -286,10 +286,16 @@ def train(
   last_log_step = step
   last_checkpoint = (checkpoint.path_for_step(workdir, start)
                      if restored is not None else None)
+
+  def write_evaluation(at_step, params, elapsed_s):
+    record = {'step': at_step, 'split': 'eval', **{
+        f'eval_{k}': v for k, v in evaluate(params).items()},
+              'elapsed_s': elapsed_s}
+    writer.write(record)
+    return record
+
   if restored is None:  # Where a fresh run starts from.
-    writer.write({'step': 0, 'split': 'eval', **{
-        f'eval_{k}': v for k, v in evaluate(state.params).items()},
-                  'elapsed_s': 0.0})
+    write_evaluation(0, state.params, 0.0)
   with _StopRequest() as stop_request:
     while step < config.num_steps:
       num = min(config.steps_per_chunk, config.num_steps - step)
@@ -313,8 +319,8 @@ def train(
       if not (do_log or do_eval or do_checkpoint):
         continue
 
+      # Everything since the last log, so each log averages its interval.
       fetched = jax.device_get(pending)
-      pending = []
       losses = np.concatenate([np.asarray(m['loss']) for m in fetched])
       if not np.all(np.isfinite(losses)):
         first_bad = step - len(losses) + int(np.argmin(np.isfinite(losses)))
@@ -329,13 +335,10 @@ def train(
                   'eta_s': (config.num_steps - step) / rate}
         writer.write(record)
         summary['train'] = record
+        pending = []
         last_log_time, last_log_step = now, step
       if do_eval:
-        eval_record = {'step': step, 'split': 'eval', **{
-            f'eval_{k}': v for k, v in evaluate(state.params).items()},
-                       'elapsed_s': now - started}
-        writer.write(eval_record)
-        summary['eval'] = eval_record
+        summary['eval'] = write_evaluation(step, state.params, now - started)
         last_log_time = time.monotonic()  # Evaluation is not training time.
       if do_checkpoint:
         last_checkpoint = checkpoint.save(

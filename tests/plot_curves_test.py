@@ -65,6 +65,10 @@ class PlotCurvesTest(absltest.TestCase):
     with self.assertRaisesRegex(app.UsageError, '--labels has 2 entries'):
       self._main(f'--metrics={path}', '--labels=a,b')
 
+  def test_metrics_flag_is_required(self):
+    with self.assertRaisesRegex(app.UsageError, '--metrics is required'):
+      self._main()
+
   def test_empty_file_is_an_error(self):
     path = os.path.join(self.create_tempdir().full_path, 'empty.jsonl')
     open(path, 'w').close()

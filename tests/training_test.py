@@ -36,15 +36,16 @@ def _regression_problem(nan_from_step=None):
     x = np.stack([np.random.default_rng(first_step + i).normal(size=[8, 3])
                   for i in range(num_steps)]).astype(np.float32)
     y = x @ true_w
+    steps = first_step + np.arange(num_steps)
     if nan_from_step is not None:
-      steps = first_step + np.arange(num_steps)
       y[steps >= nan_from_step] = np.nan
-    return {'x': x, 'y': y}  # [K, 8, 3], [K, 8]
+    return {'x': x, 'y': y, 'step': steps}  # [K, 8, 3], [K, 8], [K]
 
   def loss_fn(params, key, batch):
     noise = 1e-3 * jax.random.normal(key, batch['y'].shape)
     error = batch['x'] @ params['w'] - batch['y'] + noise
-    return jnp.mean(error ** 2), {'abs_error': jnp.mean(jnp.abs(error))}
+    return jnp.mean(error ** 2), {'abs_error': jnp.mean(jnp.abs(error)),
+                                  'data_step': batch['step'].astype(float)}
 
   def metrics_fn(params, batch):
     return {'loss': jnp.mean((batch['x'] @ params['w'] - batch['y']) ** 2)}
@@ -113,6 +114,16 @@ class TrainTest(absltest.TestCase):
     self.assertLess(train_records[-1]['loss'], train_records[0]['loss'] / 5)
     self.assertLess(eval_records[-1]['eval_loss'], eval_records[0]['eval_loss'])
     self.assertEqual(checkpoint.list_steps(workdir), [20, 40])
+
+  def test_each_log_averages_its_whole_interval(self):
+    workdir = self.create_tempdir().full_path
+    # Evaluations and checkpoints every chunk, logs every other chunk.
+    training.train(workdir=workdir,
+                   config=_config(eval_every=5, checkpoint_every=5),
+                   **_regression_problem())
+    records = metrics.read_records(os.path.join(workdir, 'metrics.jsonl'))
+    means = [r['data_step'] for r in records if r['split'] == 'train']
+    self.assertEqual(means, [4.5, 14.5, 24.5, 34.5])  # Means of 0..9, ...
 
   def test_resume_is_bitwise_identical(self):
     uninterrupted = self.create_tempdir().full_path
