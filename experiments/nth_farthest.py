@@ -21,8 +21,10 @@ Usage (from the repository root):
 
 Presets (explicit flags override them):
 
-* ``demo`` (the default): a CPU-sized task and RMC that visibly learn within
-  about 5 minutes on 2 cores.
+* ``demo`` (the default): 4 objects of 4 features and a small RMC. In about
+  a minute on 2 CPU cores it goes from chance (25%) to about 50% held-out
+  accuracy, the plateau where rank 0 (the reference) is solved; see the
+  README.
 * ``paper``: 8 objects of 16 features, batch 1600, Adam 1e-4 with Sonnet's
   decay to 8e-5, an RMC with 8 memories of 256 units (8 heads of 32; 2048
   units in total), 1 block.
