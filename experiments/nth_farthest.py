@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 
 from experiments import common
+from rmc import checkpoint
 from rmc import models
 from rmc import training
 from rmc.data import nth_farthest
@@ -56,7 +57,8 @@ flags.DEFINE_integer('num_objects', None,
 flags.DEFINE_integer('num_features', None, 'Size of each vector.',
                      lower_bound=1)
 
-HYPERPARAMETERS = ('num_objects', 'num_features') + common.COMMON_HYPERPARAMETERS
+HYPERPARAMETERS = (('num_objects', 'num_features')
+                   + common.COMMON_HYPERPARAMETERS)
 
 _RMC_DEFAULTS = dict(
     num_blocks=1, key_size=None, attention_mlp_layers=2, gate_style='unit',
@@ -158,7 +160,7 @@ def main(argv):
   logging.info('Configuration: %s', config)
   try:
     summary = run(config, workdir, common.SEED.value)
-  except FloatingPointError as e:
+  except (FloatingPointError, checkpoint.CheckpointError) as e:
     logging.error('%s', e)
     sys.exit(f'error: {e}')
   evaluation = summary['eval']

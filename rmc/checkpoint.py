@@ -34,6 +34,10 @@ import numpy as np
 _PATTERN = re.compile(r'^checkpoint_(\d+)\.npz$')
 
 
+class CheckpointError(ValueError):
+  """A checkpoint cannot be read, or does not match the model."""
+
+
 def path_for_step(directory: str, step: int) -> str:
   """The file name of the checkpoint of ``step`` in ``directory``."""
   return os.path.join(directory, f'checkpoint_{step:010d}.npz')
@@ -110,18 +114,18 @@ def restore(path: str, template: Any) -> Any:
     and PRNG keys where the template has keys).
 
   Raises:
-    ValueError: If the file does not hold exactly the template's leaves with
-      the same shapes and dtypes, or cannot be read.
+    CheckpointError: If the file does not hold exactly the template's leaves
+      with the same shapes and dtypes, or cannot be read.
   """
   leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
   try:
     with np.load(path, allow_pickle=False) as data:
       stored = {name: data[name] for name in data.files}
   except (OSError, ValueError) as e:
-    raise ValueError(f'Cannot read checkpoint {path}: {e}') from e
+    raise CheckpointError(f'Cannot read checkpoint {path}: {e}') from e
   expected = {jax.tree_util.keystr(p) for p, _ in leaves}
   if set(stored) != expected:
-    raise ValueError(
+    raise CheckpointError(
         f'Checkpoint {path} does not match the model: missing '
         f'{sorted(expected - set(stored))}, unexpected '
         f'{sorted(set(stored) - expected)}.')
@@ -133,7 +137,7 @@ def restore(path: str, template: Any) -> Any:
     if value.dtype.kind == 'V' and value.dtype.itemsize == want.dtype.itemsize:
       value = value.view(want.dtype)  # e.g. bfloat16, stored as raw bytes.
     if value.shape != want.shape or value.dtype != want.dtype:
-      raise ValueError(
+      raise CheckpointError(
           f'Checkpoint {path}: {name} has shape {value.shape} and dtype '
           f'{value.dtype}; the model expects {want.shape} and {want.dtype}.')
     if _is_key(leaf):

@@ -164,7 +164,8 @@ def make_evaluator(
     return jax.tree.map(jnp.mean, per_batch)
 
   def evaluate(params):
-    return {k: float(v) for k, v in jax.device_get(mean_metrics(params)).items()}
+    means = jax.device_get(mean_metrics(params))
+    return {k: float(v) for k, v in means.items()}
 
   return evaluate
 

@@ -71,10 +71,11 @@ class CheckpointTest(absltest.TestCase):
     path = checkpoint.save(directory, 1, _tree())
     other = _tree()
     other['params']['linear']['w'] = jnp.zeros([4, 2])
-    with self.assertRaisesRegex(ValueError, r"\['linear'\]\['w'\].*\(3, 2\)"):
+    with self.assertRaisesRegex(checkpoint.CheckpointError,
+                                r"\['linear'\]\['w'\].*\(3, 2\)"):
       checkpoint.restore(path, other)
     del other['params']['linear']['b']
-    with self.assertRaisesRegex(ValueError, 'missing'):
+    with self.assertRaisesRegex(checkpoint.CheckpointError, 'missing'):
       checkpoint.restore(path, other)
 
   def test_unreadable_file_is_named(self):
@@ -82,7 +83,8 @@ class CheckpointTest(absltest.TestCase):
     path = checkpoint.path_for_step(directory, 3)
     with open(path, 'wb') as f:
       f.write(b'not a checkpoint')
-    with self.assertRaisesRegex(ValueError, 'Cannot read checkpoint .*0003'):
+    with self.assertRaisesRegex(checkpoint.CheckpointError,
+                                'Cannot read checkpoint .*0003'):
       checkpoint.restore(path, _tree())
 
   def test_failed_write_keeps_previous_checkpoint(self):

@@ -138,16 +138,17 @@ class BinaryTest(parameterized.TestCase):
     for name in expected:
       np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
 
-  def test_sigterm_saves_a_checkpoint_and_exits_cleanly(self):
+  @parameterized.parameters(signal.SIGTERM, signal.SIGINT)
+  def test_signal_saves_a_checkpoint_and_exits_cleanly(self, signum):
     workdir = self.create_tempdir().full_path
     process = _start_binary('--preset=smoke', '--num_steps=1000000',
                             f'--workdir={workdir}')
     _wait_for_checkpoint(process, workdir)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=60)
     self.assertEqual(process.returncode, 0, stderr)
-    self.assertIn('stopped by SIGTERM', stdout)
-    self.assertIn('SIGTERM', stderr)
+    self.assertIn(f'stopped by {signum.name}', stdout)
+    self.assertIn('Stopping at step', stderr)
     step = checkpoint.list_steps(workdir)[-1]
     self.assertIn(f'at step {step},', stdout)
 
@@ -178,12 +179,28 @@ class BinaryTest(parameterized.TestCase):
     with self.assertRaisesRegex(app.UsageError, regex):
       _run_main('--preset=smoke', flag, '--workdir=/nonexistent')
 
-  def test_bad_flag_from_the_command_line_has_no_traceback(self):
-    process = _start_binary('--num_objects=1', '--workdir=/nonexistent')
+  @parameterized.parameters(
+      ('--num_objects=1', '--num_objects=1'),
+      ('--gate_style=foo', '--gate_style=foo'),
+      ('--batch_size=0', '--batch_size=0'),
+      ('--preset=huge', "Unknown --preset='huge'"),
+  )
+  def test_bad_flag_from_the_command_line_has_no_traceback(self, flag,
+                                                           message):
+    process = _start_binary(flag, '--workdir=/nonexistent')
     _, stderr = process.communicate(timeout=60)
     self.assertEqual(process.returncode, 1)
-    self.assertIn('--num_objects=1', stderr)
+    self.assertIn(message, stderr)
     self.assertNotIn('Traceback', stderr)
+
+  def test_resuming_a_different_model_is_a_clear_error(self):
+    workdir = self.create_tempdir().full_path
+    _run_main('--preset=smoke', '--num_steps=5', '--checkpoint_every=5',
+              '--log_every=5', '--eval_every=5', f'--workdir={workdir}')
+    with self.assertRaises(SystemExit) as cm:
+      _run_main('--preset=smoke', '--head_size=8', f'--workdir={workdir}')
+    self.assertRegex(str(cm.exception),
+                     r'error: Checkpoint .* does not match the model|has shape')
 
   def test_explicit_flags_override_the_preset(self):
     with flagsaver.flagsaver():

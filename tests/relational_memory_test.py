@@ -652,7 +652,7 @@ class ParameterTest(parameterized.TestCase):
       expected[f'relational_memory/attention_mlp/~/linear_{layer}/w'] = (8, 8)
       expected[f'relational_memory/attention_mlp/~/linear_{layer}/b'] = (8,)
     for block in range(2):
-      prefix = f'relational_memory/'
+      prefix = 'relational_memory/'
       expected[f'{prefix}qkv_projection_{block}/w'] = (8, 28)
       expected[f'{prefix}qkv_projection_{block}/b'] = (28,)
       for norm, size in (('qkv', 28), ('attention', 8), ('mlp', 8)):
