@@ -1,0 +1,324 @@
+# Copyright 2026 The rmc Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Tests for rmc.data.learn_to_execute.
+
+Targets are checked against an independent evaluator: a small parser of the
+program text (which holds every random choice: the literals, the comparison
+and the loop count), not the generator's own arithmetic.
+"""
+
+import collections
+import random
+import re
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import numpy as np
+from rmc.data import learn_to_execute as lte
+
+
+class _Parser:
+  """Evaluates program text: operand (op ...)?, where an operand is a literal
+  or a parenthesised program, and `x=<operand>for[i]x+=<literal>` loops."""
+
+  def __init__(self, text):
+    self.text, self.pos = text, 0
+
+  def _eat(self, token):
+    if not self.text.startswith(token, self.pos):
+      raise SyntaxError(f'{token!r} expected at {self.pos} in {self.text!r}')
+    self.pos += len(token)
+
+  def _literal(self):
+    match = re.compile(r'\d+').match(self.text, self.pos)
+    if match is None:
+      raise SyntaxError(f'number expected at {self.pos} in {self.text!r}')
+    self.pos = match.end()
+    return int(match.group())
+
+  def _operand(self):
+    if self.text.startswith('(', self.pos):
+      self._eat('(')
+      value = self.program()
+      self._eat(')')
+      return value
+    return self._literal()
+
+  def program(self):
+    if self.text.startswith('x=', self.pos):
+      self._eat('x=')
+      start = self._operand()
+      self._eat('for[')
+      loops = self._literal()
+      self._eat(']x+=')
+      return start + loops * self._literal()
+    value = self._operand()
+    rest = self.text[self.pos:]
+    if rest.startswith('+'):
+      self._eat('+')
+      return value + self._literal()
+    if rest.startswith('-'):
+      self._eat('-')
+      return value - self._literal()
+    if rest.startswith('*'):
+      self._eat('*')
+      return value * self._literal()
+    if rest.startswith('if'):
+      self._eat('if')
+      b = self._literal()
+      less = self.text.startswith('<', self.pos)
+      self._eat('<' if less else '>')
+      c = self._literal()
+      self._eat('else')
+      d = self._literal()
+      return value if (b < c if less else b > c) else d
+    return value
+
+
+def evaluate(code, length):
+  """The target of a program task, independently of the generator."""
+  parser = _Parser(code)
+  value = parser.program()
+  if parser.pos != len(code):
+    raise SyntaxError(f'trailing text in {code!r}')
+  return str(value % 10 ** (length + 1))
+
+
+_SPEC_EXAMPLES = (  # sonnet_rmc.md section 6.1, from running Sonnet.
+    ('(65125-15306)-77013', 5, '972806'),
+    ('(x=88892for[5]x+=29262)+19665', 5, '254867'),
+    ('x=(x=21955for[6]x+=20544)for[5]x+=24294', 5, '266689'),
+    ('37if74<27else46', 2, '46'),
+    ('x=21for[7]x+=86', 2, '623'),
+)
+
+_SPEC_VOCABULARY = (
+    ['_unk_', '_null_', '_eos_', '|', ' ', '!', '(', ')', '*', '+', '-', '.',
+     '/'] + [str(d) for d in range(10)]
+    + [':', '<', '=', '>', '[', ']', 'a', 'e', 'else', 'f', 'for', 'g', 'i',
+       'if', 'l', 'n', 'o', 'r', 'range', 's', 'x', '~'])
+
+
+class GeneratorTest(parameterized.TestCase):
+
+  @parameterized.parameters(*_SPEC_EXAMPLES)
+  def test_independent_evaluator_on_spec_examples(self, code, length, target):
+    self.assertEqual(evaluate(code, length), target)
+
+  @parameterized.product(task=('algebra', 'control', 'all', 'alg_ctrl',
+                               'addition'),
+                         length=(1, 3, 5), nesting=(1, 2, 3))
+  def test_program_targets_match_independent_evaluation(self, task, length,
+                                                        nesting):
+    rng = random.Random(f'{task}-{length}-{nesting}')
+    for _ in range(300):
+      program = lte.generate_program(rng, task, length, nesting)
+      self.assertEqual(program.target, evaluate(program.code, length),
+                       program.code)
+      self.assertNotIn(' ', program.code)
+      # Every literal has exactly `length` digits (loop counts are [i]).
+      literals = re.findall(r'\d+', re.sub(r'\[\d\]', '', program.code))
+      self.assertTrue(all(len(l) == length for l in literals), program.code)
+      self.assertEqual(program.code.count('('), nesting - 1)
+      num_steps, num_steps_out = lte.sequence_lengths(task, length, nesting)
+      self.assertLessEqual(len(program.code), num_steps)
+      self.assertLessEqual(len(program.target), num_steps_out)
+
+  def test_operations_used_by_each_task(self):
+    markers = {'add': '+', 'subtract': '-', 'multiply': '*', 'if': 'if',
+               'for': 'for'}
+    for task in ('algebra', 'control', 'all', 'alg_ctrl', 'addition'):
+      rng = random.Random(task)
+      codes = ''.join(lte.generate_program(rng, task, 3, 1).code
+                      for _ in range(200)).replace('x+=', '')  # For loops.
+      for op, marker in markers.items():
+        self.assertEqual(marker in codes, op in lte.TASKS[task], (task, op))
+
+  def test_negative_results_wrap_with_floor_modulo(self):
+    rng = random.Random(0)
+    seen_negative = False
+    for _ in range(500):
+      program = lte.generate_program(rng, 'alg_ctrl', 5, 2)
+      seen_negative |= _Parser(program.code).program() < 0
+      self.assertGreaterEqual(int(program.target), 0)
+      self.assertLess(int(program.target), 10 ** 6)
+    self.assertTrue(seen_negative)
+
+  def test_multiplication_does_not_overflow(self):
+    rng = random.Random(1)
+    program = lte.generate_program(rng, 'algebra', 9, 4)
+    self.assertEqual(program.target, evaluate(program.code, 9))
+
+  @parameterized.parameters(('copy', 1), ('reverse', 1), ('double', 1),
+                            ('copy', 4), ('reverse', 6), ('double', 3))
+  def test_memory_tasks(self, task, length):
+    rng = random.Random(task)
+    for _ in range(200):
+      program = lte.generate_program(rng, task, length, 1)
+      self.assertLen(program.code, length)
+      expected = {'copy': program.code, 'reverse': program.code[::-1],
+                  'double': program.code * 2}[task]
+      self.assertEqual(program.target, expected)
+      num_steps, num_steps_out = lte.sequence_lengths(task, length, 1)
+      self.assertLessEqual(len(program.code), num_steps)
+      self.assertLessEqual(len(program.target), num_steps_out)
+
+  def test_deterministic_in_seed(self):
+    first = [lte.generate_program(random.Random(3), 'all', 4, 2)
+             for _ in range(3)]
+    again = [lte.generate_program(random.Random(3), 'all', 4, 2)
+             for _ in range(3)]
+    self.assertEqual(first, again)
+
+  @parameterized.parameters(
+      (dict(task='nope', length=2, nesting=1), 'Unknown task'),
+      (dict(task='all', length=0, nesting=1), 'length and nesting'),
+      (dict(task='all', length=2, nesting=0), 'length and nesting'),
+  )
+  def test_bad_arguments(self, kwargs, regex):
+    with self.assertRaisesRegex(ValueError, regex):
+      lte.generate_program(random.Random(0), **kwargs)
+
+
+class SequenceLengthTest(parameterized.TestCase):
+
+  @parameterized.parameters(
+      ('all', 5, 2, True, (57, 10)), ('all', 3, 2, True, (43, 6)),
+      ('all', 6, 3, True, (94, 12)), ('all', 5, 2, False, (23, 1)),
+      ('copy', 5, 1, True, (6, 6)), ('double', 5, 1, True, (6, 11)))
+  def test_sonnet_formulas(self, task, length, nesting, by_char, expected):
+    self.assertEqual(
+        lte.sequence_lengths(task, length, nesting, by_char), expected)
+
+  def test_memory_tasks_need_nesting_one(self):
+    with self.assertRaisesRegex(ValueError, 'max_nesting=1'):
+      lte.sequence_lengths('copy', 3, 2)
+
+
+class VocabularyTest(absltest.TestCase):
+
+  def test_character_vocabulary_is_sonnets(self):
+    vocabulary = lte.Vocabulary()
+    self.assertEqual(list(vocabulary.tokens), _SPEC_VOCABULARY)
+    self.assertLen(vocabulary, 45)
+
+  def test_encode_pads_and_counts(self):
+    vocabulary = lte.Vocabulary()
+    ids, count = vocabulary.encode('x=21for[7]x+=86', 20)
+    self.assertEqual(count, 15)
+    self.assertEqual(vocabulary.decode(ids), 'x=21for[7]x+=86' + '.' * 5)
+    with self.assertRaisesRegex(ValueError, 'more than the 10 allowed'):
+      vocabulary.encode('x=21for[7]x+=86', 10)
+
+  def test_unknown_token_is_an_error(self):
+    with self.assertRaisesRegex(ValueError, "Token 'z' is not in the 45"):
+      lte.Vocabulary().encode('3z', 5)
+
+  def test_word_mode_holds_results_with_one_more_digit(self):
+    vocabulary = lte.Vocabulary(by_char=False, max_length=2)
+    self.assertEqual(lte.tokenize('x=21for[7]x+=86', by_char=False),
+                     ['x', '=', '21', 'for', '[', '7', ']', 'x', '+', '=',
+                      '86'])
+    ids, count = vocabulary.encode('623', 1)  # Three digits for length 2.
+    self.assertEqual((vocabulary.decode(ids), count), ('623', 1))
+    self.assertNotEqual(ids[0], vocabulary.id('_unk_'))
+    with self.assertRaisesRegex(ValueError, "'1000'"):
+      vocabulary.encode('1000', 1)
+
+
+class _FakeLoss:
+  """Losses falling, flat, or rising by 50% per call."""
+
+  def __init__(self, factor):
+    self.value, self.factor = 1.0, factor
+
+  def __call__(self):
+    self.value *= self.factor
+    return self.value
+
+
+class CurriculumTest(parameterized.TestCase):
+
+  def test_baseline_is_fixed(self):
+    curriculum = lte.BaselineCurriculum(5, 2)
+    rng = random.Random(0)
+    self.assertEqual({curriculum.fetch(rng) for _ in range(50)}, {(5, 2)})
+    self.assertFalse(any(curriculum.update(0.1 / (i + 1)) for i in range(30)))
+
+  def test_mix_samples_every_level_uniformly(self):
+    curriculum = lte.MixCurriculum(3, 2)
+    rng = random.Random(0)
+    samples = [curriculum.fetch(rng) for _ in range(6000)]
+    counts = collections.Counter(samples)
+    self.assertEqual(set(counts), {(l, n) for l in (1, 2, 3) for n in (1, 2)})
+    np.testing.assert_allclose(np.array(list(counts.values())) / 6000, 1 / 6,
+                               atol=0.02)
+    self.assertFalse(curriculum.update(0.5, force=True))
+
+  def test_update_signals_after_min_tries_when_loss_falls(self):
+    curriculum = lte.NaiveCurriculum(3, 2, min_tries=10)
+    loss = _FakeLoss(0.9)
+    signals = [curriculum.update(loss()) for _ in range(30)]
+    self.assertEqual([i for i, s in enumerate(signals) if s], [9, 19, 29])
+    rising = lte.NaiveCurriculum(3, 2, min_tries=10)
+    loss = _FakeLoss(1.5)
+    self.assertFalse(any(rising.update(loss()) for _ in range(30)))
+
+  def test_naive_progresses_length_then_nesting(self):
+    curriculum = lte.NaiveCurriculum(3, 2)
+    rng = random.Random(0)
+    levels = [curriculum.fetch(rng)]
+    while curriculum.update(force=True):
+      levels.append(curriculum.fetch(rng))
+    self.assertEqual(levels, [(1, 1), (2, 1), (3, 1), (3, 2)])
+
+  def test_combine_samples_up_to_the_current_level(self):
+    curriculum = lte.CombineCurriculum(4, 3)
+    rng = random.Random(0)
+    self.assertEqual({curriculum.fetch(rng) for _ in range(100)}, {(1, 1)})
+    for _ in range(3):
+      curriculum.update(force=True)
+    self.assertEqual((curriculum.length, curriculum.nesting), (4, 1))
+    curriculum.update(force=True)
+    seen = {curriculum.fetch(rng) for _ in range(2000)}
+    self.assertEqual(seen, {(l, n) for l in range(1, 5) for n in (1, 2)})
+
+
+class BatchTest(absltest.TestCase):
+
+  def test_batch_layout(self):
+    vocabulary = lte.Vocabulary()
+    batch = lte.make_batch(random.Random(0), 16, 'alg_ctrl',
+                           lte.MixCurriculum(5, 2), vocabulary)
+    self.assertEqual(batch.inputs.shape, (57, 16))
+    self.assertEqual(batch.targets.shape, (10, 16))
+    self.assertEqual(batch.decoder_inputs.shape, (10, 16))
+    pad = vocabulary.id(lte.PAD)
+    for b in range(16):
+      n_in, n_out = batch.input_lengths[b], batch.target_lengths[b]
+      code = vocabulary.decode(batch.inputs[:n_in, b])
+      target = vocabulary.decode(batch.targets[:n_out, b])
+      self.assertTrue(np.all(batch.inputs[n_in:, b] == pad))
+      self.assertTrue(np.all(batch.targets[n_out:, b] == pad))
+      nesting = code.count('(') + 1
+      length = len(re.findall(r'\d+', re.sub(r'\[\d\]', '', code))[0])
+      self.assertEqual(target, evaluate(code, length))
+      self.assertLessEqual(nesting, 2)
+      self.assertEqual(batch.decoder_inputs[0, b], vocabulary.id(lte.SOS))
+      np.testing.assert_array_equal(batch.decoder_inputs[1:, b],
+                                    batch.targets[:-1, b])
+
+
+if __name__ == '__main__':
+  absltest.main()
