@@ -35,7 +35,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from absl import logging
 import haiku as hk
@@ -48,6 +48,26 @@ from rmc import checkpoint
 from rmc import metrics as metrics_lib
 
 Metrics = Mapping[str, jax.Array]
+
+
+class HostData(Protocol):
+  """Training data made on the host, with state that checkpoints keep.
+
+  Batches must be a function of the step and of ``state()`` only, so that a
+  resumed run sees exactly the data the uninterrupted run would have.
+  """
+
+  def batches(self, first_step: int, num_steps: int) -> Any:
+    """Batches of steps ``first_step ..``, leaves ``[num_steps, ...]``."""
+
+  def state(self) -> dict[str, np.ndarray]:
+    """The data's state (e.g. a curriculum level), saved in checkpoints."""
+
+  def restore(self, state: dict[str, np.ndarray]) -> None:
+    """Sets the state from a checkpoint."""
+
+  def observe(self, record: dict[str, Any]) -> None:
+    """Sees each logged training record (e.g. to advance a curriculum)."""
 # loss_fn(params, rng, batch) -> (scalar loss, {name: scalar metric}).
 LossFn = Callable[[hk.Params, jax.Array, Any], tuple[jax.Array, Metrics]]
 
@@ -246,7 +266,7 @@ def train(
     train_chunk: Callable[[TrainState, Any, int], tuple[TrainState, Metrics]],
     evaluate: Callable[[hk.Params], dict[str, float]],
     config: LoopConfig,
-    get_batches: Callable[[int, int], Any] | None = None,
+    data: HostData | None = None,
 ) -> dict[str, Any]:
   """Trains, resuming from the newest checkpoint in ``workdir`` if any.
 
@@ -256,8 +276,8 @@ def train(
     train_chunk: From :func:`make_train_chunk`.
     evaluate: From :func:`make_evaluator`.
     config: Cadences.
-    get_batches: ``(first_step, num_steps) -> batches`` for data made on the
-      host, or None when ``train_chunk``'s loss makes its own data.
+    data: Training data made on the host, or None when ``train_chunk``'s
+      loss makes its own data on the device.
 
   Returns:
     A summary: ``step`` reached, ``stopped_by`` (``'num_steps'``,
@@ -269,9 +289,12 @@ def train(
       after the last finite check, so the last checkpoint stays good.
   """
   os.makedirs(workdir, exist_ok=True)
-  restored = checkpoint.restore_latest(workdir, state)
+  data_state = data.state() if data is not None else {}
+  restored = checkpoint.restore_latest(workdir, (state, data_state))
   if restored is not None:
-    start, state = restored
+    start, (state, data_state) = restored
+    if data is not None:
+      data.restore(data_state)
     logging.info('Resuming from step %d in %s.', start, workdir)
   else:
     start = 0
@@ -300,7 +323,7 @@ def train(
   with _StopRequest() as stop_request:
     while step < config.num_steps:
       num = min(config.steps_per_chunk, config.num_steps - step)
-      batches = get_batches(step, num) if get_batches is not None else None
+      batches = data.batches(step, num) if data is not None else None
       state, chunk_metrics = train_chunk(state, batches, num)
       pending.append(chunk_metrics)
       step += num
@@ -336,6 +359,8 @@ def train(
                   'eta_s': (config.num_steps - step) / rate}
         writer.write(record)
         summary['train'] = record
+        if data is not None:
+          data.observe(record)
         pending = []
         last_log_time, last_log_step = now, step
       if do_eval:
@@ -343,7 +368,8 @@ def train(
         last_log_time = time.monotonic()  # Evaluation is not training time.
       if do_checkpoint:
         last_checkpoint = checkpoint.save(
-            workdir, step, state, keep=config.keep_checkpoints)
+            workdir, step, (state, data.state() if data is not None else {}),
+            keep=config.keep_checkpoints)
         last_log_time = time.monotonic()
       if stopped_by is not None:
         logging.info('Stopping at step %d: %s.', step, stopped_by)

@@ -71,7 +71,9 @@ def _final_params(workdir):
   """Parameters of the newest checkpoint, as {path: array}."""
   step = checkpoint.list_steps(workdir)[-1]
   with np.load(checkpoint.path_for_step(workdir, step)) as data:
-    return step, {k: data[k] for k in data.files if k.startswith('.params')}
+    params = {k: data[k] for k in data.files if '.params[' in k}
+  assert params, f'No parameters in {data.files}'
+  return step, params
 
 
 class ModelTest(parameterized.TestCase):

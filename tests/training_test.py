@@ -28,18 +28,36 @@ from rmc import training
 jax.config.update('jax_numpy_rank_promotion', 'raise')
 
 
-def _regression_problem(nan_from_step=None):
-  """A linear regression whose data is made on the host, per step."""
-  true_w = np.arange(3, dtype=np.float32)
+class _RegressionData:
+  """Host data for a linear regression; its state counts the logs seen."""
 
-  def get_batches(first_step, num_steps):
+  def __init__(self, nan_from_step=None):
+    self._nan_from_step = nan_from_step
+    self.logs_seen = 0
+
+  def batches(self, first_step, num_steps):
     x = np.stack([np.random.default_rng(first_step + i).normal(size=[8, 3])
                   for i in range(num_steps)]).astype(np.float32)
-    y = x @ true_w
+    y = x @ np.arange(3, dtype=np.float32)
     steps = first_step + np.arange(num_steps)
-    if nan_from_step is not None:
-      y[steps >= nan_from_step] = np.nan
+    if self._nan_from_step is not None:
+      y[steps >= self._nan_from_step] = np.nan
     return {'x': x, 'y': y, 'step': steps}  # [K, 8, 3], [K, 8], [K]
+
+  def state(self):
+    return {'logs_seen': np.asarray(self.logs_seen, np.int64)}
+
+  def restore(self, state):
+    self.logs_seen = int(state['logs_seen'])
+
+  def observe(self, record):
+    assert record['split'] == 'train'
+    self.logs_seen += 1
+
+
+def _regression_problem(nan_from_step=None):
+  """A linear regression whose data is made on the host, per step."""
+  data = _RegressionData(nan_from_step)
 
   def loss_fn(params, key, batch):
     noise = 1e-3 * jax.random.normal(key, batch['y'].shape)
@@ -53,12 +71,12 @@ def _regression_problem(nan_from_step=None):
   optimizer, schedule = training.make_optimizer(0.05, 0.01, decay_steps=50)
   state = training.init_state({'w': jnp.zeros([3])}, optimizer,
                               jax.random.key(0))
-  eval_set = get_batches(10_000, 2)
+  eval_set = data.batches(10_000, 2)
   return dict(
       state=state,
       train_chunk=training.make_train_chunk(loss_fn, optimizer, schedule),
       evaluate=training.make_evaluator(metrics_fn, eval_set),
-      get_batches=get_batches)
+      data=data)
 
 
 def _config(**overrides):
@@ -135,9 +153,15 @@ class TrainTest(absltest.TestCase):
     self.assertEqual(first['step'], 20)
     training.train(workdir=interrupted, config=_config(),
                    **_regression_problem())
-    template = _regression_problem()['state']
-    _, expected = checkpoint.restore_latest(uninterrupted, template)
-    _, resumed = checkpoint.restore_latest(interrupted, template)
+    problem = _regression_problem()
+    template = (problem['state'], problem['data'].state())
+    _, (expected, expected_data) = checkpoint.restore_latest(uninterrupted,
+                                                             template)
+    _, (resumed, resumed_data) = checkpoint.restore_latest(interrupted,
+                                                           template)
+    # The data state travels with the checkpoint: 4 logs either way.
+    self.assertEqual(int(resumed_data['logs_seen']), 4)
+    self.assertEqual(int(expected_data['logs_seen']), 4)
     np.testing.assert_array_equal(resumed.params['w'], expected.params['w'])
     for a, b in zip(jax.tree.leaves(resumed.opt_state),
                     jax.tree.leaves(expected.opt_state)):
@@ -157,7 +181,8 @@ class TrainTest(absltest.TestCase):
                      **_regression_problem(nan_from_step=25))
     self.assertEqual(checkpoint.list_steps(workdir), [20])
     problem = _regression_problem()
-    _, state = checkpoint.restore_latest(workdir, problem['state'])
+    _, (state, _) = checkpoint.restore_latest(
+        workdir, (problem['state'], problem['data'].state()))
     self.assertTrue(np.all(np.isfinite(state.params['w'])))
     self.assertEqual(int(state.step), 20)
     records = metrics.read_records(os.path.join(workdir, 'metrics.jsonl'))
