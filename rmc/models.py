@@ -100,3 +100,150 @@ def classification_metrics(
   accuracy = jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(
       jnp.float32))
   return {'loss': loss, 'accuracy': accuracy}
+
+
+def make_lstm_with_skips(hidden_size: int, num_layers: int = 2) -> hk.RNNCore:
+  """The paper's LTE LSTM baseline: stacked LSTMs with skip connections.
+
+  Every layer sees the input and the previous layer's output; the output is
+  all layers' outputs concatenated (``hk.deep_rnn_with_skip_connections``).
+  """
+  if hidden_size < 1 or num_layers < 1:
+    raise ValueError(f'hidden_size and num_layers must be >= 1; got '
+                     f'{hidden_size} and {num_layers}.')
+  return hk.deep_rnn_with_skip_connections(
+      [hk.LSTM(hidden_size) for _ in range(num_layers)])
+
+
+def masked_unroll(
+    core: hk.RNNCore,
+    inputs: jax.Array,
+    lengths: jax.Array,
+    initial_state: Any,
+) -> tuple[jax.Array, Any]:
+  """Time-major unroll with TF ``dynamic_rnn`` semantics for lengths.
+
+  At steps ``t >= lengths[b]`` sample ``b``'s state is carried unchanged and
+  its output is zero, so its final state is the state after its own last
+  valid step.
+
+  Args:
+    core: The core.
+    inputs: ``[T, B, ...]``.
+    lengths: ``[B]`` valid steps per sample.
+    initial_state: The core's state, batch-leading leaves.
+
+  Returns:
+    ``(outputs [T, B, ...], final_state)``.
+  """
+  def step(inputs_and_time, state):
+    x, t = inputs_and_time
+    output, next_state = core(x, state)
+    valid = t < lengths  # [B]
+
+    def keep(new, old):
+      return jnp.where(valid.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+
+    next_state = jax.tree.map(keep, next_state, state)
+    output = jax.tree.map(lambda o: keep(o, jnp.zeros_like(o)), output)
+    return output, next_state
+
+  steps = jnp.arange(inputs.shape[0])  # [T]
+  return hk.dynamic_unroll(step, (inputs, steps), initial_state)
+
+
+class Seq2Seq(hk.Module):
+  """Encoder-decoder over one-hot tokens (the paper's LTE model).
+
+  The encoder reads the program; its final state starts the decoder, which
+  is fed zeros (the paper's best, non-autoregressive setting) or, with
+  ``teacher_forcing``, the target shifted right behind a start symbol. Each
+  decoder output goes through an MLP with ReLU after every layer, then a
+  linear map to the vocabulary.
+  """
+
+  def __init__(self, encoder: hk.RNNCore, decoder: hk.RNNCore,
+               vocab_size: int, mlp_sizes: Sequence[int] = (256,) * 4,
+               teacher_forcing: bool = False, name: str | None = None):
+    """Constructs the model.
+
+    Args:
+      encoder: Core reading the program.
+      decoder: Core writing the answer; pass the encoder itself to share all
+        weights, as Sonnet's example does.
+      vocab_size: Number of token ids ``V``.
+      mlp_sizes: Widths of the MLP between decoder outputs and logits.
+      teacher_forcing: Feed the decoder the shifted targets instead of zeros.
+      name: Module name.
+    """
+    super().__init__(name=name)
+    self._encoder = encoder
+    self._decoder = decoder
+    self._vocab_size = vocab_size
+    self._mlp_sizes = tuple(mlp_sizes)
+    self._teacher_forcing = teacher_forcing
+
+  def __call__(self, inputs: jax.Array, input_lengths: jax.Array,
+               decoder_inputs: jax.Array,
+               target_lengths: jax.Array) -> jax.Array:
+    """Logits ``[T_out, B, V]``.
+
+    Args:
+      inputs: ``[T_in, B]`` program token ids.
+      input_lengths: ``[B]``.
+      decoder_inputs: ``[T_out, B]`` start symbol then targets (only read
+        with teacher forcing; its shape sets ``T_out``).
+      target_lengths: ``[B]``.
+    """
+    batch_size = inputs.shape[1]
+    one_hot = jax.nn.one_hot(inputs, self._vocab_size)  # [T_in, B, V]
+    _, state = masked_unroll(self._encoder, one_hot, input_lengths,
+                             self._encoder.initial_state(batch_size))
+    if self._teacher_forcing:
+      decoder_inputs = jax.nn.one_hot(decoder_inputs, self._vocab_size)
+    else:
+      decoder_inputs = jnp.zeros(decoder_inputs.shape + (self._vocab_size,))
+    outputs, _ = masked_unroll(self._decoder, decoder_inputs, target_lengths,
+                               state)  # [T_out, B, D]
+    hidden = hk.nets.MLP(self._mlp_sizes, activate_final=True)(outputs)
+    return hk.Linear(self._vocab_size)(hidden)  # [T_out, B, V]
+
+
+def sequence_metrics(
+    logits: jax.Array,
+    targets: jax.Array,
+    lengths: jax.Array,
+    loss_average: str = 'valid_tokens',
+) -> dict[str, jax.Array]:
+  """Token cross-entropy, per-token accuracy and fraction of sequences solved.
+
+  Args:
+    logits: ``[T, B, V]``.
+    targets: ``[T, B]`` token ids.
+    lengths: ``[B]`` valid target tokens per sample.
+    loss_average: ``'valid_tokens'``: mean over valid tokens; or
+      ``'all_positions'``: the sum over valid tokens divided by ``T * B``,
+      Sonnet's example (padded positions count in the denominator).
+
+  Returns:
+    ``loss``; ``accuracy``, correct valid tokens over valid tokens (the
+    paper's per-character accuracy); ``solved``, the fraction of sequences
+    whose valid tokens are all correct.
+  """
+  if loss_average not in ('valid_tokens', 'all_positions'):
+    raise ValueError(f'loss_average must be valid_tokens or all_positions; '
+                     f'got {loss_average!r}.')
+  mask = jnp.arange(targets.shape[0])[:, None] < lengths[None, :]  # [T, B]
+  mask = mask.astype(logits.dtype)
+  nll = (jax.nn.logsumexp(logits, axis=-1)
+         - jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0])
+  total = jnp.sum(nll * mask)
+  if loss_average == 'valid_tokens':
+    loss = total / jnp.maximum(jnp.sum(mask), 1.0)
+  else:
+    loss = total / mask.size
+  correct = (jnp.argmax(logits, axis=-1) == targets).astype(logits.dtype)
+  accuracy = jnp.sum(correct * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+  wrong = jnp.sum((1.0 - correct) * mask, axis=0)  # [B]
+  solved = jnp.mean((wrong == 0).astype(logits.dtype))
+  return {'loss': loss, 'accuracy': accuracy, 'solved': solved}
