@@ -45,6 +45,7 @@ import random
 import re
 from collections.abc import Sequence
 
+from absl import logging
 import numpy as np
 
 # Task types and their operations (Sonnet's TaskType). The paper's "addition",
@@ -285,6 +286,23 @@ class Curriculum(abc.ABC):
     """Feeds a training loss; returns whether the level advanced."""
     return self._signal(loss, force)
 
+  def state(self) -> dict[str, np.ndarray]:
+    """Level, counter and loss window, as fixed-shape arrays."""
+    window = np.full([self._losses.maxlen], np.nan)
+    window[:len(self._losses)] = list(self._losses)
+    return {'length': np.asarray(self.length, np.int64),
+            'nesting': np.asarray(self.nesting, np.int64),
+            'tries': np.asarray(self._tries, np.int64),
+            'losses': window}
+
+  def restore(self, state: dict[str, np.ndarray]) -> None:
+    """Sets what :meth:`state` returned."""
+    self.length = int(state['length'])
+    self.nesting = int(state['nesting'])
+    self._tries = int(state['tries'])
+    self._losses.clear()
+    self._losses.extend(float(x) for x in state['losses'] if np.isfinite(x))
+
   def _advance(self) -> bool:
     if self.length < self.max_length:
       self.length += 1
@@ -395,3 +413,50 @@ def make_batch(rng: random.Random, batch_size: int, task: str,
       decoder_inputs=np.concatenate([sos, targets[:-1]], axis=0),
       input_lengths=np.asarray(input_lengths, np.int32),
       target_lengths=np.asarray(target_lengths, np.int32))
+
+
+def stack_batches(batches: Sequence[Batch]) -> dict[str, np.ndarray]:
+  """Stacks batches into a dict of arrays with a leading batch-index axis."""
+  return {field.name: np.stack([getattr(b, field.name) for b in batches])
+          for field in dataclasses.fields(Batch)}
+
+
+class TrainingData:
+  """Training batches for :func:`rmc.training.train` (its ``HostData``).
+
+  The batch of step ``s`` is drawn from ``random.Random`` seeded with
+  ``(seed, s)`` and the curriculum's state, which checkpoints keep; so a
+  resumed run sees the uninterrupted run's data. Each logged training loss
+  is fed to the curriculum.
+  """
+
+  def __init__(self, task: str, curriculum: Curriculum, batch_size: int,
+               vocabulary: Vocabulary, seed: int,
+               token_by_char: bool = True):
+    sequence_lengths(task, curriculum.max_length, curriculum.max_nesting,
+                     token_by_char)  # Validates the combination.
+    self._task = task
+    self._curriculum = curriculum
+    self._batch_size = batch_size
+    self._vocabulary = vocabulary
+    self._seed = seed
+    self._token_by_char = token_by_char
+
+  def batches(self, first_step: int, num_steps: int) -> dict[str, np.ndarray]:
+    """Batches of steps ``first_step ..``, leaves ``[num_steps, T or B...]``."""
+    return stack_batches([
+        make_batch(random.Random(f'{self._seed}:{step}'), self._batch_size,
+                   self._task, self._curriculum, self._vocabulary,
+                   self._token_by_char)
+        for step in range(first_step, first_step + num_steps)])
+
+  def state(self) -> dict[str, np.ndarray]:
+    return self._curriculum.state()
+
+  def restore(self, state: dict[str, np.ndarray]) -> None:
+    self._curriculum.restore(state)
+
+  def observe(self, record: dict[str, float]) -> None:
+    if self._curriculum.update(record['loss']):
+      logging.info('Curriculum advanced to length %d, nesting %d.',
+                   self._curriculum.length, self._curriculum.nesting)

@@ -1,0 +1,108 @@
+# Copyright 2026 The rmc Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Tests for the Learning to Execute binary (experiments/learn_to_execute.py)."""
+
+import contextlib
+import io
+import os
+
+from absl import app
+from absl import flags
+from absl.testing import absltest
+from absl.testing import flagsaver
+from absl.testing import parameterized
+import jax
+import numpy as np
+from rmc import checkpoint
+from rmc import metrics
+
+from experiments import learn_to_execute
+
+jax.config.update('jax_numpy_rank_promotion', 'raise')
+
+FLAGS = flags.FLAGS
+
+
+def _run_main(*args):
+  """Runs the binary's main in-process; returns what it printed."""
+  with flagsaver.flagsaver():
+    FLAGS(['learn_to_execute', *args])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+      learn_to_execute.main(['learn_to_execute'])
+  return out.getvalue()
+
+
+def _checkpoint_arrays(workdir):
+  step = checkpoint.list_steps(workdir)[-1]
+  with np.load(checkpoint.path_for_step(workdir, step)) as data:
+    return step, {k: data[k] for k in data.files}
+
+
+class BinaryTest(parameterized.TestCase):
+
+  @parameterized.parameters(
+      ('rmc', 'zeros', False), ('lstm', 'zeros', False),
+      ('rmc', 'teacher_forcing', True))
+  def test_smoke_preset_learns(self, core, decoder, separate):
+    workdir = self.create_tempdir().full_path
+    printed = _run_main('--preset=smoke', f'--core={core}',
+                        f'--decoder={decoder}',
+                        f'--separate_cores={separate}', f'--workdir={workdir}')
+    self.assertIn('Held-out per-character accuracy', printed)
+    self.assertIn('at step 30, stopped by num_steps', printed)
+    records = metrics.read_records(os.path.join(workdir, 'metrics.jsonl'))
+    losses = [r['loss'] for r in records if r['split'] == 'train']
+    self.assertLen(losses, 3)
+    self.assertLess(losses[-1], losses[0])
+    for key in ('eval_accuracy', 'eval_solved', 'eval_loss'):
+      self.assertIn(key, records[-1])
+
+  def test_resume_with_a_curriculum_is_exact(self):
+    args = ('--preset=smoke', '--curriculum=combine',
+            '--curriculum_loss_threshold=10')  # Advances every 10 logs.
+    uninterrupted = self.create_tempdir().full_path
+    _run_main(*args, '--num_steps=30', f'--workdir={uninterrupted}')
+    interrupted = self.create_tempdir().full_path
+    _run_main(*args, '--num_steps=10', f'--workdir={interrupted}')
+    _run_main(*args, '--num_steps=30', f'--workdir={interrupted}')
+    step, resumed = _checkpoint_arrays(interrupted)
+    expected_step, expected = _checkpoint_arrays(uninterrupted)
+    self.assertEqual((step, expected_step), (30, 30))
+    self.assertEqual(resumed.keys(), expected.keys())
+    self.assertTrue(any('tries' in k for k in expected))  # Curriculum state.
+    for name in expected:
+      np.testing.assert_array_equal(resumed[name], expected[name], name)
+
+  @parameterized.parameters(
+      ('--task=sorting', 'task'), ('--max_length=0', 'max_length'),
+      ('--curriculum=random', 'curriculum'), ('--token_mode=bytes',
+                                               'token_mode'))
+  def test_bad_flag_values(self, flag, name):
+    with flagsaver.flagsaver():
+      with self.assertRaisesRegex(flags.IllegalFlagValueError, name):
+        FLAGS(['learn_to_execute', flag])
+
+  @parameterized.parameters(
+      (('--task=copy', '--max_nesting=2'), 'needs max_nesting=1'),
+      (('--preset=nope',), r"Unknown --preset='nope'"),
+      (('--steps_per_chunk=3',), 'must be a multiple of steps_per_chunk=3'),
+  )
+  def test_bad_configurations(self, flags_given, regex):
+    with self.assertRaisesRegex(app.UsageError, regex):
+      _run_main('--preset=smoke', *flags_given, '--workdir=/nonexistent')
+
+
+if __name__ == '__main__':
+  absltest.main()
