@@ -20,11 +20,15 @@ flags are defined here once, so that several binaries can be imported into one
 process (as the tests do).
 """
 
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from absl import app
 from absl import flags
+from absl import logging
 
+from rmc import checkpoint
 from rmc import training
 
 PRESET = flags.DEFINE_string(
@@ -185,8 +189,29 @@ def optimizer(config: dict[str, Any]):
       max_grad_norm=config['max_grad_norm'] or None)
 
 
-def require_workdir() -> str:
-  """The --workdir flag, or a usage error if it is missing."""
+def run_and_report(
+    run: Callable[[dict[str, Any], str, int], dict[str, Any]],
+    config: dict[str, Any],
+) -> dict[str, Any] | None:
+  """Runs ``run(config, workdir, seed)`` for a binary's ``main``.
+
+  A NaN loss or a checkpoint that does not match the model ends the process
+  with a one-line error (status 1) instead of a traceback.
+
+  Returns:
+    The final evaluation record, or None when the work directory already
+    held the last step (which is printed).
+  """
   if not WORKDIR.value:
     raise app.UsageError('--workdir is required.')
-  return WORKDIR.value
+  logging.info('Configuration: %s', config)
+  try:
+    summary = run(config, WORKDIR.value, SEED.value)
+  except (FloatingPointError, checkpoint.CheckpointError) as e:
+    logging.error('%s', e)
+    sys.exit(f'error: {e}')
+  if summary['eval'] is None:
+    print(f'Nothing to train: {WORKDIR.value} already holds step '
+          f'{summary["step"]}.')
+    return None
+  return dict(summary['eval'], stopped_by=summary['stopped_by'])

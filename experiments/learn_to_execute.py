@@ -38,7 +38,6 @@ logged training loss), training uses the chosen curriculum rather than only
 """
 
 import random
-import sys
 from typing import Any
 
 from absl import app
@@ -48,7 +47,6 @@ import haiku as hk
 import jax
 
 from experiments import common
-from rmc import checkpoint
 from rmc import models
 from rmc import relational_memory
 from rmc import training
@@ -199,23 +197,15 @@ def main(argv):
                          config['max_nesting'], config['token_mode'] == 'char')
   except ValueError as e:
     raise app.UsageError(str(e)) from e
-  workdir = common.require_workdir()
-  logging.info('Configuration: %s', config)
-  try:
-    summary = run(config, workdir, common.SEED.value)
-  except (FloatingPointError, checkpoint.CheckpointError) as e:
-    logging.error('%s', e)
-    sys.exit(f'error: {e}')
-  evaluation = summary['eval']
+  evaluation = common.run_and_report(run, config)
   if evaluation is None:
-    print(f'Nothing to train: {workdir} already holds step {summary["step"]}.')
     return
   held_out = config['eval_batches'] * config['batch_size']
   print(f'Held-out per-character accuracy {evaluation["eval_accuracy"]:.4f}, '
         f'solved {evaluation["eval_solved"]:.4f} (loss '
         f'{evaluation["eval_loss"]:.4f}, {held_out} programs of length '
         f'{config["max_length"]}, nesting {config["max_nesting"]}) at step '
-        f'{summary["step"]}, stopped by {summary["stopped_by"]}.')
+        f'{evaluation["step"]}, stopped by {evaluation["stopped_by"]}.')
 
 
 if __name__ == '__main__':

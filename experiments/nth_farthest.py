@@ -36,7 +36,6 @@ Unlike Sonnet's example, ``num_heads`` and ``num_blocks`` are their own flags
 """
 
 import functools
-import sys
 from typing import Any
 
 from absl import app
@@ -47,7 +46,6 @@ import jax
 import jax.numpy as jnp
 
 from experiments import common
-from rmc import checkpoint
 from rmc import models
 from rmc import training
 from rmc.data import nth_farthest
@@ -156,21 +154,13 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
   config = common.resolve_config(PRESETS, DEFAULT_PRESET, HYPERPARAMETERS)
-  workdir = common.require_workdir()
-  logging.info('Configuration: %s', config)
-  try:
-    summary = run(config, workdir, common.SEED.value)
-  except (FloatingPointError, checkpoint.CheckpointError) as e:
-    logging.error('%s', e)
-    sys.exit(f'error: {e}')
-  evaluation = summary['eval']
+  evaluation = common.run_and_report(run, config)
   if evaluation is None:
-    print(f'Nothing to train: {workdir} already holds step {summary["step"]}.')
     return
   held_out = config['eval_batches'] * config['batch_size']
   print(f'Held-out accuracy {evaluation["eval_accuracy"]:.4f} '
         f'(loss {evaluation["eval_loss"]:.4f}, {held_out} sequences) at step '
-        f'{summary["step"]}, stopped by {summary["stopped_by"]}; '
+        f'{evaluation["step"]}, stopped by {evaluation["stopped_by"]}; '
         f'chance is {1 / config["num_objects"]:.4f}.')
 
 
