@@ -160,9 +160,11 @@ def resolve_config(presets: dict[str, dict[str, Any]], default_preset: str,
   return config
 
 
-def loop_config(config: dict[str, Any]) -> training.LoopConfig:
+def loop_config(config: dict[str, Any],
+                tokens_per_step: int | None = None) -> training.LoopConfig:
   """The training-loop cadences of a resolved configuration."""
   return training.LoopConfig(
+      tokens_per_step=tokens_per_step,
       num_steps=config['num_steps'],
       steps_per_chunk=config['steps_per_chunk'],
       log_every=config['log_every'],
@@ -214,4 +216,6 @@ def run_and_report(
     print(f'Nothing to train: {WORKDIR.value} already holds step '
           f'{summary["step"]}.')
     return None
-  return dict(summary['eval'], stopped_by=summary['stopped_by'])
+  return dict(summary['eval'], stopped_by=summary['stopped_by'],
+              **{k: v for k, v in (summary.get('test') or {}).items()
+                 if k.startswith('test_')})

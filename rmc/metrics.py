@@ -69,6 +69,11 @@ class MetricWriter:
     if torn or len(kept) != len(records):
       self._rewrite(kept)
 
+  @property
+  def path(self) -> str:
+    """The JSON-lines file."""
+    return self._path
+
   def _rewrite(self, records: list[dict[str, Any]]) -> None:
     directory = os.path.dirname(os.path.abspath(self._path))
     fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.tmp_metrics_')

@@ -20,6 +20,7 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
+from rmc import adaptive_softmax
 from rmc import relational_memory
 
 CORES = ('rmc', 'lstm')
@@ -247,3 +248,96 @@ def sequence_metrics(
   wrong = jnp.sum((1.0 - correct) * mask, axis=0)  # [B]
   solved = jnp.mean((wrong == 0).astype(logits.dtype))
   return {'loss': loss, 'accuracy': accuracy, 'solved': solved}
+
+
+SOFTMAXES = ('tied', 'adaptive')
+
+
+class LanguageModel(hk.Module):
+  """Word-level language model (the paper's WikiText-103 model).
+
+  Embedding (uniform in [-0.1, 0.1]) with dropout, then the core, then a
+  linear projection to the embedding size, then either a softmax whose
+  weights are the embedding matrix (``'tied'``, the paper's) plus a bias, or
+  an :class:`rmc.adaptive_softmax.AdaptiveSoftmax` (``'adaptive'``).
+  """
+
+  def __init__(self, core: hk.RNNCore, vocab_size: int,
+               embed_size: int = 512, dropout_rate: float = 0.5,
+               softmax: str = 'tied', cutoffs: Sequence[int] = (),
+               div_value: float = 4.0, name: str | None = None):
+    """Constructs the model.
+
+    Args:
+      core: The recurrent core.
+      vocab_size: Number of words ``V`` (ids in descending frequency order
+        for the adaptive softmax).
+      embed_size: Embedding width ``E``.
+      dropout_rate: Dropout on the embeddings while training, in [0, 1).
+      softmax: ``'tied'`` or ``'adaptive'``.
+      cutoffs: Adaptive softmax cluster starts.
+      div_value: Adaptive softmax width divisor.
+      name: Module name.
+
+    Raises:
+      ValueError: For an unknown softmax or a dropout rate outside [0, 1).
+    """
+    super().__init__(name=name)
+    if softmax not in SOFTMAXES:
+      raise ValueError(f'softmax must be one of {list(SOFTMAXES)}; got '
+                       f'{softmax!r}.')
+    if not 0 <= dropout_rate < 1:
+      raise ValueError(f'dropout_rate must be in [0, 1); got {dropout_rate}.')
+    self._core = core
+    self._vocab_size = vocab_size
+    self._embed_size = embed_size
+    self._dropout_rate = dropout_rate
+    self._softmax = softmax
+    self._cutoffs = tuple(cutoffs)
+    self._div_value = div_value
+
+  def initial_state(self, batch_size: int) -> Any:
+    """The core's initial state for ``batch_size`` columns."""
+    return self._core.initial_state(batch_size)
+
+  def __call__(self, inputs: jax.Array, targets: jax.Array, state: Any,
+               reset: jax.Array | None = None,
+               is_training: bool = False) -> tuple[jax.Array, Any]:
+    """Log-probabilities of the targets, and the state after the segment.
+
+    Args:
+      inputs: ``[T, B]`` word ids.
+      targets: ``[T, B]`` next-word ids.
+      state: Core state from the previous segment (batch-leading leaves).
+      reset: Optional bool ``[B]``: columns whose stream starts here get the
+        initial state instead of ``state``.
+      is_training: Apply dropout (needs an ``rng`` in ``apply``).
+
+    Returns:
+      ``(log_probs [T, B], state)``.
+    """
+    batch_size = inputs.shape[1]
+    if reset is not None:
+      initial = self._core.initial_state(batch_size)
+      state = jax.tree.map(
+          lambda init, old: jnp.where(
+              reset.reshape((-1,) + (1,) * (old.ndim - 1)), init, old),
+          initial, state)
+    embed = hk.Embed(self._vocab_size, self._embed_size,
+                     w_init=hk.initializers.RandomUniform(-0.1, 0.1))
+    embedded = embed(inputs)  # [T, B, E]
+    if is_training and self._dropout_rate:
+      embedded = hk.dropout(hk.next_rng_key(), self._dropout_rate, embedded)
+    outputs, state = hk.dynamic_unroll(self._core, embedded, state)
+    hidden = hk.Linear(self._embed_size, name='projection')(outputs)
+    if self._softmax == 'adaptive':
+      log_probs = adaptive_softmax.AdaptiveSoftmax(
+          self._vocab_size, self._cutoffs, self._div_value)(hidden, targets)
+      return log_probs, state
+    bias = hk.get_parameter('softmax_bias', [self._vocab_size],
+                            hidden.dtype, init=jnp.zeros)
+    logits = hidden @ embed.embeddings.T.astype(hidden.dtype)  # [T, B, V]
+    logits += jnp.broadcast_to(bias, logits.shape)
+    target_logits = jnp.take_along_axis(logits, targets[..., None],
+                                        axis=-1)[..., 0]
+    return target_logits - jax.nn.logsumexp(logits, axis=-1), state

@@ -21,6 +21,8 @@
 * :func:`make_train_chunk`: one jitted call runs ``K`` optimizer steps in a
   ``lax.scan``, so small models are not bound by per-step dispatch.
 * :func:`make_evaluator`: mean metrics over a fixed held-out set.
+* :func:`make_stream_evaluator`: exact negative log-likelihood of a token
+  stream, carrying a recurrent state through its segments.
 * :func:`train`: the loop. It logs to absl and ``<workdir>/metrics.jsonl``,
   evaluates (also before the first step of a fresh run) and checkpoints
   atomically at fixed cadences, resumes
@@ -30,6 +32,7 @@
 """
 
 import dataclasses
+import math
 import os
 import signal
 import threading
@@ -68,8 +71,11 @@ class HostData(Protocol):
 
   def observe(self, record: dict[str, Any]) -> None:
     """Sees each logged training record (e.g. to advance a curriculum)."""
-# loss_fn(params, rng, batch) -> (scalar loss, {name: scalar metric}).
-LossFn = Callable[[hk.Params, jax.Array, Any], tuple[jax.Array, Metrics]]
+
+
+# loss_fn(params, rng, batch) -> (scalar loss, {name: scalar metric}); with
+# a carry: loss_fn(params, rng, batch, carry) -> (loss, (metrics, carry)).
+LossFn = Callable[..., tuple[jax.Array, Any]]
 
 
 class TrainState(NamedTuple):
@@ -80,18 +86,22 @@ class TrainState(NamedTuple):
     params: Model parameters.
     opt_state: Optimizer state.
     rng: Base PRNG key; step ``s`` uses ``jax.random.fold_in(rng, s)``.
+    carry: What a stateful loss passes from one step to the next (e.g. a
+      language model's recurrent state across truncated-BPTT segments);
+      ``()`` when there is none.
   """
   step: jax.Array
   params: hk.Params
   opt_state: optax.OptState
   rng: jax.Array
+  carry: Any = ()
 
 
 def init_state(params: hk.Params, optimizer: optax.GradientTransformation,
-               rng: jax.Array) -> TrainState:
+               rng: jax.Array, carry: Any = ()) -> TrainState:
   """A step-0 :class:`TrainState`."""
   return TrainState(step=jnp.zeros([], jnp.int32), params=params,
-                    opt_state=optimizer.init(params), rng=rng)
+                    opt_state=optimizer.init(params), rng=rng, carry=carry)
 
 
 def make_optimizer(
@@ -138,6 +148,8 @@ def make_train_chunk(
     loss_fn: LossFn,
     optimizer: optax.GradientTransformation,
     schedule: optax.Schedule,
+    *,
+    with_carry: bool = False,
 ) -> Callable[[TrainState, Any, int], tuple[TrainState, Metrics]]:
   """Builds ``chunk(state, batches, num_steps) -> (state, metrics)``.
 
@@ -147,18 +159,29 @@ def make_train_chunk(
   leaves have a leading axis of ``num_steps``. ``metrics`` holds, per step
   (leading axis ``num_steps``), ``loss``, ``learning_rate`` and everything
   ``loss_fn`` returned.
+
+  With ``with_carry``, ``loss_fn(params, key, batch, carry)`` returns
+  ``(loss, (metrics, carry))`` and the new carry (with its gradient stopped)
+  is kept in ``TrainState.carry`` for the next step: truncated
+  backpropagation through time.
   """
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
   def one_step(state: TrainState, batch: Any) -> tuple[TrainState, Metrics]:
     key = jax.random.fold_in(state.rng, state.step)
-    (loss, step_metrics), grads = grad_fn(state.params, key, batch)
+    carry = state.carry
+    if with_carry:
+      (loss, (step_metrics, carry)), grads = grad_fn(
+          state.params, key, batch, state.carry)
+      carry = jax.lax.stop_gradient(carry)
+    else:
+      (loss, step_metrics), grads = grad_fn(state.params, key, batch)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     step_metrics = dict(step_metrics, loss=loss,
                         learning_rate=schedule(state.step))
     return state._replace(step=state.step + 1, params=params,
-                          opt_state=opt_state), step_metrics
+                          opt_state=opt_state, carry=carry), step_metrics
 
   def chunk(state: TrainState, batches: Any, num_steps: int):
     return jax.lax.scan(one_step, state, batches, length=num_steps)
@@ -190,6 +213,52 @@ def make_evaluator(
   return evaluate
 
 
+def make_stream_evaluator(
+    apply_fn: Callable[[hk.Params, jax.Array, jax.Array, Any],
+                       tuple[jax.Array, Any]],
+    initial_state: Any,
+    segments: Mapping[str, np.ndarray],
+) -> Callable[[hk.Params], dict[str, float]]:
+  """Scores a token stream cut into segments, carrying the state through.
+
+  The segments are evaluated in order in one ``lax.scan``; the negative
+  log-likelihood is summed per segment on the device and in float64 on the
+  host, so the result equals one pass over each column of the stream.
+
+  Args:
+    apply_fn: ``(params, inputs [T, B], targets [T, B], state) ->
+      (log_probs [T, B], state)``.
+    initial_state: The core state for the split's columns.
+    segments: ``inputs``, ``targets`` and ``mask`` (1 where a target is
+      scored), each ``[S, T, B]``, e.g. from
+      ``rmc.data.wikitext.eval_segments``.
+
+  Returns:
+    ``evaluate(params) -> {loss, perplexity, tokens}``: mean negative
+    log-likelihood (nats) over the scored targets, its ``exp``, and their
+    number.
+  """
+  num_tokens = int(np.sum(segments['mask']))
+  segments = jax.device_put(dict(segments))
+
+  @jax.jit
+  def segment_nlls(params):
+    def body(state, segment):
+      log_probs, state = apply_fn(params, segment['inputs'],
+                                  segment['targets'], state)
+      return state, -jnp.sum(log_probs * segment['mask'])
+    _, nlls = jax.lax.scan(body, initial_state, segments)
+    return nlls  # [S], so the host adds them in float64.
+
+  def evaluate(params):
+    nll = float(np.sum(np.asarray(segment_nlls(params), np.float64)))
+    loss = nll / num_tokens
+    return {'loss': loss, 'perplexity': math.exp(min(loss, 700.0)),
+            'tokens': num_tokens}
+
+  return evaluate
+
+
 @dataclasses.dataclass(frozen=True)
 class LoopConfig:
   """Cadences of :func:`train`, in optimizer steps.
@@ -204,6 +273,7 @@ class LoopConfig:
     keep_checkpoints: How many of the newest checkpoints to keep.
     time_budget_s: If set, stop (evaluate and checkpoint) after this many
       seconds of training in this process.
+    tokens_per_step: If set, training logs also give ``tokens_per_sec``.
   """
   num_steps: int
   steps_per_chunk: int = 10
@@ -212,6 +282,7 @@ class LoopConfig:
   checkpoint_every: int = 1000
   keep_checkpoints: int = 3
   time_budget_s: float | None = None
+  tokens_per_step: int | None = None
 
   def __post_init__(self):
     for name in ('num_steps', 'steps_per_chunk', 'log_every', 'eval_every',
@@ -267,6 +338,7 @@ def train(
     evaluate: Callable[[hk.Params], dict[str, float]],
     config: LoopConfig,
     data: HostData | None = None,
+    final_evaluate: Callable[[hk.Params], dict[str, float]] | None = None,
 ) -> dict[str, Any]:
   """Trains, resuming from the newest checkpoint in ``workdir`` if any.
 
@@ -274,15 +346,19 @@ def train(
     workdir: Directory for checkpoints and ``metrics.jsonl``.
     state: The initial (step 0) state; also the template for restoring.
     train_chunk: From :func:`make_train_chunk`.
-    evaluate: From :func:`make_evaluator`.
+    evaluate: ``params -> {name: float}``, e.g. from :func:`make_evaluator`;
+      logged as ``eval_<name>``.
     config: Cadences.
     data: Training data made on the host, or None when ``train_chunk``'s
       loss makes its own data on the device.
+    final_evaluate: If set, run once when training ends (however it ends)
+      and logged as ``test_<name>`` with ``split: test``, e.g. a test set.
 
   Returns:
     A summary: ``step`` reached, ``stopped_by`` (``'num_steps'``,
-    ``'time_budget'`` or a signal name), the last training record ``train``
-    and the last evaluation ``eval``.
+    ``'time_budget'`` or a signal name), the last training record ``train``,
+    the last evaluation ``eval``, the ``final_evaluate`` record ``test`` (or
+    None) and the final :class:`TrainState` ``state``.
 
   Raises:
     FloatingPointError: If a training loss is NaN or Inf. Nothing is written
@@ -304,7 +380,7 @@ def train(
 
   step = start
   summary = {'step': step, 'stopped_by': 'num_steps', 'train': None,
-             'eval': None}
+             'eval': None, 'test': None}
   pending = []
   started = last_log_time = time.monotonic()
   last_log_step = step
@@ -357,6 +433,8 @@ def train(
         record = {'step': step, 'split': 'train', **_mean_records(fetched),
                   'steps_per_sec': rate, 'elapsed_s': now - started,
                   'eta_s': (config.num_steps - step) / rate}
+        if config.tokens_per_step:
+          record['tokens_per_sec'] = rate * config.tokens_per_step
         writer.write(record)
         summary['train'] = record
         if data is not None:
@@ -376,7 +454,18 @@ def train(
         summary['stopped_by'] = stopped_by
         break
   summary['step'] = step
-  if step == start and restored is not None:
+  summary['state'] = state
+  nothing_done = step == start and restored is not None
+  if nothing_done:
     logging.info('Nothing to do: the checkpoint in %s is at step %d.',
                  workdir, step)
+  if final_evaluate is not None:
+    earlier = [r for r in metrics_lib.read_records(writer.path)
+               if r.get('split') == 'test' and r['step'] == step]
+    if nothing_done and earlier:
+      summary['test'] = earlier[-1]
+    else:
+      summary['test'] = {'step': step, 'split': 'test', **{
+          f'test_{k}': v for k, v in final_evaluate(state.params).items()}}
+      writer.write(summary['test'])
   return summary

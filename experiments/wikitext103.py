@@ -1,0 +1,259 @@
+# Copyright 2026 The rmc Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+r"""WikiText-103 word-level language modelling (Santoro et al., 2018, 4.3).
+
+Usage (from the repository root):
+
+  python -m experiments.wikitext103 --preset=paper \
+      --data_dir=/data/wikitext-103 --workdir=/tmp/wt103
+  # Small scale on the shared WikiText-2 text: train on valid, test on test.
+  python -m experiments.wikitext103 --data_dir=../shared/data/wikitext-2-subset \
+      --vocab_split=valid --train_split=valid --valid_split=test \
+      --cache_dir=/tmp/wt2_cache --workdir=/tmp/wt2
+
+``--data_dir`` holds ``wiki.{train,valid,test}.tokens`` (or
+``{train,valid,test}.txt``); the first run encodes them into a cache
+(``<data_dir>/rmc_cache`` or ``--cache_dir``) that later runs reuse.
+
+Presets (explicit flags override them):
+
+* ``paper``: Adam 1e-3, gradient clipping at global norm 0.1, BPTT 100,
+  batch 64, embedding 512 with dropout 0.5 tied to the softmax, and an RMC
+  with 1 memory of 2500 units (4 heads of 625), a 5-layer attention MLP and 1
+  block. The paper does not give the gate style (we use Sonnet's default,
+  ``unit``), the training length (we give 250K steps) or how the core output
+  reaches the 512-wide softmax (we use a linear projection).
+* ``cpu`` (the default): a small RMC for 2 CPU cores (see the README).
+* ``smoke``: tiny, for tests.
+
+Training carries the core state across segments (truncated BPTT). Every
+``--eval_every`` steps the validation split is scored, and at the end the
+test split: every token exactly once, with the state carried through each of
+``--eval_batch_size`` columns (1 carries it through the whole split, as the
+paper does). ``eval_perplexity`` is ``exp`` of the mean negative
+log-likelihood over ``eval_tokens`` targets.
+"""
+
+import functools
+from typing import Any
+
+from absl import app
+from absl import flags
+from absl import logging
+import haiku as hk
+import jax
+import jax.numpy as jnp
+
+from experiments import common
+from rmc import models
+from rmc import training
+from rmc.data import wikitext
+
+_DATA_DIR = flags.DEFINE_string(
+    'data_dir', None, 'Directory with wiki.{train,valid,test}.tokens or '
+    '{train,valid,test}.txt.')
+_CACHE_DIR = flags.DEFINE_string(
+    'cache_dir', None, 'Where the encoded splits and vocab.txt are cached; '
+    'default <data_dir>/rmc_cache.')
+_VOCAB_SPLIT = flags.DEFINE_string(
+    'vocab_split', 'train', 'Split the vocabulary is built from.')
+_TRAIN_SPLIT = flags.DEFINE_string('train_split', 'train',
+                                   'Split trained on.')
+_VALID_SPLIT = flags.DEFINE_string(
+    'valid_split', 'valid', 'Split scored every --eval_every steps.')
+_TEST_SPLIT = flags.DEFINE_string('test_split', 'test',
+                                  'Split scored at the end.')
+
+flags.DEFINE_integer('unroll_length', None,
+                     'Truncated-BPTT segment length T (time steps).',
+                     lower_bound=1)
+flags.DEFINE_integer('embed_size', None, 'Word embedding width.',
+                     lower_bound=1)
+flags.DEFINE_float('dropout_rate', None,
+                   'Dropout on the embeddings while training, in [0, 1).',
+                   lower_bound=0.0, upper_bound=0.99)
+flags.DEFINE_enum('softmax', None, list(models.SOFTMAXES),
+                  'Output layer: a softmax tied to the embedding (the '
+                  'paper\'s) or an adaptive softmax.')
+flags.DEFINE_list('adaptive_cutoffs', None,
+                  'Adaptive softmax cluster starts (word ids, increasing), '
+                  'e.g. 20000,40000,200000 for WikiText-103.')
+flags.DEFINE_float('adaptive_div_value', None,
+                   'Adaptive softmax: each tail cluster projects to a width '
+                   'this many times smaller than the previous.',
+                   lower_bound=1.0)
+flags.DEFINE_integer('eval_batch_size', None,
+                     'Columns for evaluation; 1 carries the state through '
+                     'the whole split (the paper\'s protocol).',
+                     lower_bound=1)
+
+HYPERPARAMETERS = (
+    'unroll_length', 'embed_size', 'dropout_rate', 'softmax',
+    'adaptive_cutoffs', 'adaptive_div_value', 'eval_batch_size') + tuple(
+        name for name in common.COMMON_HYPERPARAMETERS
+        if name != 'eval_batches')
+
+_RMC_DEFAULTS = dict(
+    num_blocks=1, key_size=None, gate_style='unit', forget_bias=1.0,
+    input_bias=0.0, attention_scale='key_size')
+_NO_DECAY = dict(min_learning_rate=1e-3, decay_steps=1, decay_rate=1.0)
+_SOFTMAX_DEFAULTS = dict(softmax='tied', adaptive_cutoffs=[],
+                         adaptive_div_value=4.0)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    'paper': dict(
+        unroll_length=100, embed_size=512, dropout_rate=0.5,
+        eval_batch_size=1, batch_size=64, learning_rate=1e-3, **_NO_DECAY,
+        max_grad_norm=0.1, num_steps=250_000, time_budget_s=0.0,
+        steps_per_chunk=10, log_every=100, eval_every=5000,
+        checkpoint_every=5000, keep_checkpoints=3, core='rmc',
+        lstm_hidden_size=2048, mem_slots=1, head_size=625, num_heads=4,
+        attention_mlp_layers=5, **_RMC_DEFAULTS, **_SOFTMAX_DEFAULTS),
+    'cpu': dict(
+        unroll_length=35, embed_size=128, dropout_rate=0.5,
+        eval_batch_size=16, batch_size=32, learning_rate=1e-3, **_NO_DECAY,
+        max_grad_norm=0.1, num_steps=20_000, time_budget_s=0.0,
+        steps_per_chunk=10, log_every=100, eval_every=1000,
+        checkpoint_every=1000, keep_checkpoints=3, core='rmc',
+        lstm_hidden_size=256, mem_slots=1, head_size=64, num_heads=4,
+        attention_mlp_layers=2, **_RMC_DEFAULTS, **_SOFTMAX_DEFAULTS),
+    'smoke': dict(
+        unroll_length=8, embed_size=16, dropout_rate=0.1, eval_batch_size=3,
+        batch_size=4, learning_rate=3e-3, min_learning_rate=3e-3,
+        decay_steps=1, decay_rate=1.0, max_grad_norm=1.0, num_steps=40,
+        time_budget_s=0.0, steps_per_chunk=5, log_every=10, eval_every=20,
+        checkpoint_every=20, keep_checkpoints=2, core='rmc',
+        lstm_hidden_size=16, mem_slots=1, head_size=8, num_heads=2,
+        attention_mlp_layers=2, **_RMC_DEFAULTS, **_SOFTMAX_DEFAULTS),
+}
+DEFAULT_PRESET = 'cpu'
+
+
+def run(config: dict[str, Any], workdir: str, seed: int,
+        corpus: wikitext.Corpus, splits: dict[str, str]) -> dict[str, Any]:
+  """Trains, validates and finally tests one language model.
+
+  Args:
+    config: Resolved hyperparameters (every name in ``HYPERPARAMETERS``).
+    workdir: Checkpoint and metrics directory (resumed from if non-empty).
+    seed: Seed for initialisation and dropout.
+    corpus: The encoded corpus.
+    splits: ``{'train': name, 'valid': name, 'test': name}``.
+
+  Returns:
+    The summary of :func:`rmc.training.train`; its ``test`` record holds the
+    test split's ``test_loss``, ``test_perplexity`` and ``test_tokens``.
+  """
+  vocabulary = corpus.vocabulary
+  cutoffs = [int(c) for c in config['adaptive_cutoffs']]
+
+  def make_model():
+    core = models.make_core(
+        config['core'], lstm_hidden_size=config['lstm_hidden_size'],
+        **common.rmc_kwargs(config))
+    return models.LanguageModel(
+        core, len(vocabulary), embed_size=config['embed_size'],
+        dropout_rate=config['dropout_rate'], softmax=config['softmax'],
+        cutoffs=cutoffs, div_value=config['adaptive_div_value'])
+
+  model = hk.transform(
+      lambda inputs, targets, state, reset, is_training: make_model()(
+          inputs, targets, state, reset, is_training))
+  initial = hk.without_apply_rng(hk.transform(
+      lambda batch_size: make_model().initial_state(batch_size)))
+
+  batch_size, unroll = config['batch_size'], config['unroll_length']
+  stream = wikitext.TrainStream(corpus.splits[splits['train']], batch_size,
+                                unroll)
+  init_key, train_key = jax.random.split(jax.random.key(seed))
+  example = stream.batches(0, 1)
+  initial_carry = initial.apply(None, batch_size)
+  params = jax.jit(functools.partial(model.init, is_training=False))(
+      init_key, example['inputs'][0], example['targets'][0], initial_carry,
+      None)
+  logging.info('Parameters: %d; vocabulary: %d words; %d training segments '
+               'per epoch.', hk.data_structures.tree_size(params),
+               len(vocabulary), stream.segments_per_epoch)
+
+  def loss_fn(params, key, batch, carry):
+    log_probs, carry = model.apply(params, key, batch['inputs'],
+                                   batch['targets'], carry, batch['reset'],
+                                   True)
+    return -jnp.mean(log_probs), ({}, carry)
+
+  def eval_apply(params, inputs, targets, state):
+    return model.apply(params, None, inputs, targets, state, None, False)
+
+  def evaluator(split):
+    segments = wikitext.eval_segments(
+        corpus.splits[split], config['eval_batch_size'], unroll,
+        vocabulary.id(wikitext.EOS))
+    return training.make_stream_evaluator(
+        eval_apply, initial.apply(None, config['eval_batch_size']), segments)
+
+  optimizer, schedule = common.optimizer(config)
+  return training.train(
+      workdir=workdir,
+      state=training.init_state(params, optimizer, train_key,
+                                carry=initial_carry),
+      train_chunk=training.make_train_chunk(loss_fn, optimizer, schedule,
+                                            with_carry=True),
+      evaluate=evaluator(splits['valid']),
+      config=common.loop_config(config, stream.tokens_per_step),
+      data=stream,
+      final_evaluate=evaluator(splits['test']))
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
+  if flags.FLAGS['eval_batches'].present:
+    raise app.UsageError('--eval_batches is not used here: evaluation scores '
+                         'whole splits (see --eval_batch_size).')
+  if not _DATA_DIR.value:
+    raise app.UsageError('--data_dir is required.')
+  config = common.resolve_config(PRESETS, DEFAULT_PRESET, HYPERPARAMETERS)
+  try:
+    cutoffs = [int(c) for c in config['adaptive_cutoffs']]
+  except ValueError as e:
+    raise app.UsageError(f'--adaptive_cutoffs must be integers; got '
+                         f'{config["adaptive_cutoffs"]}.') from e
+  if config['softmax'] == 'adaptive' and not cutoffs:
+    raise app.UsageError('--softmax=adaptive needs --adaptive_cutoffs.')
+  splits = {'train': _TRAIN_SPLIT.value, 'valid': _VALID_SPLIT.value,
+            'test': _TEST_SPLIT.value}
+  try:
+    corpus = wikitext.load(_DATA_DIR.value, splits=sorted(set(
+        splits.values())), vocab_split=_VOCAB_SPLIT.value,
+                           cache_dir=_CACHE_DIR.value)
+  except wikitext.DataError as e:
+    raise app.UsageError(str(e)) from e
+  if cutoffs and cutoffs[-1] >= len(corpus.vocabulary):
+    raise app.UsageError(
+        f'--adaptive_cutoffs={cutoffs} must be below the vocabulary size '
+        f'{len(corpus.vocabulary)}.')
+  evaluation = common.run_and_report(
+      functools.partial(run, corpus=corpus, splits=splits), config)
+  if evaluation is None:
+    return
+  print(f'Validation ({splits["valid"]}) perplexity '
+        f'{evaluation["eval_perplexity"]:.2f} over '
+        f'{evaluation["eval_tokens"]} tokens; test ({splits["test"]}) '
+        f'perplexity {evaluation["test_perplexity"]:.2f} over '
+        f'{evaluation["test_tokens"]} tokens, at step '
+        f'{evaluation["step"]}, stopped by {evaluation["stopped_by"]}.')
+
+
+if __name__ == '__main__':
+  app.run(main)

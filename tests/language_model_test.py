@@ -1,0 +1,184 @@
+# Copyright 2026 The rmc Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Tests for the language model, exact stream evaluation and truncated BPTT."""
+
+import functools
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from rmc import models
+from rmc import relational_memory
+from rmc import training
+from rmc.data import wikitext
+
+jax.config.update('jax_numpy_rank_promotion', 'raise')
+
+_VOCAB = 23
+
+
+def _model(core='rmc', softmax='tied'):
+  def make():
+    if core == 'rmc':
+      cell = relational_memory.RelationalMemory(mem_slots=2, head_size=4,
+                                                num_heads=2)
+    else:
+      cell = hk.LSTM(8)
+    return models.LanguageModel(cell, _VOCAB, embed_size=8, dropout_rate=0.5,
+                                softmax=softmax, cutoffs=(5, 12))
+
+  def forward(inputs, targets, state, reset, is_training):
+    model = make()
+    if state is None:
+      state = model.initial_state(inputs.shape[1])
+    return model(inputs, targets, state, reset, is_training)
+
+  initial = hk.without_apply_rng(hk.transform(
+      lambda batch_size: make().initial_state(batch_size)))
+  return hk.transform(forward), initial
+
+
+def _stream(size=61, seed=0):
+  return np.random.default_rng(seed).integers(1, _VOCAB, size=size).astype(
+      np.int32)
+
+
+class LanguageModelTest(parameterized.TestCase):
+
+  @parameterized.parameters(
+      ('rmc', 'tied', 1, 7), ('rmc', 'adaptive', 3, 5), ('lstm', 'tied', 4, 6))
+  def test_segmented_evaluation_equals_one_pass(self, core, softmax,
+                                                batch_size, unroll):
+    model, initial = _model(core, softmax)
+    tokens = _stream()
+    whole_inputs = jnp.asarray(np.concatenate([[0], tokens[:-1]]))[:, None]
+    whole_targets = jnp.asarray(tokens)[:, None]  # [N, 1]
+    params = jax.jit(model.init, static_argnums=(5,))(
+        jax.random.key(0), whole_inputs, whole_targets, None, None, False)
+
+    def apply(params, inputs, targets, state):
+      return model.apply(params, None, inputs, targets, state, None, False)
+
+    segments = wikitext.eval_segments(tokens, batch_size, unroll, eos_id=0)
+    evaluate = training.make_stream_evaluator(
+        apply, initial.apply(None, batch_size), segments)
+    result = evaluate(params)
+    self.assertEqual(result['tokens'], tokens.size)
+    # Each column read in one pass from the initial state.
+    column = -(-tokens.size // batch_size)
+    total = 0.0
+    for b in range(batch_size):
+      part = slice(b * column, (b + 1) * column)
+      log_probs, _ = jax.jit(apply)(
+          params, whole_inputs[part], whole_targets[part],
+          initial.apply(None, 1))
+      total -= float(np.sum(np.asarray(log_probs, np.float64)))
+    np.testing.assert_allclose(result['loss'], total / tokens.size,
+                               rtol=1e-5)
+    np.testing.assert_allclose(result['perplexity'],
+                               np.exp(total / tokens.size), rtol=1e-5)
+
+  def test_reset_starts_columns_afresh(self):
+    model, initial = _model()
+    inputs = jnp.asarray(_stream(24).reshape(8, 3))
+    targets = jnp.asarray(_stream(24, seed=1).reshape(8, 3))
+    params = model.init(jax.random.key(0), inputs, targets, None, None, False)
+    fresh = initial.apply(None, 3)
+    other = jax.tree.map(lambda x: x + 0.5, fresh)
+    reset = jnp.array([True, False, True])
+    apply = jax.jit(functools.partial(model.apply, is_training=False))
+    log_probs, _ = apply(params, None, inputs, targets, other, reset)
+    from_fresh, _ = apply(params, None, inputs, targets, fresh, None)
+    from_other, _ = apply(params, None, inputs, targets, other, None)
+    expected = jnp.where(reset[None, :], from_fresh, from_other)
+    np.testing.assert_allclose(log_probs, expected, rtol=1e-6)
+    self.assertGreater(float(jnp.max(jnp.abs(from_fresh - from_other))),
+                       1e-4)
+
+  def test_tied_softmax_uses_the_embedding(self):
+    model, _ = _model()
+    inputs = jnp.zeros([4, 2], jnp.int32)
+    params = model.init(jax.random.key(0), inputs, inputs, None, None, False)
+    names = {m + '/' + p for m in params for p in params[m]}
+    self.assertIn('language_model/embed/embeddings', names)
+    self.assertIn('language_model/softmax_bias', names)
+    self.assertFalse(any('adaptive' in n for n in names))
+
+  def test_dropout_only_in_training(self):
+    model, _ = _model()
+    inputs = jnp.asarray(_stream(24).reshape(8, 3))
+    params = model.init(jax.random.key(0), inputs, inputs, None, None, False)
+    def apply(is_training, key):
+      return jax.jit(functools.partial(model.apply, is_training=is_training))(
+          params, key, inputs, inputs, None, None)[0]
+    evals = [apply(False, jax.random.key(k)) for k in (1, 2)]
+    trains = [apply(True, jax.random.key(k)) for k in (1, 2)]
+    np.testing.assert_array_equal(evals[0], evals[1])
+    self.assertGreater(float(jnp.max(jnp.abs(trains[0] - trains[1]))), 1e-4)
+
+  def test_bad_arguments(self):
+    def build(**kwargs):
+      hk.transform(lambda: models.LanguageModel(hk.LSTM(2), 5, **kwargs)
+                   ).init(None)
+    with self.assertRaisesRegex(ValueError, "softmax must be one of"):
+      build(softmax='full')
+    with self.assertRaisesRegex(ValueError, r'dropout_rate must be in \[0, 1'):
+      build(dropout_rate=1.0)
+
+
+class TruncatedBackpropTest(absltest.TestCase):
+
+  def test_train_chunk_carries_the_state_between_segments(self):
+    model, initial = _model()
+    stream = wikitext.TrainStream(_stream(200), batch_size=2,
+                                  unroll_length=6)
+    batches = stream.batches(0, 3)
+    params = model.init(jax.random.key(0), batches['inputs'][0],
+                        batches['targets'][0], None, None, False)
+
+    def loss_fn(params, key, batch, carry):
+      log_probs, carry = model.apply(params, key, batch['inputs'],
+                                     batch['targets'], carry, batch['reset'],
+                                     True)
+      return -jnp.mean(log_probs), ({}, carry)
+
+    optimizer = optax.sgd(0.1)
+    chunk = training.make_train_chunk(loss_fn, optimizer, lambda s: 0.1,
+                                      with_carry=True)
+    state0 = training.init_state(jax.tree.map(jnp.copy, params), optimizer,
+                                 jax.random.key(3),
+                                 carry=initial.apply(None, 2))
+    state, metrics = chunk(state0, batches, 3)  # Donates state0.
+    # By hand: each step starts from the previous step's final state.
+    params_by_hand, carry = params, initial.apply(None, 2)
+    for step in range(3):
+      batch = jax.tree.map(lambda x, s=step: x[s], batches)
+      key = jax.random.fold_in(jax.random.key(3), step)
+      (loss, (_, carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+          params_by_hand, key, batch, carry)
+      np.testing.assert_allclose(metrics['loss'][step], loss, rtol=1e-5)
+      params_by_hand = jax.tree.map(lambda p, g: p - 0.1 * g,
+                                    params_by_hand, grads)
+    for got, want in zip(jax.tree.leaves(state.carry),
+                         jax.tree.leaves(carry)):
+      np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    self.assertEqual(int(state.step), 3)
+
+
+if __name__ == '__main__':
+  absltest.main()
