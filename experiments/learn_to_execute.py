@@ -99,7 +99,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_batches=100, core='rmc', lstm_hidden_size=1024, mem_slots=4,
         head_size=64, num_heads=4),
     'cpu': dict(
-        **_TASK_DEFAULTS, **_RMC_DEFAULTS, max_length=3, max_nesting=2,
+        **_TASK_DEFAULTS, **_RMC_DEFAULTS, max_length=2, max_nesting=2,
         batch_size=64, learning_rate=1e-3, min_learning_rate=1e-3,
         decay_steps=1, decay_rate=1.0, max_grad_norm=0.0, num_steps=20_000,
         time_budget_s=0.0, steps_per_chunk=10, log_every=100,

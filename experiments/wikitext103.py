@@ -126,7 +126,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         max_grad_norm=0.1, num_steps=20_000, time_budget_s=0.0,
         steps_per_chunk=10, log_every=100, eval_every=1000,
         checkpoint_every=1000, keep_checkpoints=3, core='rmc',
-        lstm_hidden_size=256, mem_slots=1, head_size=64, num_heads=4,
+        # An LSTM of 334 units has the RMC's parameter count.
+        lstm_hidden_size=334, mem_slots=1, head_size=64, num_heads=4,
         attention_mlp_layers=2, **_RMC_DEFAULTS, **_SOFTMAX_DEFAULTS),
     'smoke': dict(
         unroll_length=8, embed_size=16, dropout_rate=0.1, eval_batch_size=3,

@@ -294,6 +294,9 @@ class LoopConfig:
         raise ValueError(
             f'{name}={getattr(self, name)} must be a multiple of '
             f'steps_per_chunk={self.steps_per_chunk}.')
+    if self.tokens_per_step is not None and self.tokens_per_step < 1:
+      raise ValueError(
+          f'tokens_per_step must be >= 1; got {self.tokens_per_step}.')
     if self.time_budget_s is not None and self.time_budget_s <= 0:
       raise ValueError(
           f'time_budget_s must be > 0; got {self.time_budget_s}.')

@@ -37,9 +37,11 @@ scored exactly once.
 
 import dataclasses
 import hashlib
+import io
 import itertools
 import json
 import os
+import struct
 import tempfile
 from collections.abc import Iterator, Sequence
 
@@ -50,6 +52,8 @@ EOS = '<eos>'
 UNK = '<unk>'
 FORMAT_VERSION = 1
 _BLOCK_BYTES = 16 << 20  # Text is read and encoded in blocks of ~16 MiB.
+_REMAP_CHUNK = 1 << 22  # Ids renumbered per chunk, to bound temporaries.
+_HEADER_BYTES = 128  # Room for the .npy header, written when the size is known.
 
 
 class DataError(ValueError):
@@ -171,60 +175,157 @@ class Vocabulary:
     return cls(tuple(words), np.asarray(counts, np.int64))
 
 
-def build_vocabulary_and_encode(path: str) -> tuple[Vocabulary, np.ndarray]:
-  """Builds the vocabulary of a training file and encodes it, in one pass.
+class _NpyWriter:
+  """Streams int32 ids into a ``.npy`` file, atomically.
 
-  Words get provisional ids in order of first appearance; the counts then
-  give the frequency order (stable, so ties keep first-appearance order),
-  and one gather maps provisional ids to final ones.
+  The array is written block by block to a temporary file, so memory holds
+  one block, not the whole split; the header (which needs the final length)
+  is written last, then the file is flushed and renamed into place.
+  """
+
+  def __init__(self, path: str):
+    self._path = path
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, self._tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-',
+                                     suffix='.npy')
+    self._file = os.fdopen(fd, 'w+b')
+    self._file.write(b'\0' * _HEADER_BYTES)
+    self.size = 0
+
+  def write(self, ids: np.ndarray) -> None:
+    self._file.write(np.ascontiguousarray(ids, '<i4').tobytes())
+    self.size += ids.size
+
+  def commit(self) -> None:
+    header = io.BytesIO()
+    np.lib.format.write_array_header_2_0(header, {
+        'descr': '<i4', 'fortran_order': False, 'shape': (self.size,)})
+    header = header.getvalue()
+    if len(header) > _HEADER_BYTES:
+      raise DataError(f'Internal error: .npy header of {len(header)} bytes.')
+    # Pad the header with spaces before its final newline to fill the slot.
+    header = (header[:-1] + b' ' * (_HEADER_BYTES - len(header)) + b'\n')
+    header = header[:8] + struct.pack('<I', _HEADER_BYTES - 12) + header[12:]
+    self._file.seek(0)
+    self._file.write(header)
+    self._file.flush()
+    os.fsync(self._file.fileno())
+    self._file.close()
+    os.replace(self._tmp, self._path)
+
+  def abort(self) -> None:
+    self._file.close()
+    if os.path.exists(self._tmp):
+      os.remove(self._tmp)
+
+
+def _read_chunks(path: str, size: int) -> Iterator[np.ndarray]:
+  """Reads a raw int32 file in chunks of ``_REMAP_CHUNK``."""
+  with open(path, 'rb') as f:
+    for start in range(0, size, _REMAP_CHUNK):
+      yield np.fromfile(f, np.int32, count=min(_REMAP_CHUNK, size - start))
+
+
+def build_vocabulary_and_encode(
+    path: str, ids_path: str | None = None) -> tuple[Vocabulary, np.ndarray]:
+  """Builds the vocabulary of a training file and encodes it.
+
+  One pass over the text gives words provisional ids in order of first
+  appearance (streamed to a scratch file) and their counts; the counts give
+  the frequency order (stable, so ties keep first-appearance order), and a
+  second pass over the scratch ids renumbers them into ``ids_path``. Memory
+  holds one block of text and ids, not the corpus.
+
+  Args:
+    path: The training text.
+    ids_path: Where the ids go (``.npy``); if None, they are returned in
+      memory.
 
   Returns:
-    ``(vocabulary, ids)`` with ids int32 ``[num_tokens]``.
+    ``(vocabulary, ids)``: ids int32 ``[num_tokens]``, memory-mapped from
+    ``ids_path`` when given.
   """
+  if ids_path is None:
+    with tempfile.TemporaryDirectory() as scratch:
+      vocabulary, ids = build_vocabulary_and_encode(
+          path, os.path.join(scratch, 'ids.npy'))
+      return vocabulary, np.array(ids)
   index: dict[str, int] = {}
-  blocks = []
-  for text in _text_blocks(path):
-    words = _words(text)
-    for word in dict.fromkeys(words):  # New words, in order of appearance.
-      if word not in index:
-        index[word] = len(index)
-    blocks.append(np.fromiter(map(index.__getitem__, words), np.int32,
-                              count=len(words)))
-  ids = np.concatenate(blocks)
-  del blocks
-  counts = np.bincount(ids, minlength=len(index))
-  order = np.argsort(-counts, kind='stable')  # Final id -> provisional id.
-  remap = np.empty_like(order, dtype=np.int32)
-  remap[order] = np.arange(len(order), dtype=np.int32)
-  np.take(remap, ids, out=ids)
+  counts = np.zeros(0, np.int64)
+  size = 0
+  with tempfile.TemporaryDirectory(
+      dir=os.path.dirname(os.path.abspath(ids_path))) as scratch:
+    raw_path = os.path.join(scratch, 'provisional.i32')
+    with open(raw_path, 'wb') as raw:
+      for text in _text_blocks(path):
+        words = _words(text)
+        for word in dict.fromkeys(words):  # New words, in order of appearance.
+          if word not in index:
+            index[word] = len(index)
+        ids = np.fromiter(map(index.__getitem__, words), np.int32,
+                          count=len(words))
+        counts = np.pad(counts, (0, len(index) - counts.size))
+        counts += np.bincount(ids, minlength=len(index))
+        raw.write(ids.tobytes())
+        size += ids.size
+    order = np.argsort(-counts, kind='stable')  # Final id -> provisional id.
+    remap = np.empty_like(order, dtype=np.int32)
+    remap[order] = np.arange(len(order), dtype=np.int32)
+    writer = _NpyWriter(ids_path)
+    try:
+      for chunk in _read_chunks(raw_path, size):
+        writer.write(remap[chunk])
+      writer.commit()
+    except BaseException:
+      writer.abort()
+      raise
   provisional_words = list(index)
   words = [provisional_words[i] for i in order]
-  counts = counts[order].astype(np.int64)
+  counts = counts[order]
   if UNK not in index:
     logging.info('%s has no %s; appending it to the vocabulary.', path, UNK)
     words.append(UNK)
     counts = np.append(counts, 0)
-  return Vocabulary(tuple(words), counts), ids
+  return (Vocabulary(tuple(words), counts),
+          np.load(ids_path, mmap_mode='r'))
 
 
-def encode(path: str, vocabulary: Vocabulary) -> tuple[np.ndarray, int]:
+def encode(path: str, vocabulary: Vocabulary,
+           ids_path: str | None = None) -> tuple[np.ndarray, int]:
   """Encodes a file with a fixed vocabulary; unknown words become ``<unk>``.
 
+  Args:
+    path: The text.
+    vocabulary: The vocabulary.
+    ids_path: Where the ids go (``.npy``, streamed block by block); if None,
+      they are returned in memory.
+
   Returns:
-    ``(ids, num_unknown)``: int32 ``[num_tokens]`` and how many words were
-    not in the vocabulary.
+    ``(ids, num_unknown)``: int32 ``[num_tokens]`` (memory-mapped from
+    ``ids_path`` when given) and how many words were not in the vocabulary.
   """
-  index = vocabulary.index
-  blocks = []
-  for text in _text_blocks(path):
-    words = _words(text)
-    blocks.append(np.fromiter(map(index.get, words, itertools.repeat(-1)),
-                              np.int32, count=len(words)))
-  ids = np.concatenate(blocks)
-  unknown = ids < 0
-  num_unknown = int(unknown.sum())
-  ids[unknown] = vocabulary.id(UNK)
-  return ids, num_unknown
+  if ids_path is None:
+    with tempfile.TemporaryDirectory() as scratch:
+      ids, num_unknown = encode(path, vocabulary,
+                                os.path.join(scratch, 'ids.npy'))
+      return np.array(ids), num_unknown
+  index, unk = vocabulary.index, vocabulary.id(UNK)
+  num_unknown = 0
+  writer = _NpyWriter(ids_path)
+  try:
+    for text in _text_blocks(path):
+      words = _words(text)
+      ids = np.fromiter(map(index.get, words, itertools.repeat(-1)),
+                        np.int32, count=len(words))
+      unknown = ids < 0
+      num_unknown += int(unknown.sum())
+      ids[unknown] = unk
+      writer.write(ids)
+    writer.commit()
+  except BaseException:
+    writer.abort()
+    raise
+  return np.load(ids_path, mmap_mode='r'), num_unknown
 
 
 def _atomic_write(path: str, payload: bytes) -> None:
@@ -233,21 +334,6 @@ def _atomic_write(path: str, payload: bytes) -> None:
   try:
     with os.fdopen(fd, 'wb') as f:
       f.write(payload)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
-def _atomic_save_array(path: str, array: np.ndarray) -> None:
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix='.npy')
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      np.save(f, array, allow_pickle=False)
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -344,9 +430,9 @@ def load(
       manifest = None
 
   if manifest is None:
-    vocabulary, ids = build_vocabulary_and_encode(sources[vocab_split])
+    vocabulary, ids = build_vocabulary_and_encode(
+        sources[vocab_split], os.path.join(cache_dir, f'{vocab_split}.npy'))
     vocabulary.save(vocab_path)
-    _atomic_save_array(os.path.join(cache_dir, f'{vocab_split}.npy'), ids)
     manifest = {'format': FORMAT_VERSION, 'vocab_split': vocab_split,
                 'vocab_size': len(vocabulary), 'splits': {vocab_split: dict(
                     _source_record(sources[vocab_split]),
@@ -360,8 +446,8 @@ def load(
     record = manifest['splits'].get(split)
     if record is not None and _unchanged(record, sources[split]):
       continue
-    ids, num_unknown = encode(sources[split], vocabulary)
-    _atomic_save_array(os.path.join(cache_dir, f'{split}.npy'), ids)
+    ids, num_unknown = encode(sources[split], vocabulary,
+                              os.path.join(cache_dir, f'{split}.npy'))
     manifest['splits'][split] = dict(_source_record(sources[split]),
                                      tokens=int(ids.size), unknown=num_unknown)
     _atomic_write(manifest_path, json.dumps(manifest, indent=1).encode())
