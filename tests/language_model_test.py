@@ -97,7 +97,8 @@ class LanguageModelTest(parameterized.TestCase):
     model, initial = _model()
     inputs = jnp.asarray(_stream(24).reshape(8, 3))
     targets = jnp.asarray(_stream(24, seed=1).reshape(8, 3))
-    params = model.init(jax.random.key(0), inputs, targets, None, None, False)
+    params = jax.jit(functools.partial(model.init, is_training=False))(
+        jax.random.key(0), inputs, targets, None, None)
     fresh = initial.apply(None, 3)
     other = jax.tree.map(lambda x: x + 0.5, fresh)
     reset = jnp.array([True, False, True])
@@ -113,7 +114,9 @@ class LanguageModelTest(parameterized.TestCase):
   def test_tied_softmax_uses_the_embedding(self):
     model, _ = _model()
     inputs = jnp.zeros([4, 2], jnp.int32)
-    params = model.init(jax.random.key(0), inputs, inputs, None, None, False)
+    params = jax.eval_shape(
+        functools.partial(model.init, is_training=False), jax.random.key(0),
+        inputs, inputs, None, None)
     names = {m + '/' + p for m in params for p in params[m]}
     self.assertIn('language_model/embed/embeddings', names)
     self.assertIn('language_model/softmax_bias', names)
@@ -122,12 +125,14 @@ class LanguageModelTest(parameterized.TestCase):
   def test_dropout_only_in_training(self):
     model, _ = _model()
     inputs = jnp.asarray(_stream(24).reshape(8, 3))
-    params = model.init(jax.random.key(0), inputs, inputs, None, None, False)
-    def apply(is_training, key):
-      return jax.jit(functools.partial(model.apply, is_training=is_training))(
-          params, key, inputs, inputs, None, None)[0]
-    evals = [apply(False, jax.random.key(k)) for k in (1, 2)]
-    trains = [apply(True, jax.random.key(k)) for k in (1, 2)]
+    params = jax.jit(functools.partial(model.init, is_training=False))(
+        jax.random.key(0), inputs, inputs, None, None)
+    @functools.partial(jax.jit, static_argnums=0)
+    def apply(is_training, keys):
+      return jax.vmap(lambda key: model.apply(
+          params, key, inputs, inputs, None, None, is_training)[0])(keys)
+    keys = jnp.stack([jax.random.key(1), jax.random.key(2)])
+    evals, trains = apply(False, keys), apply(True, keys)
     np.testing.assert_array_equal(evals[0], evals[1])
     self.assertGreater(float(jnp.max(jnp.abs(trains[0] - trains[1]))), 1e-4)
 
@@ -148,8 +153,9 @@ class TruncatedBackpropTest(absltest.TestCase):
     stream = wikitext.TrainStream(_stream(200), batch_size=2,
                                   unroll_length=6)
     batches = stream.batches(0, 3)
-    params = model.init(jax.random.key(0), batches['inputs'][0],
-                        batches['targets'][0], None, None, False)
+    params = jax.jit(functools.partial(model.init, is_training=False))(
+        jax.random.key(0), batches['inputs'][0], batches['targets'][0], None,
+        None)
 
     def loss_fn(params, key, batch, carry):
       log_probs, carry = model.apply(params, key, batch['inputs'],
@@ -166,11 +172,11 @@ class TruncatedBackpropTest(absltest.TestCase):
     state, metrics = chunk(state0, batches, 3)  # Donates state0.
     # By hand: each step starts from the previous step's final state.
     params_by_hand, carry = params, initial.apply(None, 2)
+    grad_fn = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
     for step in range(3):
       batch = jax.tree.map(lambda x, s=step: x[s], batches)
       key = jax.random.fold_in(jax.random.key(3), step)
-      (loss, (_, carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-          params_by_hand, key, batch, carry)
+      (loss, (_, carry)), grads = grad_fn(params_by_hand, key, batch, carry)
       np.testing.assert_allclose(metrics['loss'][step], loss, rtol=1e-5)
       params_by_hand = jax.tree.map(lambda p, g: p - 0.1 * g,
                                     params_by_hand, grads)

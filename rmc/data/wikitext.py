@@ -28,7 +28,8 @@ Transformer-XL, fairseq), which reproduces the published token counts:
 vocabulary as ``vocab.txt`` (``word<TAB>count`` per line, in id order) and a
 ``manifest.json`` recording the sources' sizes, times and SHA-256. Later runs
 memory-map the cache; a changed source rebuilds it. Preparation streams the
-text in blocks, so memory stays near the size of the int32 ids.
+text in blocks and the ids to disk, so memory holds one block and the
+vocabulary, not the corpus.
 
 :class:`TrainStream` cuts the training stream into time-major truncated-BPTT
 segments; :func:`eval_segments` lays out a split so that every token is
