@@ -24,12 +24,13 @@ shape and dtype must match. PRNG keys are stored as their raw key data.
 
 import os
 import re
-import tempfile
 from typing import Any
 
 from absl import logging
 import jax
 import numpy as np
+
+from rmc import atomic_file
 
 _PATTERN = re.compile(r'^checkpoint_(\d+)\.npz$')
 
@@ -85,18 +86,8 @@ def save(directory: str, step: int, tree: Any, keep: int = 3) -> str:
   os.makedirs(directory, exist_ok=True)
   arrays = _to_numpy(tree)
   path = path_for_step(directory, step)
-  fd, tmp_path = tempfile.mkstemp(
-      dir=directory, prefix='.tmp_checkpoint_', suffix='.npz')
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      np.savez(f, allow_pickle=False, **arrays)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp_path, path)
-  except BaseException:
-    if os.path.exists(tmp_path):
-      os.remove(tmp_path)
-    raise
+  with atomic_file.write(path, suffix='.npz') as f:
+    np.savez(f, allow_pickle=False, **arrays)
   for old in list_steps(directory)[:-keep]:
     os.remove(path_for_step(directory, old))
   return path

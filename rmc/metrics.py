@@ -23,10 +23,11 @@ dropped, by rewriting the file atomically.
 import json
 import math
 import os
-import tempfile
 from typing import Any
 
 from absl import logging
+
+from rmc import atomic_file
 
 
 def read_records(path: str) -> list[dict[str, Any]]:
@@ -75,13 +76,8 @@ class MetricWriter:
     return self._path
 
   def _rewrite(self, records: list[dict[str, Any]]) -> None:
-    directory = os.path.dirname(os.path.abspath(self._path))
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.tmp_metrics_')
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-      f.writelines(_line(r) for r in records)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp_path, self._path)
+    with atomic_file.write(self._path) as f:
+      f.write(''.join(_line(r) for r in records).encode('utf-8'))
 
   def write(self, record: dict[str, Any]) -> None:
     """Logs ``record`` and appends it as one line to the file."""

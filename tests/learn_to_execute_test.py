@@ -13,8 +13,6 @@
 # limitations under the License.
 """Tests for the Learning to Execute binary (experiments/learn_to_execute.py)."""
 
-import contextlib
-import io
 import os
 
 from absl import app
@@ -24,9 +22,9 @@ from absl.testing import flagsaver
 from absl.testing import parameterized
 import jax
 import numpy as np
-from rmc import checkpoint
 from rmc import metrics
 
+import binary_testing
 from experiments import learn_to_execute
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
@@ -35,19 +33,9 @@ FLAGS = flags.FLAGS
 
 
 def _run_main(*args):
-  """Runs the binary's main in-process; returns what it printed."""
-  with flagsaver.flagsaver():
-    FLAGS(['learn_to_execute', *args])
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-      learn_to_execute.main(['learn_to_execute'])
-  return out.getvalue()
+  return binary_testing.run_main(learn_to_execute, *args)
 
 
-def _checkpoint_arrays(workdir):
-  step = checkpoint.list_steps(workdir)[-1]
-  with np.load(checkpoint.path_for_step(workdir, step)) as data:
-    return step, {k: data[k] for k in data.files}
 
 
 class BinaryTest(parameterized.TestCase):
@@ -77,8 +65,8 @@ class BinaryTest(parameterized.TestCase):
     interrupted = self.create_tempdir().full_path
     _run_main(*args, '--num_steps=10', f'--workdir={interrupted}')
     _run_main(*args, '--num_steps=30', f'--workdir={interrupted}')
-    step, resumed = _checkpoint_arrays(interrupted)
-    expected_step, expected = _checkpoint_arrays(uninterrupted)
+    step, resumed = binary_testing.checkpoint_arrays(interrupted)
+    expected_step, expected = binary_testing.checkpoint_arrays(uninterrupted)
     self.assertEqual((step, expected_step), (30, 30))
     self.assertEqual(resumed.keys(), expected.keys())
     self.assertTrue(any('tries' in k for k in expected))  # Curriculum state.

@@ -13,8 +13,6 @@
 # limitations under the License.
 """Tests for the Nth Farthest model and binary (experiments/nth_farthest.py)."""
 
-import contextlib
-import io
 import os
 import signal
 import subprocess
@@ -34,6 +32,7 @@ from rmc import checkpoint
 from rmc import metrics
 from rmc import models
 
+import binary_testing
 from experiments import nth_farthest
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
@@ -43,13 +42,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _run_main(*args):
-  """Runs the binary's main in-process; returns what it printed."""
-  with flagsaver.flagsaver():
-    FLAGS(['nth_farthest', *args])
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-      nth_farthest.main(['nth_farthest'])
-  return out.getvalue()
+  return binary_testing.run_main(nth_farthest, *args)
 
 
 def _start_binary(*args):

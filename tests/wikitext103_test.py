@@ -13,8 +13,6 @@
 # limitations under the License.
 """Tests for the language-model binary (experiments/wikitext103.py)."""
 
-import contextlib
-import io
 import os
 import random
 import subprocess
@@ -27,9 +25,9 @@ from absl.testing import flagsaver
 from absl.testing import parameterized
 import jax
 import numpy as np
-from rmc import checkpoint
 from rmc import metrics
 
+import binary_testing
 from experiments import wikitext103
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
@@ -57,19 +55,9 @@ def _write_corpus(directory):
 
 
 def _run_main(*args):
-  """Runs the binary's main in-process; returns what it printed."""
-  with flagsaver.flagsaver():
-    FLAGS(['wikitext103', *args])
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-      wikitext103.main(['wikitext103'])
-  return out.getvalue()
+  return binary_testing.run_main(wikitext103, *args)
 
 
-def _checkpoint_arrays(workdir):
-  step = checkpoint.list_steps(workdir)[-1]
-  with np.load(checkpoint.path_for_step(workdir, step)) as data:
-    return step, {k: data[k] for k in data.files}
 
 
 class BinaryTest(parameterized.TestCase):
@@ -114,8 +102,8 @@ class BinaryTest(parameterized.TestCase):
     _run_main('--preset=smoke', '--num_steps=20', *self.data_args,
               f'--workdir={interrupted}')
     _run_main('--preset=smoke', *self.data_args, f'--workdir={interrupted}')
-    step, resumed = _checkpoint_arrays(interrupted)
-    expected_step, expected = _checkpoint_arrays(uninterrupted)
+    step, resumed = binary_testing.checkpoint_arrays(interrupted)
+    expected_step, expected = binary_testing.checkpoint_arrays(uninterrupted)
     self.assertEqual((step, expected_step), (40, 40))
     self.assertEqual(resumed.keys(), expected.keys())
     self.assertTrue(any('carry' in k for k in expected))

@@ -45,9 +45,12 @@ import os
 import struct
 import tempfile
 from collections.abc import Iterator, Sequence
+from typing import BinaryIO
 
 from absl import logging
 import numpy as np
+
+from rmc import atomic_file
 
 EOS = '<eos>'
 UNK = '<unk>'
@@ -177,19 +180,15 @@ class Vocabulary:
 
 
 class _NpyWriter:
-  """Streams int32 ids into a ``.npy`` file, atomically.
+  """Streams int32 ids into an open ``.npy`` file.
 
-  The array is written block by block to a temporary file, so memory holds
-  one block, not the whole split; the header (which needs the final length)
-  is written last, then the file is flushed and renamed into place.
+  The ids are written block by block, so memory holds one block, not the
+  whole split; the header, which needs the final length, is written into a
+  reserved slot by :meth:`finish`.
   """
 
-  def __init__(self, path: str):
-    self._path = path
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, self._tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-',
-                                     suffix='.npy')
-    self._file = os.fdopen(fd, 'w+b')
+  def __init__(self, file: BinaryIO):
+    self._file = file
     self._file.write(b'\0' * _HEADER_BYTES)
     self.size = 0
 
@@ -197,7 +196,7 @@ class _NpyWriter:
     self._file.write(np.ascontiguousarray(ids, '<i4').tobytes())
     self.size += ids.size
 
-  def commit(self) -> None:
+  def finish(self) -> None:
     header = io.BytesIO()
     np.lib.format.write_array_header_2_0(header, {
         'descr': '<i4', 'fortran_order': False, 'shape': (self.size,)})
@@ -209,15 +208,6 @@ class _NpyWriter:
     header = header[:8] + struct.pack('<I', _HEADER_BYTES - 12) + header[12:]
     self._file.seek(0)
     self._file.write(header)
-    self._file.flush()
-    os.fsync(self._file.fileno())
-    self._file.close()
-    os.replace(self._tmp, self._path)
-
-  def abort(self) -> None:
-    self._file.close()
-    if os.path.exists(self._tmp):
-      os.remove(self._tmp)
 
 
 def _read_chunks(path: str, size: int) -> Iterator[np.ndarray]:
@@ -272,14 +262,11 @@ def build_vocabulary_and_encode(
     order = np.argsort(-counts, kind='stable')  # Final id -> provisional id.
     remap = np.empty_like(order, dtype=np.int32)
     remap[order] = np.arange(len(order), dtype=np.int32)
-    writer = _NpyWriter(ids_path)
-    try:
+    with atomic_file.write(ids_path, suffix='.npy') as f:
+      writer = _NpyWriter(f)
       for chunk in _read_chunks(raw_path, size):
         writer.write(remap[chunk])
-      writer.commit()
-    except BaseException:
-      writer.abort()
-      raise
+      writer.finish()
   provisional_words = list(index)
   words = [provisional_words[i] for i in order]
   counts = counts[order]
@@ -312,8 +299,8 @@ def encode(path: str, vocabulary: Vocabulary,
       return np.array(ids), num_unknown
   index, unk = vocabulary.index, vocabulary.id(UNK)
   num_unknown = 0
-  writer = _NpyWriter(ids_path)
-  try:
+  with atomic_file.write(ids_path, suffix='.npy') as f:
+    writer = _NpyWriter(f)
     for text in _text_blocks(path):
       words = _words(text)
       ids = np.fromiter(map(index.get, words, itertools.repeat(-1)),
@@ -322,26 +309,13 @@ def encode(path: str, vocabulary: Vocabulary,
       num_unknown += int(unknown.sum())
       ids[unknown] = unk
       writer.write(ids)
-    writer.commit()
-  except BaseException:
-    writer.abort()
-    raise
+    writer.finish()
   return np.load(ids_path, mmap_mode='r'), num_unknown
 
 
 def _atomic_write(path: str, payload: bytes) -> None:
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-')
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      f.write(payload)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  with atomic_file.write(path) as f:
+    f.write(payload)
 
 
 def _sha256(path: str) -> str:
