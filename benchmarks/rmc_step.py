@@ -1,0 +1,227 @@
+# Copyright 2026 The rmc Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+r"""Speed of the RMC unroll against the machine's own matmul throughput.
+
+  python -m benchmarks.rmc_step --config=all
+
+For each configuration, after warm-up, the median over repeated calls of:
+
+* ``forward``: ``hk.dynamic_unroll`` of the core over the whole sequence;
+* ``forward_backward``: the gradient of the mean of the squared outputs of
+  all steps with respect to the parameters and the inputs.
+
+Each is given in ms per call and per time step, as achieved GFLOP/s from the
+analytic count of :func:`step_flops`, and as a fraction of the dense float32
+matmul throughput measured in the same run (a ``2048 x 2048`` ``jnp.dot``).
+Compile time of ``forward_backward`` is measured at several sequence lengths:
+it must not grow with the length, since the time loop is a scan. One JSON
+object is printed.
+"""
+
+import dataclasses
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+from absl import app
+from absl import flags
+import haiku as hk
+import jax
+import jax.numpy as jnp
+
+import rmc
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """A benchmark configuration (``unit`` gating, 1 block).
+
+  Attributes:
+    mem_slots: Memory slots ``N``.
+    num_heads: Heads ``H``.
+    head_size: Per-head size; memory row size ``D = H * head_size``.
+    input_size: Input features per step.
+    batch_size: ``B``.
+    num_steps: Sequence length ``T``.
+    mlp_layers: Attention MLP layers.
+  """
+  mem_slots: int
+  num_heads: int
+  head_size: int
+  input_size: int
+  batch_size: int
+  num_steps: int
+  mlp_layers: int = 2
+
+
+CONFIGS = {
+    'small': Config(4, 4, 32, 40, 32, 8),
+    'nth_farthest': Config(8, 8, 64, 40, 64, 8),
+    'lm': Config(1, 4, 256, 256, 32, 100),
+    'lm_paper': Config(1, 4, 625, 512, 8, 100, mlp_layers=5),
+    'tiny': Config(2, 2, 4, 3, 2, 3),  # For the test of this command.
+}
+ALL = ('small', 'nth_farthest', 'lm', 'lm_paper')
+
+_CONFIG = flags.DEFINE_list(
+    'config', ['all'], f'Configurations: "all" ({", ".join(ALL)}) or names '
+    f'from {sorted(CONFIGS)}.')
+_COMPILE_LENGTHS = flags.DEFINE_list(
+    'compile_lengths', ['10', '100', '1000'],
+    'Sequence lengths at which the forward+backward compile time is timed.')
+_MATMUL_SIZE = flags.DEFINE_integer(
+    'matmul_size', 2048, 'Side of the square float32 matmul yardstick.',
+    lower_bound=1)
+_MIN_TIME_S = flags.DEFINE_float(
+    'min_time_s', 1.0, 'Repeat each measurement for at least this long.',
+    lower_bound=0.0)
+_MIN_REPEATS = flags.DEFINE_integer(
+    'min_repeats', 5, 'Repeat each measurement at least this many times.',
+    lower_bound=1)
+
+
+def step_flops(config: Config) -> int:
+  """Forward FLOPs of one time step: matrix products only, 2 per MAC.
+
+  With ``D = H * v`` (``v`` the head size, keys of size ``k = v``), rows
+  ``R = N + 1`` (the memory plus the projected input) and ``G = D`` gates:
+
+  * input projection ``2 B d_in D``;
+  * qkv projection of every row ``2 B R D H (2k + v)``;
+  * attention logits and weighted values ``2 B H R^2 (k + v)``;
+  * the attention MLP on every row ``2 L B R D^2``;
+  * gates from the input and from every memory row ``2 B (1 + N) D 2G``.
+
+  Element-wise work (LayerNorms, softmax, gating) is not counted. The
+  backward pass of each product is two products of its size, so a
+  forward+backward step is ``3 * step_flops``.
+  """
+  b, n, h, v = (config.batch_size, config.mem_slots, config.num_heads,
+                config.head_size)
+  d, k, r = h * v, v, n + 1
+  return (2 * b * config.input_size * d
+          + 2 * b * r * d * h * (2 * k + v)
+          + 2 * b * h * r * r * (k + v)
+          + 2 * config.mlp_layers * b * r * d * d
+          + 2 * b * (1 + n) * d * 2 * d)
+
+
+def _median_seconds(fn: Callable[[], jax.Array]) -> float:
+  """Median wall time of ``fn()`` (blocked on), after two warm-up calls."""
+  for _ in range(2):
+    jax.block_until_ready(fn())
+  times = []
+  start = time.perf_counter()
+  while (len(times) < _MIN_REPEATS.value
+         or time.perf_counter() - start < _MIN_TIME_S.value):
+    begin = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - begin)
+  return statistics.median(times)
+
+
+def matmul_gflops(size: int) -> float:
+  """Dense float32 ``size x size`` matmul throughput, GFLOP/s."""
+  keys = jax.random.split(jax.random.key(0))
+  a = jax.random.normal(keys[0], (size, size), jnp.float32)
+  b = jax.random.normal(keys[1], (size, size), jnp.float32)
+  dot = jax.jit(jnp.dot)
+  return 2 * size ** 3 / _median_seconds(lambda: dot(a, b)) / 1e9
+
+
+def _functions(config: Config):
+  """``(params, inputs_fn, forward, forward_backward)`` of a configuration."""
+  def unroll(inputs):  # [T, B, d_in] -> [T, B, N * D]
+    core = rmc.RelationalMemory(
+        mem_slots=config.mem_slots, head_size=config.head_size,
+        num_heads=config.num_heads, attention_mlp_layers=config.mlp_layers,
+        gate_style='unit')
+    outputs, _ = hk.dynamic_unroll(
+        core, inputs, core.initial_state(inputs.shape[1]))
+    return outputs
+
+  model = hk.without_apply_rng(hk.transform(unroll))
+
+  def inputs_fn(num_steps):
+    return jax.random.normal(
+        jax.random.key(1), (num_steps, config.batch_size, config.input_size))
+
+  params = jax.jit(model.init)(jax.random.key(0),
+                               inputs_fn(config.num_steps))
+
+  def loss(params, inputs):
+    return jnp.mean(jnp.square(model.apply(params, inputs)))
+
+  forward = jax.jit(model.apply)
+  forward_backward = jax.jit(jax.grad(loss, argnums=(0, 1)))
+  return params, inputs_fn, forward, forward_backward, loss
+
+
+def measure(name: str, matmul: float,
+            compile_lengths: Sequence[int]) -> dict[str, object]:
+  """Every figure of one configuration (see the module docstring)."""
+  config = CONFIGS[name]
+  params, inputs_fn, forward, forward_backward, loss = _functions(config)
+  inputs = inputs_fn(config.num_steps)
+  flops = step_flops(config) * config.num_steps
+  result = {'config': name, **dataclasses.asdict(config),
+            'forward_gflop_per_call': flops / 1e9}
+  for kind, fn, multiple in (
+      ('forward', lambda: forward(params, inputs), 1),
+      ('forward_backward', lambda: forward_backward(params, inputs), 3)):
+    seconds = _median_seconds(fn)
+    gflops = multiple * flops / seconds / 1e9
+    result[kind] = {
+        'ms': seconds * 1e3,
+        'ms_per_step': seconds * 1e3 / config.num_steps,
+        'gflops': gflops,
+        'fraction_of_matmul': gflops / matmul,
+    }
+  compile_s = {}
+  for length in compile_lengths:
+    fresh = jax.jit(jax.grad(loss, argnums=(0, 1)))  # Not cached.
+    begin = time.perf_counter()
+    fresh.lower(params, inputs_fn(length)).compile()
+    compile_s[str(length)] = time.perf_counter() - begin
+  result['forward_backward_compile_s'] = compile_s
+  return result
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
+  names = ALL if _CONFIG.value == ['all'] else tuple(_CONFIG.value)
+  for name in names:
+    if name not in CONFIGS:
+      raise app.UsageError(f'Unknown --config={name!r}; choose "all" or '
+                           f'from {sorted(CONFIGS)}.')
+  try:
+    lengths = [int(n) for n in _COMPILE_LENGTHS.value]
+  except ValueError as e:
+    raise app.UsageError(f'--compile_lengths must be integers; got '
+                         f'{_COMPILE_LENGTHS.value}.') from e
+  matmul = matmul_gflops(_MATMUL_SIZE.value)
+  print(json.dumps({
+      'device': str(jax.devices()[0]),
+      'device_count': jax.device_count(),
+      'dtype': 'float32',
+      'matmul_size': _MATMUL_SIZE.value,
+      'matmul_gflops': matmul,
+      'results': [measure(name, matmul, lengths) for name in names],
+  }, indent=1))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,91 @@
+# Copyright 2026 The rmc Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Tests for the benchmark commands, so that they cannot rot."""
+
+import json
+import math
+
+from absl import app
+from absl.testing import absltest
+from absl.testing import parameterized
+import haiku as hk
+import jax
+import jax.numpy as jnp
+
+import binary_testing
+from benchmarks import rmc_step
+import rmc
+
+
+def _dot_flops(jaxpr) -> int:
+  """2 x multiply-adds of every ``dot_general`` in a jaxpr, recursively."""
+  total = 0
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == 'dot_general':
+      (lhs_contract, _), _ = eqn.params['dimension_numbers']
+      lhs = eqn.invars[0].aval.shape
+      out = eqn.outvars[0].aval.shape
+      total += 2 * math.prod(out) * math.prod(lhs[d] for d in lhs_contract)
+    for value in eqn.params.values():  # Inner jaxprs (jit, custom_jvp...).
+      for inner in value if isinstance(value, (tuple, list)) else (value,):
+        inner = getattr(inner, 'jaxpr', inner)
+        if hasattr(inner, 'eqns'):
+          total += _dot_flops(inner)
+  return total
+
+
+class RmcStepTest(parameterized.TestCase):
+
+  @parameterized.parameters('tiny', 'small', 'lm_paper')
+  def test_flop_count_matches_the_traced_step(self, name):
+    config = rmc_step.CONFIGS[name]
+
+    def step(inputs):
+      core = rmc.RelationalMemory(
+          mem_slots=config.mem_slots, head_size=config.head_size,
+          num_heads=config.num_heads, attention_mlp_layers=config.mlp_layers,
+          gate_style='unit')
+      return core(inputs, core.initial_state(inputs.shape[0]))
+
+    model = hk.without_apply_rng(hk.transform(step))
+    inputs = jnp.zeros([config.batch_size, config.input_size])
+    params = jax.eval_shape(model.init, jax.random.key(0), inputs)
+    jaxpr = jax.make_jaxpr(model.apply)(params, inputs).jaxpr
+    self.assertEqual(rmc_step.step_flops(config), _dot_flops(jaxpr))
+
+  def test_command_prints_every_figure(self):
+    printed = binary_testing.run_main(
+        rmc_step, '--config=tiny', '--compile_lengths=2,4',
+        '--matmul_size=32', '--min_time_s=0', '--min_repeats=2')
+    report = json.loads(printed)
+    self.assertGreater(report['matmul_gflops'], 0)
+    (result,) = report['results']
+    self.assertEqual(result['config'], 'tiny')
+    for kind in ('forward', 'forward_backward'):
+      figures = result[kind]
+      self.assertGreater(figures['ms'], 0)
+      self.assertAlmostEqual(figures['ms_per_step'] * result['num_steps'],
+                             figures['ms'])
+      self.assertAlmostEqual(figures['fraction_of_matmul'],
+                             figures['gflops'] / report['matmul_gflops'])
+    self.assertEqual(sorted(result['forward_backward_compile_s']),
+                     ['2', '4'])
+
+  def test_unknown_config(self):
+    with self.assertRaisesRegex(app.UsageError, "Unknown --config='huge'"):
+      binary_testing.run_main(rmc_step, '--config=huge')
+
+
+if __name__ == '__main__':
+  absltest.main()
