@@ -326,10 +326,11 @@ def _sha256(path: str) -> str:
   return digest.hexdigest()
 
 
-def _source_record(path: str, sha256: str | None = None) -> dict[str, object]:
+def _source_record(path: str) -> dict[str, object]:
+  """What identifies a source text: its path, size, time and SHA-256."""
   stat = os.stat(path)
   return {'path': os.path.abspath(path), 'size': stat.st_size,
-          'mtime_ns': stat.st_mtime_ns, 'sha256': sha256 or _sha256(path)}
+          'mtime_ns': stat.st_mtime_ns, 'sha256': _sha256(path)}
 
 
 def _unchanged(record: dict[str, object], path: str) -> bool:
