@@ -129,6 +129,12 @@ RMC_ARGUMENTS = ('mem_slots', 'head_size', 'num_heads', 'num_blocks',
                  'forget_bias', 'input_bias', 'attention_scale')
 
 
+def constant_learning_rate(learning_rate: float) -> dict[str, float]:
+  """Preset entries for an undecayed learning rate (the paper's LTE and LM)."""
+  return dict(learning_rate=learning_rate, min_learning_rate=learning_rate,
+              decay_steps=1, decay_rate=1.0)
+
+
 def resolve_config(presets: dict[str, dict[str, Any]], default_preset: str,
                    names: tuple[str, ...]) -> dict[str, Any]:
   """Values of ``names``: from the command line, else from the preset.

@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-r"""Learning to Execute (Santoro et al., 2018, section 4.2; Zaremba & Sutskever).
+r"""Learning to Execute (Santoro et al., 2018, 4.2; Zaremba and Sutskever).
 
 Usage (from the repository root):
 
@@ -92,24 +92,24 @@ _RMC_DEFAULTS = dict(
 PRESETS: dict[str, dict[str, Any]] = {
     'paper': dict(
         **_TASK_DEFAULTS, **_RMC_DEFAULTS, max_length=5, max_nesting=2,
-        batch_size=128, learning_rate=1e-3, min_learning_rate=1e-3,
-        decay_steps=1, decay_rate=1.0, max_grad_norm=0.0, num_steps=200_000,
+        batch_size=128, **common.constant_learning_rate(1e-3),
+        max_grad_norm=0.0, num_steps=200_000,
         time_budget_s=0.0, steps_per_chunk=10, log_every=100,
         eval_every=2000, checkpoint_every=10_000, keep_checkpoints=3,
         eval_batches=100, core='rmc', lstm_hidden_size=1024, mem_slots=4,
         head_size=64, num_heads=4),
     'cpu': dict(
         **_TASK_DEFAULTS, **_RMC_DEFAULTS, max_length=2, max_nesting=2,
-        batch_size=64, learning_rate=1e-3, min_learning_rate=1e-3,
-        decay_steps=1, decay_rate=1.0, max_grad_norm=0.0, num_steps=20_000,
+        batch_size=64, **common.constant_learning_rate(1e-3),
+        max_grad_norm=0.0, num_steps=20_000,
         time_budget_s=0.0, steps_per_chunk=10, log_every=100,
         eval_every=1000, checkpoint_every=2000, keep_checkpoints=3,
         eval_batches=20, core='rmc', lstm_hidden_size=256, mem_slots=4,
         head_size=32, num_heads=2),
     'smoke': dict(
         **_TASK_DEFAULTS, **_RMC_DEFAULTS, max_length=2, max_nesting=2,
-        batch_size=8, learning_rate=3e-3, min_learning_rate=3e-3,
-        decay_steps=1, decay_rate=1.0, max_grad_norm=1.0, num_steps=30,
+        batch_size=8, **common.constant_learning_rate(3e-3),
+        max_grad_norm=1.0, num_steps=30,
         time_budget_s=0.0, steps_per_chunk=5, log_every=10, eval_every=10,
         checkpoint_every=10, keep_checkpoints=2, eval_batches=2,
         core='rmc', lstm_hidden_size=16, mem_slots=2, head_size=4,

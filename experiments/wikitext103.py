@@ -18,7 +18,8 @@ Usage (from the repository root):
   python -m experiments.wikitext103 --preset=paper \
       --data_dir=/data/wikitext-103 --workdir=/tmp/wt103
   # Small scale on the shared WikiText-2 text: train on valid, test on test.
-  python -m experiments.wikitext103 --data_dir=../shared/data/wikitext-2-subset \
+  python -m experiments.wikitext103 \
+      --data_dir=../shared/data/wikitext-2-subset \
       --vocab_split=valid --train_split=valid --valid_split=test \
       --cache_dir=/tmp/wt2_cache --workdir=/tmp/wt2
 
@@ -107,14 +108,14 @@ HYPERPARAMETERS = (
 _RMC_DEFAULTS = dict(
     num_blocks=1, key_size=None, gate_style='unit', forget_bias=1.0,
     input_bias=0.0, attention_scale='key_size')
-_NO_DECAY = dict(min_learning_rate=1e-3, decay_steps=1, decay_rate=1.0)
 _SOFTMAX_DEFAULTS = dict(softmax='tied', adaptive_cutoffs=[],
                          adaptive_div_value=4.0)
 
 PRESETS: dict[str, dict[str, Any]] = {
     'paper': dict(
         unroll_length=100, embed_size=512, dropout_rate=0.5,
-        eval_batch_size=1, batch_size=64, learning_rate=1e-3, **_NO_DECAY,
+        eval_batch_size=1, batch_size=64,
+        **common.constant_learning_rate(1e-3),
         max_grad_norm=0.1, num_steps=250_000, time_budget_s=0.0,
         steps_per_chunk=10, log_every=100, eval_every=5000,
         checkpoint_every=5000, keep_checkpoints=3, core='rmc',
@@ -122,7 +123,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         attention_mlp_layers=5, **_RMC_DEFAULTS, **_SOFTMAX_DEFAULTS),
     'cpu': dict(
         unroll_length=35, embed_size=128, dropout_rate=0.5,
-        eval_batch_size=16, batch_size=32, learning_rate=1e-3, **_NO_DECAY,
+        eval_batch_size=16, batch_size=32,
+        **common.constant_learning_rate(1e-3),
         max_grad_norm=0.1, num_steps=20_000, time_budget_s=0.0,
         steps_per_chunk=10, log_every=100, eval_every=1000,
         checkpoint_every=1000, keep_checkpoints=3, core='rmc',
@@ -131,8 +133,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         attention_mlp_layers=2, **_RMC_DEFAULTS, **_SOFTMAX_DEFAULTS),
     'smoke': dict(
         unroll_length=8, embed_size=16, dropout_rate=0.1, eval_batch_size=3,
-        batch_size=4, learning_rate=3e-3, min_learning_rate=3e-3,
-        decay_steps=1, decay_rate=1.0, max_grad_norm=1.0, num_steps=40,
+        batch_size=4, **common.constant_learning_rate(3e-3),
+        max_grad_norm=1.0, num_steps=40,
         time_budget_s=0.0, steps_per_chunk=5, log_every=10, eval_every=20,
         checkpoint_every=20, keep_checkpoints=2, core='rmc',
         lstm_hidden_size=16, mem_slots=1, head_size=8, num_heads=2,
@@ -196,6 +198,7 @@ def run(config: dict[str, Any], workdir: str, seed: int,
   def eval_apply(params, inputs, targets, state):
     return model.apply(params, None, inputs, targets, state, None, False)
 
+  @functools.cache  # One evaluator (and compilation) per split.
   def evaluator(split):
     segments = wikitext.eval_segments(
         corpus.splits[split], config['eval_batch_size'], unroll,

@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Models shared by the experiments: cores, classifier, seq2seq, language model."""
+"""Models of the experiments: cores, classifier, seq2seq, language model."""
 
 from collections.abc import Sequence
 from typing import Any

@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Tests for the Learning to Execute binary (experiments/learn_to_execute.py)."""
+"""Tests for the Learning to Execute binary (experiments/learn_to_execute)."""
 
 import os
 

@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Learning to Execute (Zaremba & Sutskever, 2014) as in Sonnet v1's RMC example.
+"""Learning to Execute (Zaremba and Sutskever, 2014), as in Sonnet v1's example.
 
 Programs are built from operations whose code strings contain no spaces:
 
