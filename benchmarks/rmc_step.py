@@ -15,9 +15,12 @@ r"""Speed of the RMC unroll against the machine's own matmul throughput.
 
   python -m benchmarks.rmc_step --config=all
 
-For each configuration, after warm-up, the median over repeated calls of:
+For each configuration and each way of unrolling the core
+(``--implementations``: ``unroll``, the fast ``RelationalMemory.unroll``; and
+``dynamic_unroll``, ``hk.dynamic_unroll`` of the one-step core), after
+warm-up, the median over repeated calls of:
 
-* ``forward``: ``hk.dynamic_unroll`` of the core over the whole sequence;
+* ``forward``: the unroll over the whole sequence;
 * ``forward_backward``: the gradient of the mean of the squared outputs of
   all steps with respect to the parameters and the inputs.
 
@@ -30,6 +33,7 @@ object is printed.
 """
 
 import dataclasses
+import functools
 import json
 import statistics
 import time
@@ -87,6 +91,15 @@ _MATMUL_SIZE = flags.DEFINE_integer(
 _MIN_TIME_S = flags.DEFINE_float(
     'min_time_s', 1.0, 'Repeat each measurement for at least this long.',
     lower_bound=0.0)
+_IMPLEMENTATIONS = flags.DEFINE_list(
+    'implementations', ['unroll', 'dynamic_unroll'],
+    'Ways to unroll the core: "unroll" (RelationalMemory.unroll) and/or '
+    '"dynamic_unroll" (hk.dynamic_unroll of the one-step core).')
+_DTYPE = flags.DEFINE_enum(
+    'dtype', 'float32', ['float32', 'bfloat16'],
+    'Operand dtype of the core\'s matrix products (its compute_dtype); '
+    'parameters, state and accumulation stay float32. The yardstick matmul '
+    'uses the same operand dtype.')
 _MIN_REPEATS = flags.DEFINE_integer(
     'min_repeats', 5, 'Repeat each measurement at least this many times.',
     lower_bound=1)
@@ -132,24 +145,33 @@ def _median_seconds(fn: Callable[[], jax.Array]) -> float:
   return statistics.median(times)
 
 
-def matmul_gflops(size: int) -> float:
-  """Dense float32 ``size x size`` matmul throughput, GFLOP/s."""
+def matmul_gflops(size: int, dtype: str = 'float32') -> float:
+  """Dense ``size x size`` matmul throughput, GFLOP/s.
+
+  Args:
+    size: Side of the square matrices.
+    dtype: Operand dtype; the product accumulates in float32.
+  """
   keys = jax.random.split(jax.random.key(0))
-  a = jax.random.normal(keys[0], (size, size), jnp.float32)
-  b = jax.random.normal(keys[1], (size, size), jnp.float32)
-  dot = jax.jit(jnp.dot)
+  a = jax.random.normal(keys[0], (size, size), dtype)
+  b = jax.random.normal(keys[1], (size, size), dtype)
+  dot = jax.jit(functools.partial(jnp.dot, preferred_element_type=jnp.float32))
   return 2 * size ** 3 / _median_seconds(lambda: dot(a, b)) / 1e9
 
 
-def _functions(config: Config):
-  """``(params, inputs_fn, forward, forward_backward)`` of a configuration."""
+def _functions(config: Config, implementation: str, compute_dtype: str):
+  """``(params, inputs_fn, forward, forward_backward, loss)``."""
   def unroll(inputs):  # [T, B, d_in] -> [T, B, N * D]
     core = rmc.RelationalMemory(
         mem_slots=config.mem_slots, head_size=config.head_size,
         num_heads=config.num_heads, attention_mlp_layers=config.mlp_layers,
-        gate_style='unit')
-    outputs, _ = hk.dynamic_unroll(
-        core, inputs, core.initial_state(inputs.shape[1]))
+        gate_style='unit',
+        compute_dtype=None if compute_dtype == 'float32' else compute_dtype)
+    initial_state = core.initial_state(inputs.shape[1])
+    if implementation == 'unroll':
+      outputs, _ = core.unroll(inputs, initial_state)
+    else:
+      outputs, _ = hk.dynamic_unroll(core, inputs, initial_state)
     return outputs
 
   model = hk.without_apply_rng(hk.transform(unroll))
@@ -169,14 +191,17 @@ def _functions(config: Config):
   return params, inputs_fn, forward, forward_backward, loss
 
 
-def measure(name: str, matmul: float,
+def measure(name: str, implementation: str, compute_dtype: str,
+            matmul: float,
             compile_lengths: Sequence[int]) -> dict[str, object]:
   """Every figure of one configuration (see the module docstring)."""
   config = CONFIGS[name]
-  params, inputs_fn, forward, forward_backward, loss = _functions(config)
+  params, inputs_fn, forward, forward_backward, loss = _functions(
+      config, implementation, compute_dtype)
   inputs = inputs_fn(config.num_steps)
   flops = step_flops(config) * config.num_steps
-  result = {'config': name, **dataclasses.asdict(config),
+  result = {'config': name, 'implementation': implementation,
+            **dataclasses.asdict(config),
             'forward_gflop_per_call': flops / 1e9}
   for kind, fn, multiple in (
       ('forward', lambda: forward(params, inputs), 1),
@@ -212,14 +237,22 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(f'--compile_lengths must be integers; got '
                          f'{_COMPILE_LENGTHS.value}.') from e
-  matmul = matmul_gflops(_MATMUL_SIZE.value)
+  for implementation in _IMPLEMENTATIONS.value:
+    if implementation not in ('unroll', 'dynamic_unroll'):
+      raise app.UsageError(
+          f'Unknown --implementations entry {implementation!r}; choose from '
+          f'unroll, dynamic_unroll.')
+  dtype = _DTYPE.value
+  matmul = matmul_gflops(_MATMUL_SIZE.value, dtype)
   print(json.dumps({
       'device': str(jax.devices()[0]),
       'device_count': jax.device_count(),
-      'dtype': 'float32',
+      'compute_dtype': dtype,
       'matmul_size': _MATMUL_SIZE.value,
       'matmul_gflops': matmul,
-      'results': [measure(name, matmul, lengths) for name in names],
+      'results': [measure(name, implementation, dtype, matmul, lengths)
+                  for name in names
+                  for implementation in _IMPLEMENTATIONS.value],
   }, indent=1))
 
 

@@ -114,6 +114,11 @@ flags.DEFINE_float('input_bias', None, 'RMC: input-gate bias.')
 flags.DEFINE_enum('attention_scale', None, ['key_size', 'qkv_size'],
                   'RMC: query scaling, key_size**-0.5 (Sonnet >= 1.27) or '
                   '(2*key_size+head_size)**-0.5 (Sonnet <= 1.26).')
+COMPUTE_DTYPE = flags.DEFINE_enum(
+    'compute_dtype', 'float32', ['float32', 'bfloat16'],
+    'RMC: operand dtype of the core\'s matrix products (bfloat16 for the fast '
+    'paths of GPUs and TPUs). Parameters, the memory, accumulation and '
+    'everything outside the core stay float32. Not a preset value.')
 
 COMMON_HYPERPARAMETERS = (
     'batch_size', 'learning_rate', 'min_learning_rate', 'decay_steps',
@@ -158,6 +163,11 @@ def resolve_config(presets: dict[str, dict[str, Any]], default_preset: str,
   for name in names:
     given = flags.FLAGS[name].present
     config[name] = flags.FLAGS[name].value if given else presets[preset][name]
+  config['compute_dtype'] = COMPUTE_DTYPE.value
+  if config.get('core', 'rmc') != 'rmc' and COMPUTE_DTYPE.value != 'float32':
+    raise app.UsageError(
+        f'--compute_dtype={COMPUTE_DTYPE.value} applies to the RMC core '
+        f'only; got --core={config["core"]}.')
   try:  # Cross-flag checks, with the toolkit's own messages.
     loop_config(config)
     optimizer(config)
@@ -185,6 +195,8 @@ def rmc_kwargs(config: dict[str, Any]) -> dict[str, Any]:
   kwargs = {name: config[name] for name in RMC_ARGUMENTS}
   kwargs['gate_style'] = (None if kwargs['gate_style'] == 'none'
                           else kwargs['gate_style'])
+  dtype = config.get('compute_dtype', 'float32')
+  kwargs['compute_dtype'] = None if dtype == 'float32' else dtype
   return kwargs
 
 

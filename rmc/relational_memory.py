@@ -32,7 +32,9 @@ Shape glossary (used in comments throughout):
   ``'memory'`` gating.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+import dataclasses
+import functools
 import math
 import numbers
 from typing import Any, Literal, NamedTuple
@@ -142,6 +144,7 @@ class RelationalMemory(hk.RNNCore):
       attention_scale: AttentionScale = 'key_size',
       trainable_initial_state: bool = False,
       return_diagnostics: bool = False,
+      compute_dtype: Any = None,
   ):
     r"""Constructs a Relational Memory Core.
 
@@ -172,6 +175,11 @@ class RelationalMemory(hk.RNNCore):
       return_diagnostics: If True, each step returns a
         :class:`RelationalMemoryOutput` with the attention weights and gates
         instead of the flat ``[B, N * D]`` output array.
+      compute_dtype: Dtype of the operands of every matrix product (e.g.
+        ``jnp.bfloat16`` for accelerators' fast paths), or None for the
+        state's dtype. Products accumulate and return in the state's dtype,
+        and everything else (LayerNorms, softmax, gating, the state) stays in
+        it; parameters keep their dtype.
 
     Raises:
       ValueError: If ``num_blocks``, ``attention_mlp_layers``, ``mem_slots``,
@@ -217,6 +225,17 @@ class RelationalMemory(hk.RNNCore):
     self._attention_scale = attention_scale
     self._trainable_initial_state = trainable_initial_state
     self._return_diagnostics = return_diagnostics
+    self._compute_dtype = (None if compute_dtype is None
+                           else jnp.dtype(compute_dtype))
+    scale_size = (self._key_size if attention_scale == 'key_size'
+                  else 2 * self._key_size + self._head_size)
+    self._config = _Config(
+        mem_slots=self._mem_slots, num_heads=self._num_heads,
+        head_size=self._head_size, key_size=self._key_size,
+        num_blocks=self._num_blocks, mlp_layers=self._attention_mlp_layers,
+        gate_style=gate_style, input_bias=input_bias, forget_bias=forget_bias,
+        query_scale=1.0 / math.sqrt(scale_size),
+        compute_dtype=self._compute_dtype)
 
   @property
   def mem_slots(self) -> int:
@@ -316,14 +335,7 @@ class RelationalMemory(hk.RNNCore):
     """
     memory = jnp.asarray(prev_state)
     inputs = jnp.asarray(inputs)
-    if memory.ndim not in (2, 3) or memory.shape[-2:] != self.state_size:
-      raise ValueError(
-          f'prev_state must have shape [B, {self._mem_slots}, '
-          f'{self._mem_size}] or [{self._mem_slots}, {self._mem_size}] '
-          f'([B, mem_slots, mem_size]); got {memory.shape}.')
-    if not jnp.issubdtype(memory.dtype, jnp.floating):
-      raise ValueError(
-          f'prev_state must have a floating dtype; got {memory.dtype}.')
+    self._check_state(memory, 'prev_state', batched_only=False)
     batched = memory.ndim == 3
     min_rank = 1 + int(treat_input_as_matrix) + int(batched)
     if inputs.ndim < min_rank:
@@ -354,26 +366,13 @@ class RelationalMemory(hk.RNNCore):
   ) -> tuple[jax.Array | RelationalMemoryOutput, jax.Array]:
     """One batched step; see ``__call__``."""
     batch_size = memory.shape[0]
-    inputs = inputs.astype(memory.dtype)
-    if treat_input_as_matrix:
-      inputs = inputs.reshape(inputs.shape[:2] + (-1,))  # [B, n, d_row]
-    else:
-      inputs = inputs.reshape(batch_size, 1, -1)  # [B, 1, d_in]
-    inputs = hk.Linear(self._mem_size, name='input_projection')(inputs)
-    # inputs: [B, n, D]
-
-    rows = jnp.concatenate([memory, inputs], axis=1)  # [B, R, D]
-    rows, attention_weights = self._attend_over_memory(rows)
-    next_memory = rows[:, :self._mem_slots]  # [B, N, D]
-
-    input_gate = forget_gate = None
-    if self._gate_style is not None:
-      input_gate, forget_gate = self._create_gates(inputs, memory)
-      next_memory = (input_gate * jnp.tanh(next_memory)
-                     + forget_gate * memory)  # [B, N, D]
-
-    # Keep the state's dtype even if parameters of another dtype promoted it.
-    next_memory = next_memory.astype(memory.dtype)
+    inputs = _input_rows(inputs, memory.dtype, treat_input_as_matrix, 1)
+    params = self._parameters(*inputs.shape[-2:][::-1], memory.dtype)
+    projected, gates_from_input = _project_inputs(
+        self._config, params, inputs)  # [B, n, D], [B, 2G] or None
+    next_memory, (attention_weights, input_gate, forget_gate) = _memory_step(
+        self._config, params, projected, gates_from_input, memory,
+        _plain_matmul(self._config))
     output = next_memory.reshape(batch_size, -1)  # [B, N * D]
     if self._return_diagnostics:
       output = RelationalMemoryOutput(
@@ -384,87 +383,489 @@ class RelationalMemory(hk.RNNCore):
     return output, next_memory
 
   @hk.name_like('__call__')
-  def _layer_norm(self, name: str) -> hk.LayerNorm:
-    """A LayerNorm over the last axis with Sonnet v1's settings."""
-    return hk.LayerNorm(
-        axis=-1, create_scale=True, create_offset=True, eps=_LAYER_NORM_EPS,
-        name=name)
+  def unroll(
+      self,
+      inputs: jax.Array,
+      initial_state: jax.Array,
+      *,
+      time_major: bool = True,
+      treat_input_as_matrix: bool = False,
+  ) -> tuple[jax.Array | RelationalMemoryOutput, jax.Array]:
+    """Runs the core over a whole sequence: a fast ``hk.dynamic_unroll``.
 
-  @hk.name_like('__call__')
-  def _attend_over_memory(
-      self, rows: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
-    """Applies ``num_blocks`` attention + MLP blocks to ``rows`` [B, R, D].
+    Equal to ``hk.dynamic_unroll(core, inputs, initial_state)`` (same
+    parameters, outputs within float rounding), but faster, above all to
+    differentiate:
+
+    * the input projection and the gate pre-activations from the input
+      depend on no earlier step, so they are computed for all ``T`` steps at
+      once, outside the time loop;
+    * the gradients of the weight matrices used inside the loop (qkv
+      projections, attention MLP, gates from the memory) are not summed step
+      by step in the backward loop; the loop only stores each product's input
+      and output gradient, and one ``[d, T * rows] x [T * rows, d']`` product
+      per matrix after the loop gives the sum. Small per-step products
+      (``rows = B * (N + n)``) make poor use of the hardware and read the
+      whole weight matrix each step; the one big product does not.
+
+    The time loop is a ``lax.scan``. With ``return_diagnostics=True`` this
+    method is ``hk.dynamic_unroll`` itself. Forward-mode differentiation
+    (``jax.jvp``) is not supported here (the backward pass is a
+    ``jax.custom_vjp``); use ``hk.dynamic_unroll`` for it.
+
+    Args:
+      inputs: ``[T, B, ...]`` (``[B, T, ...]`` if not ``time_major``); with
+        ``treat_input_as_matrix``, ``[T, B, n, ...]`` (or ``[B, T, n, ...]``).
+      initial_state: The memory before the first step, ``[B, N, D]``.
+      time_major: Whether time is the leading axis of ``inputs`` and of the
+        returned outputs.
+      treat_input_as_matrix: As in ``__call__``.
 
     Returns:
-      The updated rows ``[B, R, D]`` and each block's attention weights
-      ``[B, H, R, R]``.
+      ``(outputs, final_state)``: ``outputs`` is ``[T, B, N * D]`` (or
+      ``[B, T, N * D]``), or a :class:`RelationalMemoryOutput` of such stacked
+      arrays with ``return_diagnostics``; ``final_state`` is ``[B, N, D]``.
+
+    Raises:
+      ValueError: If ``initial_state`` is not ``[B, N, D]`` of a floating
+        dtype, or ``inputs`` has too few dimensions or another batch size.
     """
-    # Built once per step, before the blocks: one MLP shared by all blocks.
-    mlp = hk.nets.MLP(
-        [self._mem_size] * self._attention_mlp_layers, name='attention_mlp')
-    all_weights = []
+    if self._return_diagnostics:
+      core = functools.partial(
+          self, treat_input_as_matrix=treat_input_as_matrix)
+      return hk.dynamic_unroll(core, inputs, initial_state,
+                               time_major=time_major)
+    memory = jnp.asarray(initial_state)
+    inputs = jnp.asarray(inputs)
+    self._check_state(memory, 'initial_state', batched_only=True)
+    min_rank = 3 + int(treat_input_as_matrix)
+    if inputs.ndim < min_rank:
+      raise ValueError(
+          f'inputs must have rank >= {min_rank} ([T, B, '
+          f'{"n, " if treat_input_as_matrix else ""}...]) with '
+          f'treat_input_as_matrix={treat_input_as_matrix}; got inputs of '
+          f'shape {inputs.shape}.')
+    if not time_major:
+      inputs = jnp.swapaxes(inputs, 0, 1)  # [T, B, ...]
+    if inputs.shape[1] != memory.shape[0]:
+      raise ValueError(
+          f'inputs and initial_state must have the same batch size; got '
+          f'inputs of shape {inputs.shape} (time-major) and initial_state of '
+          f'shape {memory.shape}.')
+    inputs = _input_rows(inputs, memory.dtype, treat_input_as_matrix, 2)
+    params = self._parameters(*inputs.shape[-2:][::-1], memory.dtype)
+    outputs, final = _unroll(self._config, params, inputs, memory)
+    if not time_major:
+      outputs = jnp.swapaxes(outputs, 0, 1)  # [B, T, N * D]
+    return outputs, final
+
+  @hk.name_like('__call__')
+  def _parameters(self, row_size: int, num_rows: int,
+                  dtype: Any) -> dict[str, jax.Array]:
+    """Gets (or creates) every parameter, keyed ``'<module>/<name>'``.
+
+    Names, shapes and initialisers are those of the ``hk.Linear``,
+    ``hk.LayerNorm`` and ``hk.nets.MLP`` modules of Sonnet's layout, and they
+    are created in that order (so random initialisation is unchanged).
+
+    Args:
+      row_size: Size of one input row (``d_in``, or ``d_row`` in matrix mode).
+      num_rows: Number of input rows ``n``.
+      dtype: Parameter dtype.
+    """
+    d, f, g = self._mem_size, self._config.qkv_features, 2 * self.gate_size
+    params = {}
+
+    def linear(name, fan_in, fan_out, module=None):
+      module = module or _Affine(fan_in, fan_out, dtype, name=name)
+      params[f'{name}/w'], params[f'{name}/b'] = module()
+
+    def layer_norm(name, size):
+      params[f'{name}/scale'], params[f'{name}/offset'] = _LayerNormParams(
+          size, dtype, name=name)()
+
+    linear('input_projection', row_size, d)
+    mlp = _AffineStack(d, self._attention_mlp_layers, dtype,
+                       name='attention_mlp')
     for block in range(self._num_blocks):
-      attended, weights = self._multihead_attention(rows, block)
-      rows = self._layer_norm(f'attention_layer_norm_{block}')(
-          rows + attended)  # [B, R, D]
-      rows = self._layer_norm(f'mlp_layer_norm_{block}')(
-          mlp(rows) + rows)  # [B, R, D]
-      all_weights.append(weights)
-    return rows, tuple(all_weights)
+      linear(f'qkv_projection_{block}', d, f)
+      layer_norm(f'qkv_layer_norm_{block}', f)
+      layer_norm(f'attention_layer_norm_{block}', d)
+      if block == 0:
+        for layer, module in enumerate(mlp.layers):
+          linear(f'attention_mlp/linear_{layer}', d, d, module)
+      layer_norm(f'mlp_layer_norm_{block}', d)
+    if g:
+      linear('gates_from_input', num_rows * d, g)  # Flattened input rows.
+      linear('gates_from_memory', d, g)
+    return params
 
-  @hk.name_like('__call__')
-  def _multihead_attention(
-      self, rows: jax.Array, block: int) -> tuple[jax.Array, jax.Array]:
-    """Multi-head dot-product attention of every row over every row.
+  def _check_state(self, memory: jax.Array, name: str,
+                   batched_only: bool) -> None:
+    """Raises a ValueError unless the state ``name`` is valid."""
+    ranks = (3,) if batched_only else (2, 3)
+    if memory.ndim not in ranks or memory.shape[-2:] != self.state_size:
+      shapes = f'[B, {self._mem_slots}, {self._mem_size}]'
+      if not batched_only:
+        shapes += f' or [{self._mem_slots}, {self._mem_size}]'
+      raise ValueError(
+          f'{name} must have shape {shapes} ([B, mem_slots, mem_size]); '
+          f'got {memory.shape}.')
+    if not jnp.issubdtype(memory.dtype, jnp.floating):
+      raise ValueError(
+          f'{name} must have a floating dtype; got {memory.dtype}.')
 
-    Args:
-      rows: ``[B, R, D]``.
-      block: Index of the block, which names its parameters.
 
-    Returns:
-      The attended values with heads concatenated, ``[B, R, H * v = D]``
-      (no output projection), and the attention weights ``[B, H, R, R]``.
+class _Affine(hk.Module):
+  """The parameters of an ``hk.Linear``: ``w`` [in, out] and ``b`` [out]."""
+
+  def __init__(self, fan_in: int, fan_out: int, dtype: Any,
+               name: str | None = None):
+    super().__init__(name=name)
+    self._shape = (fan_in, fan_out)
+    self._dtype = dtype
+
+  def __call__(self) -> tuple[jax.Array, jax.Array]:
+    stddev = 1.0 / math.sqrt(self._shape[0])  # hk.Linear's default.
+    w = hk.get_parameter('w', self._shape, self._dtype,
+                         init=hk.initializers.TruncatedNormal(stddev))
+    b = hk.get_parameter('b', self._shape[1:], self._dtype, init=jnp.zeros)
+    return w, b
+
+
+class _AffineStack(hk.Module):
+  """The layers of an ``hk.nets.MLP`` of equal widths (named ``linear_i``)."""
+
+  def __init__(self, size: int, num_layers: int, dtype: Any,
+               name: str | None = None):
+    super().__init__(name=name)
+    self.layers = [_Affine(size, size, dtype, name=f'linear_{i}')
+                   for i in range(num_layers)]
+
+
+class _LayerNormParams(hk.Module):
+  """The parameters of an ``hk.LayerNorm``: ``scale`` and ``offset``."""
+
+  def __init__(self, size: int, dtype: Any, name: str | None = None):
+    super().__init__(name=name)
+    self._size = size
+    self._dtype = dtype
+
+  def __call__(self) -> tuple[jax.Array, jax.Array]:
+    scale = hk.get_parameter('scale', [self._size], self._dtype, init=jnp.ones)
+    offset = hk.get_parameter('offset', [self._size], self._dtype,
+                              init=jnp.zeros)
+    return scale, offset
+
+
+# ---------------------------------------------------------------------------
+# The computation, as pure functions of a parameter dict (keys
+# '<module>/<name>', as made by RelationalMemory._parameters).
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Config:
+  """Static description of the computation (hashable, for jax.custom_vjp)."""
+  mem_slots: int
+  num_heads: int
+  head_size: int
+  key_size: int
+  num_blocks: int
+  mlp_layers: int
+  gate_style: GateStyle
+  input_bias: float
+  forget_bias: float
+  query_scale: float
+  compute_dtype: Any
+
+  @property
+  def qkv_features(self) -> int:
+    """``F = H * (2k + v)``."""
+    return self.num_heads * (2 * self.key_size + self.head_size)
+
+  def recurrent_weights(self) -> list[tuple[str, str]]:
+    """``(use, parameter)`` of every product with a weight inside the loop.
+
+    A ``use`` names one product of one step; the attention MLP, shared by the
+    blocks, has one use per block and layer.
     """
-    batch_size, num_rows, _ = rows.shape
-    k, v, h = self._key_size, self._head_size, self._num_heads
-    qkv_size = 2 * k + v
-    qkv = hk.Linear(h * qkv_size, name=f'qkv_projection_{block}')(rows)
-    qkv = self._layer_norm(f'qkv_layer_norm_{block}')(qkv)  # [B, R, F]
-    # Head h owns features [h * qkv_size, (h + 1) * qkv_size): q, then k, v.
-    qkv = qkv.reshape(batch_size, num_rows, h, qkv_size)  # [B, R, H, 2k + v]
-    query, key, value = jnp.split(qkv, [k, 2 * k], axis=-1)
-    # query, key: [B, R, H, k]; value: [B, R, H, v].
-    scale_size = k if self._attention_scale == 'key_size' else qkv_size
-    query = query * (1.0 / math.sqrt(scale_size))
-    logits = jnp.einsum('brhk,bshk->bhrs', query, key)  # [B, H, R, R]
-    weights = jax.nn.softmax(logits, axis=-1)  # [B, H, R, R]
-    attended = jnp.einsum('bhrs,bshv->brhv', weights, value)  # [B, R, H, v]
-    return attended.reshape(batch_size, num_rows, h * v), weights
+    uses = []
+    for block in range(self.num_blocks):
+      uses.append((f'qkv_projection_{block}', f'qkv_projection_{block}/w'))
+      uses.extend((f'attention_mlp/linear_{layer}@{block}',
+                   f'attention_mlp/linear_{layer}/w')
+                  for layer in range(self.mlp_layers))
+    if self.gate_style is not None:
+      uses.append(('gates_from_memory', 'gates_from_memory/w'))
+    return uses
 
-  @hk.name_like('__call__')
-  def _create_gates(
-      self, inputs: jax.Array, memory: jax.Array
-  ) -> tuple[jax.Array, jax.Array]:
-    """Input and forget gates from the projected input and previous memory.
 
-    Args:
-      inputs: The projected input rows, ``[B, n, D]``.
-      memory: The previous memory ``M_{t-1}``, ``[B, N, D]``.
+# matmul(use, x [..., d], w [d, d']) -> [..., d']: one product with a weight.
+Matmul = Callable[[str, jax.Array, jax.Array], jax.Array]
 
-    Returns:
-      ``(input_gate, forget_gate)``, each ``[B, N, G]``, after the sigmoid.
-    """
-    num_gates = 2 * self.gate_size
-    batch_size = inputs.shape[0]
-    from_inputs = hk.Linear(num_gates, name='gates_from_input')(
-        inputs.reshape(batch_size, -1))[:, None, :]  # [B, 1, 2G]
-    from_memory = hk.Linear(num_gates, name='gates_from_memory')(
-        jnp.tanh(memory))  # [B, N, 2G]
-    gates = from_memory + from_inputs  # [B, N, 2G]
+
+def _dot(x: jax.Array, w: jax.Array, compute_dtype: Any) -> jax.Array:
+  """``x @ w`` with operands in ``compute_dtype``, result in ``x.dtype``."""
+  if compute_dtype is None:
+    return jnp.dot(x, w.astype(x.dtype))
+  return jnp.dot(x.astype(compute_dtype), w.astype(compute_dtype),
+                 preferred_element_type=x.dtype)
+
+
+def _plain_matmul(config: _Config) -> Matmul:
+  """The products of an ordinary step."""
+  return lambda use, x, w: _dot(x, w, config.compute_dtype)
+
+
+def _input_rows(inputs: jax.Array, dtype: Any, matrix: bool,
+                num_lead: int) -> jax.Array:
+  """Casts and flattens inputs to rows ``[*lead, n, d_row]``."""
+  inputs = inputs.astype(dtype)
+  lead = inputs.shape[:num_lead]
+  if matrix:
+    return inputs.reshape(inputs.shape[:num_lead + 1] + (-1,))
+  return inputs.reshape(lead + (1, -1))
+
+
+def _broadcast(vector: jax.Array, like: jax.Array) -> jax.Array:
+  """``vector`` [d] broadcast to the shape and dtype of ``like`` [..., d]."""
+  return jnp.broadcast_to(vector.astype(like.dtype), like.shape)
+
+
+def _layer_norm(params: dict[str, jax.Array], name: str,
+                x: jax.Array) -> jax.Array:
+  """``hk.LayerNorm`` over the last axis with Sonnet v1's epsilon."""
+  mean = jnp.mean(x, axis=-1, keepdims=True)
+  variance = jnp.var(x, axis=-1, keepdims=True)
+  inv = (_broadcast(params[f'{name}/scale'], x)
+         * jax.lax.rsqrt(variance + _LAYER_NORM_EPS))
+  return inv * (x - mean) + _broadcast(params[f'{name}/offset'], x)
+
+
+def _project_inputs(
+    config: _Config, params: dict[str, jax.Array], inputs: jax.Array
+) -> tuple[jax.Array, jax.Array | None]:
+  """The input rows' projection and their part of the gates.
+
+  Args:
+    config: The computation.
+    params: The parameters.
+    inputs: Input rows ``[*lead, n, d_row]`` (lead: ``[B]`` or ``[T, B]``).
+
+  Returns:
+    ``(projected [*lead, n, D], gates_from_input [*lead, 2G])``; the second is
+    None without gating.
+  """
+  projected = _dot(inputs, params['input_projection/w'], config.compute_dtype)
+  projected += _broadcast(params['input_projection/b'], projected)
+  if config.gate_style is None:
+    return projected, None
+  flat = projected.reshape(projected.shape[:-2] + (-1,))  # [*lead, n * D]
+  gates = _dot(flat, params['gates_from_input/w'], config.compute_dtype)
+  gates += _broadcast(params['gates_from_input/b'], gates)
+  return projected, gates
+
+
+def _memory_step(
+    config: _Config,
+    params: dict[str, jax.Array],
+    projected: jax.Array,
+    gates_from_input: jax.Array | None,
+    memory: jax.Array,
+    matmul: Matmul,
+) -> tuple[jax.Array, tuple[tuple[jax.Array, ...], jax.Array | None,
+                            jax.Array | None]]:
+  """The part of a step that depends on the previous memory.
+
+  Args:
+    config: The computation.
+    params: The parameters.
+    projected: Projected input rows ``[B, n, D]``.
+    gates_from_input: ``[B, 2G]``, or None without gating.
+    memory: ``M_{t-1}``, ``[B, N, D]``.
+    matmul: Computes each product with a recurrent weight.
+
+  Returns:
+    ``(M_t [B, N, D], (attention weights, input gate, forget gate))`` with one
+    ``[B, H, R, R]`` array of weights per block and gates ``[B, N, G]``.
+  """
+  dtype = memory.dtype
+
+  def affine(use, name, x):
+    y = matmul(use, x, params[f'{name}/w'])
+    return y + _broadcast(params[f'{name}/b'], y)
+
+  rows = jnp.concatenate([memory, projected], axis=1)  # [B, R, D]
+  all_weights = []
+  for block in range(config.num_blocks):
+    qkv = affine(f'qkv_projection_{block}', f'qkv_projection_{block}', rows)
+    qkv = _layer_norm(params, f'qkv_layer_norm_{block}', qkv)  # [B, R, F]
+    attended, weights = _attention(config, qkv)  # [B, R, D], [B, H, R, R]
+    rows = _layer_norm(params, f'attention_layer_norm_{block}',
+                       rows + attended)  # [B, R, D]
+    hidden = rows
+    for layer in range(config.mlp_layers):
+      if layer:
+        hidden = jax.nn.relu(hidden)
+      hidden = affine(f'attention_mlp/linear_{layer}@{block}',
+                      f'attention_mlp/linear_{layer}', hidden)  # [B, R, D]
+    rows = _layer_norm(params, f'mlp_layer_norm_{block}', hidden + rows)
+    all_weights.append(weights)
+  next_memory = rows[:, :config.mem_slots]  # [B, N, D]
+
+  input_gate = forget_gate = None
+  if config.gate_style is not None:
+    gates = affine('gates_from_memory', 'gates_from_memory',
+                   jnp.tanh(memory))  # [B, N, 2G]
+    gates += gates_from_input[:, None, :]
     input_gate, forget_gate = jnp.split(gates, 2, axis=-1)  # [B, N, G] each
-    input_gate = jax.nn.sigmoid(input_gate + self._input_bias)
-    forget_gate = jax.nn.sigmoid(forget_gate + self._forget_bias)
-    return input_gate, forget_gate
+    input_gate = jax.nn.sigmoid(input_gate + config.input_bias)
+    forget_gate = jax.nn.sigmoid(forget_gate + config.forget_bias)
+    next_memory = input_gate * jnp.tanh(next_memory) + forget_gate * memory
+  # Keep the state's dtype even if weak-typed constants promoted it.
+  next_memory = next_memory.astype(dtype)
+  return next_memory, (tuple(all_weights), input_gate, forget_gate)
+
+
+def _attention(config: _Config,
+               qkv: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Multi-head dot-product attention of every row over every row.
+
+  Args:
+    config: The computation.
+    qkv: The normalised fused projection ``[B, R, F]``; head ``h`` owns
+      features ``[h (2k + v), (h + 1)(2k + v))``: query, then key, value.
+
+  Returns:
+    The attended values with heads concatenated, ``[B, R, H * v = D]`` (no
+    output projection), and the attention weights ``[B, H, R, R]``.
+  """
+  batch_size, num_rows, _ = qkv.shape
+  k, h = config.key_size, config.num_heads
+  qkv = qkv.reshape(batch_size, num_rows, h, -1)  # [B, R, H, 2k + v]
+  query, key, value = jnp.split(qkv, [k, 2 * k], axis=-1)
+  # query, key: [B, R, H, k]; value: [B, R, H, v].
+  query = query * config.query_scale
+  cast = ((lambda x: x) if config.compute_dtype is None
+          else (lambda x: x.astype(config.compute_dtype)))
+  logits = jnp.einsum('brhk,bshk->bhrs', cast(query), cast(key),
+                      preferred_element_type=qkv.dtype)  # [B, H, R, R]
+  weights = jax.nn.softmax(logits, axis=-1)  # [B, H, R, R]
+  attended = jnp.einsum('bhrs,bshv->brhv', cast(weights), cast(value),
+                        preferred_element_type=qkv.dtype)  # [B, R, H, v]
+  return attended.reshape(batch_size, num_rows, -1), weights
+
+
+def _scan(
+    config: _Config,
+    params: dict[str, jax.Array],
+    inputs: jax.Array,
+    memory: jax.Array,
+    matmul_outputs: dict[str, jax.Array] | None,
+) -> tuple[tuple[jax.Array, jax.Array], dict[str, jax.Array]]:
+  """The unroll as one ``lax.scan``.
+
+  Args:
+    config: The computation.
+    params: The parameters.
+    inputs: Input rows ``[T, B, n, d_row]``.
+    memory: The initial memory ``[B, N, D]``.
+    matmul_outputs: None, or zeros added to the result of every product with
+      a recurrent weight, keyed by use, each ``[T, *product shape]``: their
+      gradient is the gradient of that product's result.
+
+  Returns:
+    ``((outputs [T, B, N * D], final memory [B, N, D]), matmul_inputs)``:
+    with ``matmul_outputs``, the input of every such product, keyed by use,
+    each ``[T, *input shape]``; otherwise an empty dict.
+  """
+  projected, gates_from_input = _project_inputs(config, params, inputs)
+  # projected: [T, B, n, D]; gates_from_input: [T, B, 2G] or None.
+
+  def step(memory, per_step):
+    projected, gates_from_input, added = per_step
+    recorded = {}
+
+    def matmul(use, x, w):
+      if added is None:
+        return _dot(x, w, config.compute_dtype)
+      recorded[use] = x
+      return _dot(x, w, config.compute_dtype) + added[use]
+
+    next_memory, _ = _memory_step(config, params, projected,
+                                  gates_from_input, memory, matmul)
+    output = next_memory.reshape(next_memory.shape[0], -1)  # [B, N * D]
+    return next_memory, (output, recorded)
+
+  final, (outputs, matmul_inputs) = jax.lax.scan(
+      step, memory, (projected, gates_from_input, matmul_outputs))
+  return (outputs, final), matmul_inputs
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _unroll(config: _Config, params: dict[str, jax.Array], inputs: jax.Array,
+            memory: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """``(outputs [T, B, N * D], final memory [B, N, D])``; see ``unroll``."""
+  return _scan(config, params, inputs, memory, None)[0]
+
+
+def _unroll_forward(config, params, inputs, memory):
+  """Runs the scan, keeping what the backward pass needs."""
+  weight_names = {name for _, name in config.recurrent_weights()}
+  weights = {name: params[name] for name in weight_names}
+  others = {name: p for name, p in params.items() if name not in weight_names}
+
+  def unroll(others, inputs, memory, matmul_outputs):
+    # The weights' gradient is formed after the scan, from what it records.
+    all_params = others | jax.lax.stop_gradient(weights)
+    return _scan(config, all_params, inputs, memory, matmul_outputs)
+
+  def zeros(use, x, w):
+    del use
+    return jnp.zeros(x.shape[:-1] + w.shape[-1:], x.dtype)
+
+  # The shapes of the products, from one step traced abstractly.
+  recorder = {}
+
+  def trace_step(memory, projected, gates_from_input):
+    def matmul(use, x, w):
+      recorder[use] = jax.ShapeDtypeStruct(x.shape[:-1] + w.shape[-1:],
+                                           x.dtype)
+      return zeros(use, x, w)
+    return _memory_step(config, params, projected, gates_from_input, memory,
+                        matmul)[0]
+
+  projected, gates = jax.eval_shape(
+      functools.partial(_project_inputs, config, params), inputs[0])
+  jax.eval_shape(trace_step, memory, projected, gates)
+  num_steps = inputs.shape[0]
+  matmul_outputs = {
+      use: jnp.zeros((num_steps,) + s.shape, s.dtype)
+      for use, s in recorder.items()}
+  result, backward, matmul_inputs = jax.vjp(
+      unroll, others, inputs, memory, matmul_outputs, has_aux=True)
+  return result, (backward, matmul_inputs, weights)
+
+
+def _unroll_backward(config, residuals, cotangents):
+  """Backward scan, then one product per recurrent weight for its gradient."""
+  backward, matmul_inputs, weights = residuals
+  d_others, d_inputs, d_memory, d_matmul_outputs = backward(cotangents)
+  d_params = dict(d_others)
+  for use, name in config.recurrent_weights():
+    x = matmul_inputs[use]  # [T, *lead, d]
+    dy = d_matmul_outputs[use]  # [T, *lead, d']
+    x = x.reshape(-1, x.shape[-1])
+    dy = dy.reshape(-1, dy.shape[-1])
+    if config.compute_dtype is not None:
+      x, dy = x.astype(config.compute_dtype), dy.astype(config.compute_dtype)
+    dw = jnp.dot(x.T, dy, preferred_element_type=weights[name].dtype)
+    d_params[name] = d_params[name] + dw if name in d_params else dw
+  return d_params, d_inputs, d_memory
+
+
+_unroll.defvjp(_unroll_forward, _unroll_backward)
 
 
 __all__: Sequence[str] = (

@@ -64,27 +64,37 @@ class RmcStepTest(parameterized.TestCase):
     jaxpr = jax.make_jaxpr(model.apply)(params, inputs).jaxpr
     self.assertEqual(rmc_step.step_flops(config), _dot_flops(jaxpr))
 
-  def test_command_prints_every_figure(self):
+  @parameterized.parameters('float32', 'bfloat16')
+  def test_command_prints_every_figure(self, dtype):
     printed = binary_testing.run_main(
         rmc_step, '--config=tiny', '--compile_lengths=2,4',
-        '--matmul_size=32', '--min_time_s=0', '--min_repeats=2')
+        '--matmul_size=32', '--min_time_s=0', '--min_repeats=2',
+        f'--dtype={dtype}')
     report = json.loads(printed)
     self.assertGreater(report['matmul_gflops'], 0)
-    (result,) = report['results']
-    self.assertEqual(result['config'], 'tiny')
-    for kind in ('forward', 'forward_backward'):
-      figures = result[kind]
-      self.assertGreater(figures['ms'], 0)
-      self.assertAlmostEqual(figures['ms_per_step'] * result['num_steps'],
-                             figures['ms'])
-      self.assertAlmostEqual(figures['fraction_of_matmul'],
-                             figures['gflops'] / report['matmul_gflops'])
-    self.assertEqual(sorted(result['forward_backward_compile_s']),
-                     ['2', '4'])
+    self.assertEqual(report['compute_dtype'], dtype)
+    self.assertEqual([(r['config'], r['implementation'])
+                      for r in report['results']],
+                     [('tiny', 'unroll'), ('tiny', 'dynamic_unroll')])
+    for result in report['results']:
+      for kind in ('forward', 'forward_backward'):
+        figures = result[kind]
+        self.assertGreater(figures['ms'], 0)
+        self.assertAlmostEqual(figures['ms_per_step'] * result['num_steps'],
+                               figures['ms'])
+        self.assertAlmostEqual(figures['fraction_of_matmul'],
+                               figures['gflops'] / report['matmul_gflops'])
+      self.assertEqual(sorted(result['forward_backward_compile_s']),
+                       ['2', '4'])
 
   def test_unknown_config(self):
     with self.assertRaisesRegex(app.UsageError, "Unknown --config='huge'"):
       binary_testing.run_main(rmc_step, '--config=huge')
+
+  def test_unknown_implementation(self):
+    with self.assertRaisesRegex(app.UsageError, "entry 'scan'"):
+      binary_testing.run_main(rmc_step, '--config=tiny',
+                              '--implementations=scan')
 
 
 if __name__ == '__main__':
