@@ -185,7 +185,7 @@ def run(config: dict[str, Any], workdir: str, seed: int) -> dict[str, Any]:
       train_chunk=training.make_train_chunk(loss_fn, optimizer, schedule),
       evaluate=training.make_evaluator(metrics_fn, eval_set),
       config=common.loop_config(config),
-      data=data)
+      data=common.training_data(data))
 
 
 def main(argv):

@@ -115,8 +115,8 @@ def run(config: dict[str, Any], workdir: str, seed: int) -> dict[str, Any]:
   model = hk.without_apply_rng(hk.transform(forward))
 
   def loss_fn(params, key, batch):
-    del batch  # Made on the device from the step's key.
-    data = generate(key)
+    # Made on the device from the step's key, unless --synthetic_input.
+    data = generate(key) if batch is None else batch
     metrics = models.classification_metrics(
         model.apply(params, data.inputs), data.labels)
     return metrics['loss'], {'accuracy': metrics['accuracy']}
@@ -147,7 +147,9 @@ def run(config: dict[str, Any], workdir: str, seed: int) -> dict[str, Any]:
       state=training.init_state(params, optimizer, train_key),
       train_chunk=training.make_train_chunk(loss_fn, optimizer, schedule),
       evaluate=training.make_evaluator(eval_metrics_fn, eval_set),
-      config=common.loop_config(config))
+      config=common.loop_config(config),
+      data=(training.SyntheticData(jax.jit(generate)(train_key))
+            if common.SYNTHETIC_INPUT.value else None))
 
 
 def main(argv):

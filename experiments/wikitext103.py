@@ -215,7 +215,7 @@ def run(config: dict[str, Any], workdir: str, seed: int,
                                             with_carry=True),
       evaluate=evaluator(splits['valid']),
       config=common.loop_config(config, stream.tokens_per_step),
-      data=stream,
+      data=common.training_data(stream),
       final_evaluate=evaluator(splits['test']))
 
 

@@ -73,6 +73,38 @@ class HostData(Protocol):
     """Sees each logged training record (e.g. to advance a curriculum)."""
 
 
+class SyntheticData:
+  """One batch, held on the device, fed to every step (a ``HostData``).
+
+  To measure what the input pipeline costs: train once with the real data and
+  once with this, and compare steps per second. The batches of ``num_steps``
+  steps are made once per chunk size and reused.
+  """
+
+  def __init__(self, batch: Any):
+    """Args: batch: one step's batch (any pytree of arrays)."""
+    self._batch = jax.tree.map(jnp.asarray, batch)
+    self._stacked = {}
+
+  def batches(self, first_step: int, num_steps: int) -> Any:
+    """The batch repeated ``num_steps`` times, leaves ``[num_steps, ...]``."""
+    del first_step
+    if num_steps not in self._stacked:
+      self._stacked[num_steps] = jax.tree.map(
+          lambda x: jnp.broadcast_to(x, (num_steps,) + x.shape).copy(),
+          self._batch)
+    return self._stacked[num_steps]
+
+  def state(self) -> dict[str, np.ndarray]:
+    return {}
+
+  def restore(self, state: dict[str, np.ndarray]) -> None:
+    del state
+
+  def observe(self, record: dict[str, Any]) -> None:
+    del record
+
+
 # loss_fn(params, rng, batch) -> (scalar loss, {name: scalar metric}); with
 # a carry: loss_fn(params, rng, batch, carry) -> (loss, (metrics, carry)).
 LossFn = Callable[..., tuple[jax.Array, Any]]
@@ -385,6 +417,7 @@ def train(
   summary = {'step': step, 'stopped_by': 'num_steps', 'train': None,
              'eval': None, 'test': None}
   pending = []
+  input_s = 0.0  # Host time spent making batches since the last log.
   started = last_log_time = time.monotonic()
   last_log_step = step
   last_checkpoint = (checkpoint.path_for_step(workdir, start)
@@ -402,7 +435,9 @@ def train(
   with _StopRequest() as stop_request:
     while step < config.num_steps:
       num = min(config.steps_per_chunk, config.num_steps - step)
+      input_start = time.monotonic()
       batches = data.batches(step, num) if data is not None else None
+      input_s += time.monotonic() - input_start
       state, chunk_metrics = train_chunk(state, batches, num)
       pending.append(chunk_metrics)
       step += num
@@ -438,6 +473,9 @@ def train(
                   'eta_s': (config.num_steps - step) / rate}
         if config.tokens_per_step:
           record['tokens_per_sec'] = rate * config.tokens_per_step
+        if data is not None:
+          record['input_ms_per_step'] = 1e3 * input_s / (step - last_log_step)
+          input_s = 0.0
         writer.write(record)
         summary['train'] = record
         if data is not None:

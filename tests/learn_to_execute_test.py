@@ -41,12 +41,13 @@ def _run_main(*args):
 class BinaryTest(parameterized.TestCase):
 
   @parameterized.parameters(
-      ('rmc', 'zeros', False), ('lstm', 'zeros', False),
-      ('rmc', 'teacher_forcing', True))
-  def test_smoke_preset_learns(self, core, decoder, separate):
+      ('rmc', 'zeros', False, ()), ('lstm', 'zeros', False, ()),
+      ('rmc', 'teacher_forcing', True, ()),
+      ('rmc', 'zeros', False, ('--synthetic_input',)))
+  def test_smoke_preset_learns(self, core, decoder, separate, extra_flags):
     workdir = self.create_tempdir().full_path
     printed = _run_main('--preset=smoke', f'--core={core}',
-                        f'--decoder={decoder}',
+                        f'--decoder={decoder}', *extra_flags,
                         f'--separate_cores={separate}', f'--workdir={workdir}')
     self.assertIn('Held-out per-character accuracy', printed)
     self.assertIn('at step 30, stopped by num_steps', printed)

@@ -176,6 +176,15 @@ class BinaryTest(parameterized.TestCase):
     with self.assertRaisesRegex(app.UsageError, regex):
       _run_main('--preset=smoke', *flags_.split(), '--workdir=/nonexistent')
 
+  def test_synthetic_input_trains_on_one_batch(self):
+    workdir = self.create_tempdir().full_path
+    _run_main('--preset=smoke', '--synthetic_input', '--num_steps=20',
+              f'--workdir={workdir}')
+    records = metrics.read_records(os.path.join(workdir, 'metrics.jsonl'))
+    train = [r for r in records if r['split'] == 'train']
+    self.assertGreaterEqual(train[-1]['input_ms_per_step'], 0.0)
+    self.assertLess(train[-1]['loss'], train[0]['loss'])
+
   def test_bfloat16_compute_learns_like_float32(self):
     losses = {}
     for dtype in ('float32', 'bfloat16'):

@@ -15,6 +15,7 @@
 
 import json
 import os
+import time
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -127,7 +128,7 @@ class TrainTest(absltest.TestCase):
     self.assertEqual([r['step'] for r in train_records], [10, 20, 30, 40])
     self.assertEqual([r['step'] for r in eval_records], [0, 20, 40])
     for key in ('loss', 'abs_error', 'learning_rate', 'steps_per_sec',
-                'elapsed_s', 'eta_s'):
+                'elapsed_s', 'eta_s', 'input_ms_per_step'):
       self.assertIn(key, train_records[0])
     self.assertLess(train_records[-1]['loss'], train_records[0]['loss'] / 5)
     self.assertLess(eval_records[-1]['eval_loss'], eval_records[0]['eval_loss'])
@@ -142,6 +143,43 @@ class TrainTest(absltest.TestCase):
     records = metrics.read_records(os.path.join(workdir, 'metrics.jsonl'))
     means = [r['data_step'] for r in records if r['split'] == 'train']
     self.assertEqual(means, [4.5, 14.5, 24.5, 34.5])  # Means of 0..9, ...
+
+  def test_input_time_is_logged_per_step(self):
+    problem = _regression_problem()
+    slow = problem['data']
+    slow_batches = slow.batches
+
+    def batches(first_step, num_steps):  # 20 ms per step on the host.
+      time.sleep(0.02 * num_steps)
+      return slow_batches(first_step, num_steps)
+
+    slow.batches = batches
+    workdir = self.create_tempdir().full_path
+    training.train(workdir=workdir, config=_config(num_steps=20), **problem)
+    records = metrics.read_records(os.path.join(workdir, 'metrics.jsonl'))
+    inputs = [r['input_ms_per_step'] for r in records if r['split'] == 'train']
+    self.assertLen(inputs, 2)
+    for ms in inputs:
+      self.assertBetween(ms, 20.0, 40.0)
+
+  def test_synthetic_data_repeats_one_batch(self):
+    batch = {'x': np.arange(6.0).reshape(2, 3), 'step': np.asarray(7)}
+    data = training.SyntheticData(batch)
+    first = data.batches(0, 4)
+    self.assertEqual(first['x'].shape, (4, 2, 3))
+    np.testing.assert_array_equal(first['x'][3], batch['x'])
+    np.testing.assert_array_equal(first['step'], [7, 7, 7, 7])
+    self.assertIs(data.batches(40, 4), first)  # Made once per chunk size.
+    self.assertEqual(data.state(), {})
+    # It trains like any host data (regression on one batch).
+    problem = _regression_problem()
+    problem['data'] = training.SyntheticData(
+        jax.tree.map(lambda x: x[0], problem['data'].batches(0, 1)))
+    workdir = self.create_tempdir().full_path
+    training.train(workdir=workdir, config=_config(), **problem)
+    records = metrics.read_records(os.path.join(workdir, 'metrics.jsonl'))
+    data_steps = [r['data_step'] for r in records if r['split'] == 'train']
+    self.assertEqual(data_steps, [0.0] * 4)  # Step 0's batch every time.
 
   def test_resume_is_bitwise_identical(self):
     uninterrupted = self.create_tempdir().full_path

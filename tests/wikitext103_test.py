@@ -82,6 +82,7 @@ class BinaryTest(parameterized.TestCase):
     self.assertLen(train, 4)
     self.assertLess(train[-1]['loss'], train[0]['loss'])
     self.assertGreater(train[-1]['tokens_per_sec'], 0)
+    self.assertGreaterEqual(train[-1]['input_ms_per_step'], 0)
     evals = [r for r in records if r['split'] == 'eval']
     self.assertEqual([r['step'] for r in evals], [0, 20, 40])
     self.assertLess(evals[-1]['eval_loss'], evals[0]['eval_loss'])
@@ -93,6 +94,16 @@ class BinaryTest(parameterized.TestCase):
                            np.exp(test['test_loss']), places=3)
     self.assertIn(f'{test["test_perplexity"]:.2f} over '
                   f'{self.counts["test"]} tokens', printed)
+
+  def test_synthetic_input_and_bfloat16(self):
+    workdir = self.create_tempdir().full_path
+    _run_main('--preset=smoke', '--synthetic_input', '--compute_dtype=bfloat16',
+              *self.data_args, f'--workdir={workdir}')
+    records = metrics.read_records(os.path.join(workdir, 'metrics.jsonl'))
+    train = [r for r in records if r['split'] == 'train']
+    self.assertLess(train[-1]['loss'], train[0]['loss'])
+    self.assertGreaterEqual(train[-1]['input_ms_per_step'], 0)
+    self.assertEqual(records[-1]['split'], 'test')
 
   def test_resume_is_exact_with_the_carried_state(self):
     uninterrupted = self.create_tempdir().full_path
