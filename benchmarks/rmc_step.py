@@ -26,10 +26,13 @@ warm-up, the median over repeated calls of:
 
 Each is given in ms per call and per time step, as achieved GFLOP/s from the
 analytic count of :func:`step_flops`, and as a fraction of the dense float32
-matmul throughput measured in the same run (a ``2048 x 2048`` ``jnp.dot``).
+matmul throughput measured in the same run (a ``2048 x 2048`` ``jnp.dot``,
+timed before and after the rest; the faster of the two is the yardstick).
 Compile time of ``forward_backward`` is measured at several sequence lengths:
-it must not grow with the length, since the time loop is a scan. One JSON
-object is printed.
+it must not grow with the length, since the time loop is a scan. Also given:
+the throughput of the loop's matrix products alone at the configuration's
+sizes (:func:`loop_products_gflops`), the ceiling for work that must run one
+step after another. One JSON object is printed.
 """
 
 import dataclasses
@@ -159,6 +162,51 @@ def matmul_gflops(size: int, dtype: str = 'float32') -> float:
   return 2 * size ** 3 / _median_seconds(lambda: dot(a, b)) / 1e9
 
 
+def loop_product_shapes(config: Config) -> list[tuple[int, int, int]]:
+  """``(M, K, N)`` of each product with a weight inside the time loop.
+
+  The qkv projection and the MLP layers act on ``M = B (N + 1)`` rows, the
+  gates from the memory on ``B N`` rows. (The input projection and the
+  gates from the input do not depend on the memory: ``unroll`` does them for
+  all steps at once.)
+  """
+  b, n, h, v = (config.batch_size, config.mem_slots, config.num_heads,
+                config.head_size)
+  d, rows = h * v, b * (n + 1)
+  return ([(rows, d, 3 * d)] + [(rows, d, d)] * config.mlp_layers
+          + [(b * n, d, 2 * d)])
+
+
+def loop_products_gflops(config: Config, dtype: str = 'float32') -> float:
+  """Throughput of the loop's products alone, one step after another.
+
+  A ``lax.scan`` over ``T`` steps does each product of
+  :func:`loop_product_shapes` on inputs that depend on the previous step, so
+  nothing can be hoisted out of the loop. This is what the matrix products of
+  the recurrence can reach at these sizes on this machine, with no other
+  work: an upper bound for the forward pass.
+  """
+  shapes = loop_product_shapes(config)
+  keys = jax.random.split(jax.random.key(2), 2 * len(shapes))
+  xs = [jax.random.normal(k, (m, kk), dtype)
+        for k, (m, kk, _) in zip(keys[::2], shapes)]
+  ws = [jax.random.normal(k, (kk, nn), dtype)
+        for k, (_, kk, nn) in zip(keys[1::2], shapes)]
+
+  @jax.jit
+  def products(xs, ws):
+    def step(carry, _):
+      outs = [jnp.dot(x + carry.astype(x.dtype), w,
+                      preferred_element_type=jnp.float32)
+              for x, w in zip(xs, ws)]
+      return carry + 1e-9 * sum(o[0, 0] for o in outs), None
+    return jax.lax.scan(step, jnp.zeros([], jnp.float32), None,
+                        length=config.num_steps)[0]
+
+  flops = config.num_steps * sum(2 * m * k * n for m, k, n in shapes)
+  return flops / _median_seconds(lambda: products(xs, ws)) / 1e9
+
+
 def _functions(config: Config, implementation: str, compute_dtype: str):
   """``(params, inputs_fn, forward, forward_backward, loss)``."""
   def unroll(inputs):  # [T, B, d_in] -> [T, B, N * D]
@@ -192,7 +240,6 @@ def _functions(config: Config, implementation: str, compute_dtype: str):
 
 
 def measure(name: str, implementation: str, compute_dtype: str,
-            matmul: float,
             compile_lengths: Sequence[int]) -> dict[str, object]:
   """Every figure of one configuration (see the module docstring)."""
   config = CONFIGS[name]
@@ -200,9 +247,11 @@ def measure(name: str, implementation: str, compute_dtype: str,
       config, implementation, compute_dtype)
   inputs = inputs_fn(config.num_steps)
   flops = step_flops(config) * config.num_steps
+  loop_products = loop_products_gflops(config, compute_dtype)
   result = {'config': name, 'implementation': implementation,
             **dataclasses.asdict(config),
-            'forward_gflop_per_call': flops / 1e9}
+            'forward_gflop_per_call': flops / 1e9,
+            'loop_products_gflops': loop_products}
   for kind, fn, multiple in (
       ('forward', lambda: forward(params, inputs), 1),
       ('forward_backward', lambda: forward_backward(params, inputs), 3)):
@@ -212,7 +261,6 @@ def measure(name: str, implementation: str, compute_dtype: str,
         'ms': seconds * 1e3,
         'ms_per_step': seconds * 1e3 / config.num_steps,
         'gflops': gflops,
-        'fraction_of_matmul': gflops / matmul,
     }
   compile_s = {}
   for length in compile_lengths:
@@ -243,18 +291,27 @@ def main(argv):
           f'Unknown --implementations entry {implementation!r}; choose from '
           f'unroll, dynamic_unroll.')
   dtype = _DTYPE.value
-  matmul = matmul_gflops(_MATMUL_SIZE.value, dtype)
+  # The yardstick is timed before and after, and the faster of the two is
+  # used: a slow moment of a shared machine must not flatter the fractions.
+  matmul_before = matmul_gflops(_MATMUL_SIZE.value, dtype)
+  results = [measure(name, implementation, dtype, lengths)
+             for name in names for implementation in _IMPLEMENTATIONS.value]
+  matmul_after = matmul_gflops(_MATMUL_SIZE.value, dtype)
+  matmul = max(matmul_before, matmul_after)
+  for result in results:
+    result['loop_products_fraction_of_matmul'] = (
+        result['loop_products_gflops'] / matmul)
+    for kind in ('forward', 'forward_backward'):
+      result[kind]['fraction_of_matmul'] = result[kind]['gflops'] / matmul
   print(json.dumps({
       'device': str(jax.devices()[0]),
       'device_count': jax.device_count(),
       'compute_dtype': dtype,
       'matmul_size': _MATMUL_SIZE.value,
       'matmul_gflops': matmul,
-      'results': [measure(name, implementation, dtype, matmul, lengths)
-                  for name in names
-                  for implementation in _IMPLEMENTATIONS.value],
+      'matmul_gflops_before_and_after': [matmul_before, matmul_after],
+      'results': results,
   }, indent=1))
-
 
 if __name__ == '__main__':
   app.run(main)

@@ -798,6 +798,12 @@ def _scan(
     output = next_memory.reshape(next_memory.shape[0], -1)  # [B, N * D]
     return next_memory, (output, recorded)
 
+  if matmul_outputs is not None:
+    # Differentiated: keep only the products with weights for the backward
+    # pass and recompute the cheap rest (LayerNorms, attention, gates). Fewer
+    # per-step arrays are stored: about 10% faster on `nth_farthest`.
+    step = jax.checkpoint(
+        step, policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
   final, (outputs, matmul_inputs) = jax.lax.scan(
       step, memory, (projected, gates_from_input, matmul_outputs))
   return (outputs, final), matmul_inputs
