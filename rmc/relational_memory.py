@@ -122,10 +122,13 @@ class RelationalMemory(hk.RNNCore):
   (``prev_state``); inputs are cast to that dtype, and the output and the new
   state have it too, so the state's dtype is stable under ``hk.dynamic_unroll``.
   Parameters are created in that dtype. The initial state is float32 unless
-  ``initial_state(..., dtype=...)`` says otherwise. For bfloat16 compute with
-  float32 parameters use Haiku's mixed precision, e.g.
+  ``initial_state(..., dtype=...)`` says otherwise. ``compute_dtype`` (e.g.
+  bfloat16) changes only the operands of the matrix products. For all-bfloat16
+  compute with float32 parameters use Haiku's mixed precision, e.g.
   ``hk.mixed_precision.set_policy(rmc.RelationalMemory,
   jmp.get_policy('params=float32,compute=bfloat16,output=float32'))``.
+
+  ``unroll`` runs a whole sequence like ``hk.dynamic_unroll``, faster.
   """
 
   def __init__(
@@ -816,7 +819,9 @@ def _unroll(config: _Config, params: dict[str, jax.Array], inputs: jax.Array,
   return _scan(config, params, inputs, memory, None)[0]
 
 
-def _unroll_forward(config, params, inputs, memory):
+def _unroll_forward(
+    config: _Config, params: dict[str, jax.Array], inputs: jax.Array,
+    memory: jax.Array) -> tuple[tuple[jax.Array, jax.Array], Any]:
   """Runs the scan, keeping what the backward pass needs."""
   weight_names = {name for _, name in config.recurrent_weights()}
   weights = {name: params[name] for name in weight_names}
@@ -827,10 +832,6 @@ def _unroll_forward(config, params, inputs, memory):
     all_params = others | jax.lax.stop_gradient(weights)
     return _scan(config, all_params, inputs, memory, matmul_outputs)
 
-  def zeros(use, x, w):
-    del use
-    return jnp.zeros(x.shape[:-1] + w.shape[-1:], x.dtype)
-
   # The shapes of the products, from one step traced abstractly.
   recorder = {}
 
@@ -838,7 +839,7 @@ def _unroll_forward(config, params, inputs, memory):
     def matmul(use, x, w):
       recorder[use] = jax.ShapeDtypeStruct(x.shape[:-1] + w.shape[-1:],
                                            x.dtype)
-      return zeros(use, x, w)
+      return jnp.zeros(recorder[use].shape, x.dtype)
     return _memory_step(config, params, projected, gates_from_input, memory,
                         matmul)[0]
 
@@ -854,7 +855,9 @@ def _unroll_forward(config, params, inputs, memory):
   return result, (backward, matmul_inputs, weights)
 
 
-def _unroll_backward(config, residuals, cotangents):
+def _unroll_backward(
+    config: _Config, residuals: Any, cotangents: tuple[jax.Array, jax.Array]
+) -> tuple[dict[str, jax.Array], jax.Array, jax.Array]:
   """Backward scan, then one product per recurrent weight for its gradient."""
   backward, matmul_inputs, weights = residuals
   d_others, d_inputs, d_memory, d_matmul_outputs = backward(cotangents)
