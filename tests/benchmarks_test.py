@@ -64,18 +64,22 @@ class RmcStepTest(parameterized.TestCase):
     jaxpr = jax.make_jaxpr(model.apply)(params, inputs).jaxpr
     self.assertEqual(rmc_step.step_flops(config), _dot_flops(jaxpr))
 
-  @parameterized.parameters('float32', 'bfloat16')
-  def test_command_prints_every_figure(self, dtype):
+  @parameterized.parameters(
+      ('float32', ['unroll', 'dynamic_unroll'], ['2', '4']),
+      ('bfloat16', ['unroll'], ['2']))
+  def test_command_prints_every_figure(self, dtype, implementations, lengths):
     printed = binary_testing.run_main(
-        rmc_step, '--config=tiny', '--compile_lengths=2,4',
+        rmc_step, '--config=tiny', f'--compile_lengths={",".join(lengths)}',
         '--matmul_size=32', '--min_time_s=0', '--min_repeats=2',
-        f'--dtype={dtype}')
+        f'--dtype={dtype}', f'--implementations={",".join(implementations)}')
     report = json.loads(printed)
     self.assertGreater(report['matmul_gflops'], 0)
+    self.assertEqual(report['matmul_gflops'],
+                     max(report['matmul_gflops_before_and_after']))
     self.assertEqual(report['compute_dtype'], dtype)
     self.assertEqual([(r['config'], r['implementation'])
                       for r in report['results']],
-                     [('tiny', 'unroll'), ('tiny', 'dynamic_unroll')])
+                     [('tiny', name) for name in implementations])
     for result in report['results']:
       for kind in ('forward', 'forward_backward'):
         figures = result[kind]
@@ -84,8 +88,21 @@ class RmcStepTest(parameterized.TestCase):
                                figures['ms'])
         self.assertAlmostEqual(figures['fraction_of_matmul'],
                                figures['gflops'] / report['matmul_gflops'])
-      self.assertEqual(sorted(result['forward_backward_compile_s']),
-                       ['2', '4'])
+      self.assertEqual(sorted(result['forward_backward_compile_s']), lengths)
+      self.assertAlmostEqual(
+          result['loop_products_fraction_of_matmul'],
+          result['loop_products_gflops'] / report['matmul_gflops'])
+
+  @parameterized.parameters('tiny', 'small', 'lm_paper')
+  def test_loop_products_are_the_step_minus_the_rest(self, name):
+    config = rmc_step.CONFIGS[name]
+    b, d = config.batch_size, config.num_heads * config.head_size
+    rows = config.mem_slots + 1
+    outside_loop = 2 * b * config.input_size * d + 2 * b * d * 2 * d
+    attention = 2 * b * config.num_heads * rows * rows * 2 * config.head_size
+    loop = sum(2 * m * k * n for m, k, n in rmc_step.loop_product_shapes(config))
+    self.assertEqual(loop + outside_loop + attention,
+                     rmc_step.step_flops(config))
 
   def test_unknown_config(self):
     with self.assertRaisesRegex(app.UsageError, "Unknown --config='huge'"):
