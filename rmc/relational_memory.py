@@ -220,12 +220,9 @@ class RelationalMemory(hk.RNNCore):
     self._num_heads = int(num_heads)
     self._mem_size = self._head_size * self._num_heads
     self._num_blocks = int(num_blocks)
-    self._forget_bias = forget_bias
-    self._input_bias = input_bias
     self._gate_style = gate_style
     self._attention_mlp_layers = int(attention_mlp_layers)
     self._key_size = int(key_size) if key_size is not None else self._head_size
-    self._attention_scale = attention_scale
     self._trainable_initial_state = trainable_initial_state
     self._return_diagnostics = return_diagnostics
     self._compute_dtype = (None if compute_dtype is None
@@ -370,7 +367,8 @@ class RelationalMemory(hk.RNNCore):
     """One batched step; see ``__call__``."""
     batch_size = memory.shape[0]
     inputs = _input_rows(inputs, memory.dtype, treat_input_as_matrix, 1)
-    params = self._parameters(*inputs.shape[-2:][::-1], memory.dtype)
+    num_rows, row_size = inputs.shape[-2:]  # n, d_row
+    params = self._parameters(row_size, num_rows, memory.dtype)
     projected, gates_from_input = _project_inputs(
         self._config, params, inputs)  # [B, n, D], [B, 2G] or None
     next_memory, (attention_weights, input_gate, forget_gate) = _memory_step(
@@ -456,7 +454,8 @@ class RelationalMemory(hk.RNNCore):
           f'inputs of shape {inputs.shape} (time-major) and initial_state of '
           f'shape {memory.shape}.')
     inputs = _input_rows(inputs, memory.dtype, treat_input_as_matrix, 2)
-    params = self._parameters(*inputs.shape[-2:][::-1], memory.dtype)
+    num_rows, row_size = inputs.shape[-2:]  # n, d_row
+    params = self._parameters(row_size, num_rows, memory.dtype)
     outputs, final = _unroll(self._config, params, inputs, memory)
     if not time_major:
       outputs = jnp.swapaxes(outputs, 0, 1)  # [B, T, N * D]
