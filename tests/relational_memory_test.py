@@ -708,11 +708,13 @@ class DtypeTest(parameterized.TestCase):
   def _xs(self):
     return _sequence().astype(jnp.bfloat16)  # Exactly representable values.
 
-  def _unroll(self, state_dtype):
+  def _unroll(self, state_dtype, fast=False):
     def fn(xs):
       core = rmc.RelationalMemory(**self._CONFIG)
-      return hk.dynamic_unroll(
-          core, xs, core.initial_state(xs.shape[1], dtype=state_dtype))
+      state = core.initial_state(xs.shape[1], dtype=state_dtype)
+      if fast:
+        return core.unroll(xs, state)
+      return hk.dynamic_unroll(core, xs, state)
     return hk.without_apply_rng(hk.transform(fn))
 
   def test_bfloat16_inputs_with_float32_state_compute_in_float32(self):
@@ -741,7 +743,8 @@ class DtypeTest(parameterized.TestCase):
     outputs_f32, _ = jax.jit(f32.apply)(params_f32, xs.astype(jnp.float32))
     _assert_bfloat16_close(outputs, outputs_f32)
 
-  def test_mixed_precision_policy(self):
+  @parameterized.parameters(False, True)
+  def test_mixed_precision_policy(self, fast):
     xs = self._xs().astype(jnp.float32)
     f32 = self._unroll(jnp.float32)
     params = jax.jit(f32.init)(jax.random.key(0), xs)
@@ -750,7 +753,7 @@ class DtypeTest(parameterized.TestCase):
     policy = jmp.get_policy('params=float32,compute=bfloat16,output=float32')
     hk.mixed_precision.set_policy(rmc.RelationalMemory, policy)
     self.addCleanup(hk.mixed_precision.clear_policy, rmc.RelationalMemory)
-    mixed = self._unroll(jnp.float32)
+    mixed = self._unroll(jnp.float32, fast=fast)
     mixed_params = jax.jit(mixed.init)(jax.random.key(0), xs)
     self.assertEqual({p.dtype for p in jax.tree.leaves(mixed_params)},
                      {jnp.dtype(jnp.float32)})
