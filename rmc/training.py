@@ -82,7 +82,11 @@ class SyntheticData:
   """
 
   def __init__(self, batch: Any):
-    """Args: batch: one step's batch (any pytree of arrays)."""
+    """Holds ``batch`` on the device.
+
+    Args:
+      batch: One step's batch (any pytree of arrays).
+    """
     self._batch = jax.tree.map(jnp.asarray, batch)
     self._stacked = {}
 
