@@ -225,8 +225,6 @@ class RelationalMemory(hk.RNNCore):
     self._key_size = int(key_size) if key_size is not None else self._head_size
     self._trainable_initial_state = trainable_initial_state
     self._return_diagnostics = return_diagnostics
-    self._compute_dtype = (None if compute_dtype is None
-                           else jnp.dtype(compute_dtype))
     scale_size = (self._key_size if attention_scale == 'key_size'
                   else 2 * self._key_size + self._head_size)
     self._config = _Config(
@@ -235,7 +233,8 @@ class RelationalMemory(hk.RNNCore):
         num_blocks=self._num_blocks, mlp_layers=self._attention_mlp_layers,
         gate_style=gate_style, input_bias=input_bias, forget_bias=forget_bias,
         query_scale=1.0 / math.sqrt(scale_size),
-        compute_dtype=self._compute_dtype)
+        compute_dtype=(None if compute_dtype is None
+                       else jnp.dtype(compute_dtype)))
 
   @property
   def mem_slots(self) -> int:
@@ -586,6 +585,27 @@ class _Config:
     """``F = H * (2k + v)``."""
     return self.num_heads * (2 * self.key_size + self.head_size)
 
+  def product_shapes(self, batch_size: int,
+                     num_input_rows: int) -> dict[str, tuple[int, ...]]:
+    """Result shape of each use in :meth:`recurrent_weights`, one step.
+
+    The qkv projections and the MLP act on all ``R = N + n`` rows
+    (``[B, R, F]`` and ``[B, R, D]``), the gates on the memory rows
+    (``[B, N, 2G]``).
+    """
+    d = self.num_heads * self.head_size
+    rows = (batch_size, self.mem_slots + num_input_rows)
+    gates = 2 * (d if self.gate_style == 'unit' else 1)
+    shapes = {}
+    for use, name in self.recurrent_weights():
+      if name.startswith('qkv_projection'):
+        shapes[use] = rows + (self.qkv_features,)
+      elif name.startswith('attention_mlp'):
+        shapes[use] = rows + (d,)
+      else:
+        shapes[use] = (batch_size, self.mem_slots, gates)
+    return shapes
+
   def recurrent_weights(self) -> list[tuple[str, str]]:
     """``(use, parameter)`` of every product with a weight inside the loop.
 
@@ -790,10 +810,11 @@ def _scan(
     recorded = {}
 
     def matmul(use, x, w):
+      product = _dot(x, w, config.compute_dtype)
       if added is None:
-        return _dot(x, w, config.compute_dtype)
+        return product
       recorded[use] = x
-      return _dot(x, w, config.compute_dtype) + added[use]
+      return product + added[use]
 
     next_memory, _ = _memory_step(config, params, projected,
                                   gates_from_input, memory, matmul)
@@ -831,24 +852,9 @@ def _unroll_forward(
     all_params = others | jax.lax.stop_gradient(weights)
     return _scan(config, all_params, inputs, memory, matmul_outputs)
 
-  # The shapes of the products, from one step traced abstractly.
-  recorder = {}
-
-  def trace_step(memory, projected, gates_from_input):
-    def matmul(use, x, w):
-      recorder[use] = jax.ShapeDtypeStruct(x.shape[:-1] + w.shape[-1:],
-                                           x.dtype)
-      return jnp.zeros(recorder[use].shape, x.dtype)
-    return _memory_step(config, params, projected, gates_from_input, memory,
-                        matmul)[0]
-
-  projected, gates = jax.eval_shape(
-      functools.partial(_project_inputs, config, params), inputs[0])
-  jax.eval_shape(trace_step, memory, projected, gates)
-  num_steps = inputs.shape[0]
-  matmul_outputs = {
-      use: jnp.zeros((num_steps,) + s.shape, s.dtype)
-      for use, s in recorder.items()}
+  shapes = config.product_shapes(memory.shape[0], inputs.shape[2])
+  matmul_outputs = {use: jnp.zeros((inputs.shape[0],) + shape, memory.dtype)
+                    for use, shape in shapes.items()}  # [T, *product shape]
   result, backward, matmul_inputs = jax.vjp(
       unroll, others, inputs, memory, matmul_outputs, has_aux=True)
   return result, (backward, matmul_inputs, weights)
