@@ -48,6 +48,7 @@ import jax
 
 from experiments import common
 from rmc import models
+from rmc import parallel as rmc_parallel
 from rmc import relational_memory
 from rmc import training
 from rmc.data import learn_to_execute as lte
@@ -117,14 +118,20 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 DEFAULT_PRESET = 'cpu'
 
+# Batch axes of a batch's arrays: tokens are time-major [T, B], lengths [B].
+BATCH_AXES = dict(inputs=1, targets=1, decoder_inputs=1, input_lengths=0,
+                  target_lengths=0)
 
-def run(config: dict[str, Any], workdir: str, seed: int) -> dict[str, Any]:
+
+def run(config: dict[str, Any], workdir: str, seed: int,
+        parallel: rmc_parallel.DataParallel | None = None) -> dict[str, Any]:
   """Trains and evaluates one Learning to Execute model.
 
   Args:
     config: Resolved hyperparameters (every name in ``HYPERPARAMETERS``).
     workdir: Checkpoint and metrics directory (resumed from if non-empty).
     seed: Seed for initialisation, training data and the held-out set.
+    parallel: The data-parallel mesh; by default all devices.
 
   Returns:
     The summary of :func:`rmc.training.train`.
@@ -134,8 +141,10 @@ def run(config: dict[str, Any], workdir: str, seed: int) -> dict[str, Any]:
   curriculum = lte.CURRICULA[config['curriculum']](
       config['max_length'], config['max_nesting'],
       loss_threshold=config['curriculum_loss_threshold'])
+  parallel = parallel or rmc_parallel.DataParallel()
   data = lte.TrainingData(config['task'], curriculum, config['batch_size'],
-                          vocabulary, seed, by_char)
+                          vocabulary, seed, by_char,
+                          rows=parallel.process_rows(config['batch_size']))
   # The held-out set: the maximum length and nesting, from its own seed.
   evaluation = lte.BaselineCurriculum(config['max_length'],
                                       config['max_nesting'])
@@ -182,10 +191,14 @@ def run(config: dict[str, Any], workdir: str, seed: int) -> dict[str, Any]:
   return training.train(
       workdir=workdir,
       state=training.init_state(params, optimizer, train_key),
-      train_chunk=training.make_train_chunk(loss_fn, optimizer, schedule),
-      evaluate=training.make_evaluator(metrics_fn, eval_set),
+      train_chunk=training.make_train_chunk(
+          loss_fn, optimizer, schedule, parallel=parallel,
+          batch_axes=BATCH_AXES),
+      evaluate=training.make_evaluator(metrics_fn, eval_set, parallel,
+                                       BATCH_AXES),
       config=common.loop_config(config),
-      data=common.training_data(data))
+      data=common.training_data(data, parallel, BATCH_AXES),
+      parallel=parallel)
 
 
 def main(argv):
@@ -197,7 +210,8 @@ def main(argv):
                          config['max_nesting'], config['token_mode'] == 'char')
   except ValueError as e:
     raise app.UsageError(str(e)) from e
-  evaluation = common.run_and_report(run, config)
+  parallel = common.data_parallel(('batch_size', config['batch_size']))
+  evaluation = common.run_and_report(run, config, parallel)
   if evaluation is None:
     return
   held_out = config['eval_batches'] * config['batch_size']

@@ -44,9 +44,11 @@ from absl import logging
 import haiku as hk
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from experiments import common
 from rmc import models
+from rmc import parallel as rmc_parallel
 from rmc import training
 from rmc.data import nth_farthest
 
@@ -91,13 +93,15 @@ PRESETS: dict[str, dict[str, Any]] = {
 DEFAULT_PRESET = 'demo'
 
 
-def run(config: dict[str, Any], workdir: str, seed: int) -> dict[str, Any]:
+def run(config: dict[str, Any], workdir: str, seed: int,
+        parallel: rmc_parallel.DataParallel | None = None) -> dict[str, Any]:
   """Trains and evaluates one Nth Farthest model.
 
   Args:
     config: Resolved hyperparameters (every name in ``HYPERPARAMETERS``).
     workdir: Checkpoint and metrics directory (resumed from if non-empty).
     seed: Seed for initialisation, training data and the held-out set.
+    parallel: The data-parallel mesh; by default all devices.
 
   Returns:
     The summary of :func:`rmc.training.train`.
@@ -114,9 +118,12 @@ def run(config: dict[str, Any], workdir: str, seed: int) -> dict[str, Any]:
 
   model = hk.without_apply_rng(hk.transform(forward))
 
+  parallel = parallel or rmc_parallel.DataParallel()
+
   def loss_fn(params, key, batch):
-    # Made on the device from the step's key, unless --synthetic_input.
-    data = generate(key) if batch is None else batch
+    # Made on the device from the step's key, unless --synthetic_input; each
+    # device makes its own rows (the same numbers on any number of devices).
+    data = parallel.constrain(generate(key), 0) if batch is None else batch
     metrics = models.classification_metrics(
         model.apply(params, data.inputs), data.labels)
     return metrics['loss'], {'accuracy': metrics['accuracy']}
@@ -142,21 +149,30 @@ def run(config: dict[str, Any], workdir: str, seed: int) -> dict[str, Any]:
   optimizer, schedule = common.optimizer(config)
   eval_set = jax.jit(jax.vmap(generate))(
       jax.random.split(eval_key, config['eval_batches']))
+  if common.SYNTHETIC_INPUT.value:
+    rows = parallel.process_rows(config['batch_size'])
+    data = training.SyntheticData(
+        jax.tree.map(lambda x: np.asarray(x)[rows],
+                     jax.jit(generate)(train_key)), parallel)
+  else:
+    data = None
   return training.train(
       workdir=workdir,
       state=training.init_state(params, optimizer, train_key),
-      train_chunk=training.make_train_chunk(loss_fn, optimizer, schedule),
-      evaluate=training.make_evaluator(eval_metrics_fn, eval_set),
+      train_chunk=training.make_train_chunk(loss_fn, optimizer, schedule,
+                                            parallel=parallel),
+      evaluate=training.make_evaluator(eval_metrics_fn, eval_set, parallel),
       config=common.loop_config(config),
-      data=(training.SyntheticData(jax.jit(generate)(train_key))
-            if common.SYNTHETIC_INPUT.value else None))
+      data=data,
+      parallel=parallel)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
   config = common.resolve_config(PRESETS, DEFAULT_PRESET, HYPERPARAMETERS)
-  evaluation = common.run_and_report(run, config)
+  parallel = common.data_parallel(('batch_size', config['batch_size']))
+  evaluation = common.run_and_report(run, config, parallel)
   if evaluation is None:
     return
   held_out = config['eval_batches'] * config['batch_size']

@@ -58,6 +58,7 @@ import jax.numpy as jnp
 
 from experiments import common
 from rmc import models
+from rmc import parallel as rmc_parallel
 from rmc import training
 from rmc.data import wikitext
 
@@ -142,8 +143,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 DEFAULT_PRESET = 'cpu'
 
+# Batch axes of a training batch: tokens are time-major [T, B], reset [B].
+BATCH_AXES = dict(inputs=1, targets=1, reset=0)
+
 
 def run(config: dict[str, Any], workdir: str, seed: int,
+        parallel: rmc_parallel.DataParallel | None = None, *,
         corpus: wikitext.Corpus, splits: dict[str, str]) -> dict[str, Any]:
   """Trains, validates and finally tests one language model.
 
@@ -151,6 +156,9 @@ def run(config: dict[str, Any], workdir: str, seed: int,
     config: Resolved hyperparameters (every name in ``HYPERPARAMETERS``).
     workdir: Checkpoint and metrics directory (resumed from if non-empty).
     seed: Seed for initialisation and dropout.
+    parallel: The data-parallel mesh; by default all devices. The training
+      columns and the recurrent state are split over it; the evaluation
+      columns too when ``eval_batch_size`` divides evenly.
     corpus: The encoded corpus.
     splits: ``{'train': name, 'valid': name, 'test': name}``.
 
@@ -176,15 +184,16 @@ def run(config: dict[str, Any], workdir: str, seed: int,
   initial = hk.without_apply_rng(hk.transform(
       lambda batch_size: make_model().initial_state(batch_size)))
 
+  parallel = parallel or rmc_parallel.DataParallel()
   batch_size, unroll = config['batch_size'], config['unroll_length']
   stream = wikitext.TrainStream(corpus.splits[splits['train']], batch_size,
-                                unroll)
+                                unroll,
+                                columns=parallel.process_rows(batch_size))
   init_key, train_key = jax.random.split(jax.random.key(seed))
-  example = stream.batches(0, 1)
   initial_carry = initial.apply(None, batch_size)
+  example = jnp.zeros([unroll, batch_size], jnp.int32)  # [T, B]
   params = jax.jit(functools.partial(model.init, is_training=False))(
-      init_key, example['inputs'][0], example['targets'][0], initial_carry,
-      None)
+      init_key, example, example, initial_carry, None)
   logging.info('Parameters: %d; vocabulary: %d words; %d training segments '
                'per epoch.', hk.data_structures.tree_size(params),
                len(vocabulary), stream.segments_per_epoch)
@@ -204,19 +213,22 @@ def run(config: dict[str, Any], workdir: str, seed: int,
         corpus.splits[split], config['eval_batch_size'], unroll,
         vocabulary.id(wikitext.EOS))
     return training.make_stream_evaluator(
-        eval_apply, initial.apply(None, config['eval_batch_size']), segments)
+        eval_apply, initial.apply(None, config['eval_batch_size']), segments,
+        parallel)
 
   optimizer, schedule = common.optimizer(config)
   return training.train(
       workdir=workdir,
       state=training.init_state(params, optimizer, train_key,
                                 carry=initial_carry),
-      train_chunk=training.make_train_chunk(loss_fn, optimizer, schedule,
-                                            with_carry=True),
+      train_chunk=training.make_train_chunk(
+          loss_fn, optimizer, schedule, with_carry=True, parallel=parallel,
+          batch_axes=BATCH_AXES),
       evaluate=evaluator(splits['valid']),
       config=common.loop_config(config, stream.tokens_per_step),
-      data=common.training_data(stream),
-      final_evaluate=evaluator(splits['test']))
+      data=common.training_data(stream, parallel, BATCH_AXES),
+      final_evaluate=evaluator(splits['test']),
+      parallel=parallel)
 
 
 def main(argv):
@@ -228,6 +240,7 @@ def main(argv):
   if not _DATA_DIR.value:
     raise app.UsageError('--data_dir is required.')
   config = common.resolve_config(PRESETS, DEFAULT_PRESET, HYPERPARAMETERS)
+  parallel = common.data_parallel(('batch_size', config['batch_size']))
   try:
     cutoffs = [int(c) for c in config['adaptive_cutoffs']]
   except ValueError as e:
@@ -248,7 +261,7 @@ def main(argv):
         f'--adaptive_cutoffs={cutoffs} must be below the vocabulary size '
         f'{len(corpus.vocabulary)}.')
   evaluation = common.run_and_report(
-      functools.partial(run, corpus=corpus, splits=splits), config)
+      functools.partial(run, corpus=corpus, splits=splits), config, parallel)
   if evaluation is None:
     return
   print(f'Validation ({splits["valid"]}) perplexity '

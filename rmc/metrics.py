@@ -53,15 +53,19 @@ def _format(value: Any) -> str:
 class MetricWriter:
   """Writes metric records to absl logging and ``metrics.jsonl``."""
 
-  def __init__(self, path: str, resume_step: int = 0):
+  def __init__(self, path: str, resume_step: int = 0,
+               write_file: bool = True):
     """Opens ``path``, keeping only records with ``step <= resume_step``.
 
     Args:
       path: The JSON-lines file.
       resume_step: The step training resumes from (0 for a fresh run).
+      write_file: If False, records are only logged, and the file is left
+        alone (e.g. in processes other than the one that writes).
     """
     self._path = path
-    if not os.path.exists(path):
+    self._write_file = write_file
+    if not write_file or not os.path.exists(path):
       return
     records = read_records(path)
     kept = [r for r in records if r.get('step', 0) <= resume_step]
@@ -80,9 +84,11 @@ class MetricWriter:
       f.write(''.join(_line(r) for r in records).encode('utf-8'))
 
   def write(self, record: dict[str, Any]) -> None:
-    """Logs ``record`` and appends it as one line to the file."""
+    """Logs ``record`` and appends it as one line to the file (if any)."""
     logging.info('%s', ', '.join(
         f'{k}={_format(v)}' for k, v in record.items()))
+    if not self._write_file:
+      return
     with open(self._path, 'a', encoding='utf-8') as f:
       f.write(_line(record))
       f.flush()

@@ -29,9 +29,18 @@
   automatically from ``workdir`` (bitwise on CPU), stops on a NaN or Inf loss
   without overwriting the last good checkpoint, and on SIGINT or SIGTERM
   saves a checkpoint and returns.
+
+All of it is data-parallel over a :class:`rmc.parallel.DataParallel` mesh (by
+default every device): parameters, optimizer state and PRNG key are
+replicated, every batch and the ``carry`` are split along their batch axes,
+and the jitted steps carry those shardings. With several processes, each
+makes only its rows of the training batches, and only process 0 writes.
+Checkpoints hold whole (gathered) arrays, so a run resumes on any number of
+devices.
 """
 
 import dataclasses
+import functools
 import math
 import os
 import signal
@@ -49,6 +58,7 @@ import optax
 
 from rmc import checkpoint
 from rmc import metrics as metrics_lib
+from rmc import parallel as parallel_lib
 
 Metrics = Mapping[str, jax.Array]
 
@@ -57,11 +67,18 @@ class HostData(Protocol):
   """Training data made on the host, with state that checkpoints keep.
 
   Batches must be a function of the step and of ``state()`` only, so that a
-  resumed run sees exactly the data the uninterrupted run would have.
+  resumed run sees exactly the data the uninterrupted run would have. With
+  several processes, each process's ``HostData`` makes only that process's
+  rows of every batch (:meth:`rmc.parallel.DataParallel.process_rows`).
   """
 
   def batches(self, first_step: int, num_steps: int) -> Any:
-    """Batches of steps ``first_step ..``, leaves ``[num_steps, ...]``."""
+    """This process's rows of the batches of steps ``first_step ..``.
+
+    Returns:
+      A pytree whose leaves are ``[num_steps, ...]``: one step's leaf with a
+      leading step axis.
+    """
 
   def state(self) -> dict[str, np.ndarray]:
     """The data's state (e.g. a curriculum level), saved in checkpoints."""
@@ -78,25 +95,31 @@ class SyntheticData:
 
   To measure what the input pipeline costs: train once with the real data and
   once with this, and compare steps per second. The batches of ``num_steps``
-  steps are made once per chunk size and reused.
+  steps are made and placed on the devices once per chunk size, then reused.
   """
 
-  def __init__(self, batch: Any):
-    """Holds ``batch`` on the device.
+  def __init__(self, batch: Any,
+               parallel: parallel_lib.DataParallel | None = None,
+               batch_axes: parallel_lib.BatchAxes = 0):
+    """Holds ``batch`` on the devices.
 
     Args:
-      batch: One step's batch (any pytree of arrays).
+      batch: This process's rows of one step's batch (a pytree of arrays).
+      parallel: The mesh the batches are split over; by default all devices.
+      batch_axes: The batch axes of ``batch``'s leaves.
     """
-    self._batch = jax.tree.map(jnp.asarray, batch)
+    self._batch = jax.tree.map(np.asarray, batch)
+    self._parallel = parallel or parallel_lib.DataParallel()
+    self._axes = parallel_lib.shift_axes(batch_axes)
     self._stacked = {}
 
   def batches(self, first_step: int, num_steps: int) -> Any:
     """The batch repeated ``num_steps`` times, leaves ``[num_steps, ...]``."""
     del first_step
     if num_steps not in self._stacked:
-      self._stacked[num_steps] = jax.tree.map(
-          lambda x: jnp.broadcast_to(x, (num_steps,) + x.shape).copy(),
-          self._batch)
+      stacked = jax.tree.map(
+          lambda x: np.broadcast_to(x, (num_steps,) + x.shape), self._batch)
+      self._stacked[num_steps] = self._parallel.put_local(stacked, self._axes)
     return self._stacked[num_steps]
 
   def state(self) -> dict[str, np.ndarray]:
@@ -124,7 +147,8 @@ class TrainState(NamedTuple):
     rng: Base PRNG key; step ``s`` uses ``jax.random.fold_in(rng, s)``.
     carry: What a stateful loss passes from one step to the next (e.g. a
       language model's recurrent state across truncated-BPTT segments);
-      ``()`` when there is none.
+      ``()`` when there is none. Every leaf is batch-leading ``[B, ...]``
+      (split over the devices like the batch).
   """
   step: jax.Array
   params: hk.Params
@@ -138,6 +162,18 @@ def init_state(params: hk.Params, optimizer: optax.GradientTransformation,
   """A step-0 :class:`TrainState`."""
   return TrainState(step=jnp.zeros([], jnp.int32), params=params,
                     opt_state=optimizer.init(params), rng=rng, carry=carry)
+
+
+# Batch axes of a TrainState: all replicated but the batch-leading carry.
+_STATE_AXES = TrainState(step=None, params=None, opt_state=None, rng=None,
+                         carry=0)
+
+
+def _sharding_prefix(parallel: parallel_lib.DataParallel,
+                     batch_axes: parallel_lib.BatchAxes) -> Any:
+  """``batch_axes`` with each axis replaced by its sharding."""
+  return jax.tree.map(parallel.batch_sharding, batch_axes,
+                      is_leaf=parallel_lib.is_axis)
 
 
 def make_optimizer(
@@ -186,15 +222,25 @@ def make_train_chunk(
     schedule: optax.Schedule,
     *,
     with_carry: bool = False,
+    parallel: parallel_lib.DataParallel | None = None,
+    batch_axes: parallel_lib.BatchAxes = 0,
 ) -> Callable[[TrainState, Any, int], tuple[TrainState, Metrics]]:
   """Builds ``chunk(state, batches, num_steps) -> (state, metrics)``.
 
-  The returned function is jitted (``num_steps`` static, ``state`` donated)
-  and runs ``num_steps`` optimizer steps in a ``lax.scan``. ``batches`` is
-  None when ``loss_fn`` makes its data from the step's key, or a pytree whose
-  leaves have a leading axis of ``num_steps``. ``metrics`` holds, per step
-  (leading axis ``num_steps``), ``loss``, ``learning_rate`` and everything
-  ``loss_fn`` returned.
+  The returned function runs ``num_steps`` optimizer steps in a
+  ``lax.scan``, jitted (``num_steps`` static, ``state`` donated) with the
+  data-parallel shardings: ``state`` replicated but for its batch-leading
+  ``carry``, the batches split along their batch axes, the metrics
+  replicated. The state must already be placed so (:func:`train` does it).
+  ``batches`` is None when ``loss_fn`` makes its data from the step's key,
+  or a pytree whose leaves have a leading axis of ``num_steps``: this
+  process's rows (host arrays, assembled into global arrays here) or global
+  ``jax.Array``s already split. ``metrics`` holds, per step (leading axis
+  ``num_steps``), ``loss``, ``learning_rate`` and everything ``loss_fn``
+  returned.
+
+  ``parallel`` is the mesh (by default all devices) and ``batch_axes`` the
+  batch axes of one step's batch (see :mod:`rmc.parallel`).
 
   With ``with_carry``, ``loss_fn(params, key, batch, carry)`` returns
   ``(loss, (metrics, carry))`` and the new carry (with its gradient stopped)
@@ -222,28 +268,51 @@ def make_train_chunk(
   def chunk(state: TrainState, batches: Any, num_steps: int):
     return jax.lax.scan(one_step, state, batches, length=num_steps)
 
-  return jax.jit(chunk, static_argnums=2, donate_argnums=0)
+  parallel = parallel or parallel_lib.DataParallel()
+  step_axes = parallel_lib.shift_axes(batch_axes)  # [num_steps, ...] leaves.
+  state_shardings = _sharding_prefix(parallel, _STATE_AXES)
+  jitted = jax.jit(
+      chunk, static_argnums=2, donate_argnums=0,
+      in_shardings=(state_shardings, _sharding_prefix(parallel, step_axes)),
+      out_shardings=(state_shardings, parallel.replicated))
+
+  def placed_chunk(state: TrainState, batches: Any, num_steps: int):
+    if batches is not None:
+      batches = parallel.put_local(batches, step_axes)
+    return jitted(state, batches, num_steps)
+
+  return placed_chunk
 
 
 def make_evaluator(
     metrics_fn: Callable[[hk.Params, Any], Metrics],
     eval_batches: Any,
+    parallel: parallel_lib.DataParallel | None = None,
+    batch_axes: parallel_lib.BatchAxes = 0,
 ) -> Callable[[hk.Params], dict[str, float]]:
   """Builds ``evaluate(params) -> {name: mean}`` over a fixed held-out set.
 
   Args:
     metrics_fn: ``(params, batch) -> {name: scalar mean over the batch}``.
     eval_batches: Held-out batches, every leaf with a leading axis of
-      ``num_batches``; all batches must have the same size.
+      ``num_batches``; all batches must have the same size. Every process
+      holds them whole.
+    parallel: The mesh the batches are split over (along ``batch_axes``);
+      by default all devices.
+    batch_axes: The batch axes of one batch's leaves.
   """
-  @jax.jit
-  def mean_metrics(params):
+  parallel = parallel or parallel_lib.DataParallel()
+  eval_batches = parallel.put_global(eval_batches,
+                                     parallel_lib.shift_axes(batch_axes))
+
+  @functools.partial(jax.jit, out_shardings=parallel.replicated)
+  def mean_metrics(params, eval_batches):
     per_batch = jax.lax.map(lambda batch: metrics_fn(params, batch),
                             eval_batches)
     return jax.tree.map(jnp.mean, per_batch)
 
   def evaluate(params):
-    means = jax.device_get(mean_metrics(params))
+    means = jax.device_get(mean_metrics(params, eval_batches))
     return {k: float(v) for k, v in means.items()}
 
   return evaluate
@@ -254,6 +323,7 @@ def make_stream_evaluator(
                        tuple[jax.Array, Any]],
     initial_state: Any,
     segments: Mapping[str, np.ndarray],
+    parallel: parallel_lib.DataParallel | None = None,
 ) -> Callable[[hk.Params], dict[str, float]]:
   """Scores a token stream cut into segments, carrying the state through.
 
@@ -261,13 +331,19 @@ def make_stream_evaluator(
   log-likelihood is summed per segment on the device and in float64 on the
   host, so the result equals one pass over each column of the stream.
 
+  The columns are split over the devices when their number divides evenly;
+  otherwise (e.g. the paper's single column) every device scores all of
+  them.
+
   Args:
     apply_fn: ``(params, inputs [T, B], targets [T, B], state) ->
       (log_probs [T, B], state)``.
-    initial_state: The core state for the split's columns.
+    initial_state: The core state for the split's columns, every leaf
+      batch-leading ``[B, ...]``.
     segments: ``inputs``, ``targets`` and ``mask`` (1 where a target is
       scored), each ``[S, T, B]``, e.g. from
-      ``rmc.data.wikitext.eval_segments``.
+      ``rmc.data.wikitext.eval_segments``; every process holds them whole.
+    parallel: The mesh; by default all devices.
 
   Returns:
     ``evaluate(params) -> {loss, perplexity, tokens}``: mean negative
@@ -275,10 +351,13 @@ def make_stream_evaluator(
     number.
   """
   num_tokens = int(np.sum(segments['mask']))
-  segments = jax.device_put(dict(segments))
+  parallel = parallel or parallel_lib.DataParallel()
+  split = parallel.divides(segments['mask'].shape[2])
+  segments = parallel.put_global(dict(segments), 2 if split else None)
+  initial_state = parallel.put_global(initial_state, 0 if split else None)
 
-  @jax.jit
-  def segment_nlls(params):
+  @functools.partial(jax.jit, out_shardings=parallel.replicated)
+  def segment_nlls(params, segments, initial_state):
     def body(state, segment):
       log_probs, state = apply_fn(params, segment['inputs'],
                                   segment['targets'], state)
@@ -287,7 +366,8 @@ def make_stream_evaluator(
     return nlls  # [S], so the host adds them in float64.
 
   def evaluate(params):
-    nll = float(np.sum(np.asarray(segment_nlls(params), np.float64)))
+    nll = float(np.sum(np.asarray(
+        segment_nlls(params, segments, initial_state), np.float64)))
     loss = nll / num_tokens
     return {'loss': loss, 'perplexity': math.exp(min(loss, 700.0)),
             'tokens': num_tokens}
@@ -378,6 +458,7 @@ def train(
     config: LoopConfig,
     data: HostData | None = None,
     final_evaluate: Callable[[hk.Params], dict[str, float]] | None = None,
+    parallel: parallel_lib.DataParallel | None = None,
 ) -> dict[str, Any]:
   """Trains, resuming from the newest checkpoint in ``workdir`` if any.
 
@@ -392,6 +473,12 @@ def train(
       loss makes its own data on the device.
     final_evaluate: If set, run once when training ends (however it ends)
       and logged as ``test_<name>`` with ``split: test``, e.g. a test set.
+    parallel: The mesh ``train_chunk`` was built for; by default all
+      devices. ``state`` is placed on it (replicated, the carry split); with
+      several processes every process calls ``train`` alike, reads
+      checkpoints from ``workdir`` (which all of them must see), and only
+      process 0 writes there. The decision to stop early (time budget,
+      signal) is process 0's.
 
   Returns:
     A summary: ``step`` reached, ``stopped_by`` (``'num_steps'``,
@@ -403,7 +490,10 @@ def train(
     FloatingPointError: If a training loss is NaN or Inf. Nothing is written
       after the last finite check, so the last checkpoint stays good.
   """
-  os.makedirs(workdir, exist_ok=True)
+  parallel = parallel or parallel_lib.DataParallel()
+  primary = parallel.is_primary
+  if primary:
+    os.makedirs(workdir, exist_ok=True)
   data_state = data.state() if data is not None else {}
   restored = checkpoint.restore_latest(workdir, (state, data_state))
   if restored is not None:
@@ -413,9 +503,13 @@ def train(
     logging.info('Resuming from step %d in %s.', start, workdir)
   else:
     start = 0
+  state = parallel.put_global(state, _STATE_AXES)
   writer = metrics_lib.MetricWriter(
-      os.path.join(workdir, 'metrics.jsonl'), resume_step=start)
-  logging.info('Devices: %s.', jax.devices())
+      os.path.join(workdir, 'metrics.jsonl'), resume_step=start,
+      write_file=primary)
+  logging.info('Process %d of %d; training on %d devices: %s.',
+               jax.process_index(), jax.process_count(), parallel.num_devices,
+               parallel.mesh.devices.tolist())
 
   step = start
   summary = {'step': step, 'stopped_by': 'num_steps', 'train': None,
@@ -454,6 +548,11 @@ def train(
       elif (config.time_budget_s is not None
             and now - started >= config.time_budget_s):
         stopped_by = 'time_budget'
+      # Every process stops at the same step: when process 0 does.
+      if not parallel.agree(stopped_by is not None):
+        stopped_by = None
+      elif stopped_by is None:
+        stopped_by = 'process_0'
       done = stopped_by is not None or step == config.num_steps
       do_log = done or step % config.log_every == 0
       do_eval = done or step % config.eval_every == 0
@@ -490,9 +589,12 @@ def train(
         summary['eval'] = write_evaluation(step, state.params, now - started)
         last_log_time = time.monotonic()  # Evaluation is not training time.
       if do_checkpoint:
-        last_checkpoint = checkpoint.save(
-            workdir, step, (state, data.state() if data is not None else {}),
-            keep=config.keep_checkpoints)
+        # Whole arrays, gathered from every process (a collective).
+        whole = parallel.gather(
+            (state, data.state() if data is not None else {}))
+        last_checkpoint = checkpoint.path_for_step(workdir, step)
+        if primary:
+          checkpoint.save(workdir, step, whole, keep=config.keep_checkpoints)
         last_log_time = time.monotonic()
       if stopped_by is not None:
         logging.info('Stopping at step %d: %s.', step, stopped_by)

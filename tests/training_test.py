@@ -73,10 +73,12 @@ def _regression_problem(nan_from_step=None):
   state = training.init_state({'w': jnp.zeros([3])}, optimizer,
                               jax.random.key(0))
   eval_set = data.batches(10_000, 2)
+  axes = {'x': 0, 'y': 0, 'step': None}  # 'step' [] has no batch axis.
   return dict(
       state=state,
-      train_chunk=training.make_train_chunk(loss_fn, optimizer, schedule),
-      evaluate=training.make_evaluator(metrics_fn, eval_set),
+      train_chunk=training.make_train_chunk(loss_fn, optimizer, schedule,
+                                            batch_axes=axes),
+      evaluate=training.make_evaluator(metrics_fn, eval_set, batch_axes=axes),
       data=data)
 
 
@@ -164,7 +166,7 @@ class TrainTest(absltest.TestCase):
 
   def test_synthetic_data_repeats_one_batch(self):
     batch = {'x': np.arange(6.0).reshape(2, 3), 'step': np.asarray(7)}
-    data = training.SyntheticData(batch)
+    data = training.SyntheticData(batch, batch_axes={'x': 0, 'step': None})
     first = data.batches(0, 4)
     self.assertEqual(first['x'].shape, (4, 2, 3))
     np.testing.assert_array_equal(first['x'][3], batch['x'])
@@ -174,7 +176,8 @@ class TrainTest(absltest.TestCase):
     # It trains like any host data (regression on one batch).
     problem = _regression_problem()
     problem['data'] = training.SyntheticData(
-        jax.tree.map(lambda x: x[0], problem['data'].batches(0, 1)))
+        jax.tree.map(lambda x: x[0], problem['data'].batches(0, 1)),
+        batch_axes={'x': 0, 'y': 0, 'step': None})
     workdir = self.create_tempdir().full_path
     training.train(workdir=workdir, config=_config(), **problem)
     records = metrics.read_records(os.path.join(workdir, 'metrics.jsonl'))

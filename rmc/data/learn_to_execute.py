@@ -393,10 +393,19 @@ def make_batch(rng: random.Random, batch_size: int, task: str,
 
   Sequences are padded to :func:`sequence_lengths` at the curriculum's maxima.
   """
+  return _batch_from([rng] * batch_size, task, curriculum, vocabulary,
+                     token_by_char)
+
+
+def _batch_from(rngs: Sequence[random.Random], task: str,
+                curriculum: Curriculum, vocabulary: Vocabulary,
+                token_by_char: bool) -> Batch:
+  """A batch whose sample ``i`` draws from ``rngs[i]``."""
+  batch_size = len(rngs)
   num_steps, num_steps_out = sequence_lengths(
       task, curriculum.max_length, curriculum.max_nesting, token_by_char)
   inputs, targets, input_lengths, target_lengths = [], [], [], []
-  for _ in range(batch_size):
+  for rng in rngs:
     length, nesting = curriculum.fetch(rng)
     program = generate_program(rng, task, length, nesting)
     ids, n = vocabulary.encode(program.code, num_steps)
@@ -424,30 +433,47 @@ def stack_batches(batches: Sequence[Batch]) -> dict[str, np.ndarray]:
 class TrainingData:
   """Training batches for :func:`rmc.training.train` (its ``HostData``).
 
-  The batch of step ``s`` is drawn from ``random.Random`` seeded with
-  ``(seed, s)`` and the curriculum's state, which checkpoints keep; so a
-  resumed run sees the uninterrupted run's data. Each logged training loss
-  is fed to the curriculum.
+  Sample ``i`` of the batch of step ``s`` is drawn from ``random.Random``
+  seeded with ``(seed, s, i)`` and the curriculum's state, which checkpoints
+  keep; so a resumed run sees the uninterrupted run's data, and a process
+  that makes only some rows of each batch (``rows``) makes exactly those
+  rows of the whole batch. Each logged training loss is fed to the
+  curriculum.
   """
 
   def __init__(self, task: str, curriculum: Curriculum, batch_size: int,
                vocabulary: Vocabulary, seed: int,
-               token_by_char: bool = True):
+               token_by_char: bool = True, rows: slice | None = None):
+    """Constructs the data.
+
+    Args:
+      task: The program task.
+      curriculum: The training curriculum.
+      batch_size: The global batch size ``B``.
+      vocabulary: Token ids.
+      seed: The data seed.
+      token_by_char: Character (or word) tokens.
+      rows: The rows of every batch to make (this process's part); all
+        ``B`` by default.
+    """
     sequence_lengths(task, curriculum.max_length, curriculum.max_nesting,
                      token_by_char)  # Validates the combination.
+    self._rows = range(batch_size)[rows or slice(None)]
     self._task = task
     self._curriculum = curriculum
-    self._batch_size = batch_size
     self._vocabulary = vocabulary
     self._seed = seed
     self._token_by_char = token_by_char
 
   def batches(self, first_step: int, num_steps: int) -> dict[str, np.ndarray]:
-    """Batches of steps ``first_step ..``, leaves ``[num_steps, T or B...]``."""
+    """Batches of steps ``first_step ..``, leaves ``[num_steps, T or B...]``.
+
+    Only the rows of ``rows``: ``B`` is their number.
+    """
     return stack_batches([
-        make_batch(random.Random(f'{self._seed}:{step}'), self._batch_size,
-                   self._task, self._curriculum, self._vocabulary,
-                   self._token_by_char)
+        _batch_from([random.Random(f'{self._seed}:{step}:{row}')
+                     for row in self._rows], self._task, self._curriculum,
+                    self._vocabulary, self._token_by_char)
         for step in range(first_step, first_step + num_steps)])
 
   def state(self) -> dict[str, np.ndarray]:

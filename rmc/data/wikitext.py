@@ -450,15 +450,20 @@ class TrainStream:
   epoch starts each column afresh: ``reset`` is true on a segment 0.
 
   Implements the toolkit's ``HostData`` protocol (no state beyond the step).
+  A process that trains on some of the columns (``columns``) reads only its
+  contiguous part of the stream.
   """
 
-  def __init__(self, tokens: np.ndarray, batch_size: int, unroll_length: int):
+  def __init__(self, tokens: np.ndarray, batch_size: int, unroll_length: int,
+               columns: slice | None = None):
     """Constructs the stream.
 
     Args:
       tokens: int32 ``[N]`` token ids.
-      batch_size: Columns ``B``.
+      batch_size: Columns ``B`` (all processes together).
       unroll_length: Segment length ``T`` (time steps).
+      columns: The columns to read (this process's part); all ``B`` by
+        default.
 
     Raises:
       ValueError: If the stream holds less than one segment per column.
@@ -476,7 +481,8 @@ class TrainStream:
           f'{tokens.size} tokens are too few for batch_size={batch_size} x '
           f'unroll_length={unroll_length}; need at least '
           f'{batch_size * unroll_length + 1}.')
-    self._starts = (np.arange(batch_size) * self._column_length)  # [B]
+    self._starts = (np.arange(batch_size)[columns or slice(None)]
+                    * self._column_length)  # [B'], B' columns read here.
 
   @property
   def tokens_per_step(self) -> int:
@@ -487,15 +493,15 @@ class TrainStream:
     """Segments of steps ``first_step ..``.
 
     Returns:
-      ``inputs`` and ``targets`` int32 ``[S, T, B]``, ``reset`` bool
-      ``[S, B]``.
+      ``inputs`` and ``targets`` int32 ``[S, T, B']``, ``reset`` bool
+      ``[S, B']``, for the ``B'`` columns read here.
     """
     segment = (first_step + np.arange(num_steps)) % self.segments_per_epoch
     offsets = (segment[:, None, None] * self._unroll
                + np.arange(self._unroll)[None, :, None]
                + self._starts[None, None, :])  # [S, T, B]
     reset = np.broadcast_to((segment == 0)[:, None],
-                            (num_steps, self._batch_size))
+                            (num_steps, self._starts.size))
     return {'inputs': np.asarray(self._tokens[offsets], np.int32),
             'targets': np.asarray(self._tokens[offsets + 1], np.int32),
             'reset': np.ascontiguousarray(reset)}
