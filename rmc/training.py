@@ -572,7 +572,8 @@ def train(
       if do_log:
         rate = (step - last_log_step) / max(now - last_log_time, 1e-9)
         record = {'step': step, 'split': 'train', **_mean_records(fetched),
-                  'steps_per_sec': rate, 'elapsed_s': now - started,
+                  'steps_per_sec': rate, 'devices': parallel.num_devices,
+                  'elapsed_s': now - started,
                   'eta_s': (config.num_steps - step) / rate}
         if config.tokens_per_step:
           record['tokens_per_sec'] = rate * config.tokens_per_step

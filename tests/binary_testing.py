@@ -15,6 +15,8 @@
 
 import contextlib
 import io
+import os
+import random
 from types import ModuleType
 
 from absl import flags
@@ -42,3 +44,21 @@ def checkpoint_arrays(workdir: str) -> tuple[int, dict[str, np.ndarray]]:
   step = checkpoint.list_steps(workdir)[-1]
   with np.load(checkpoint.path_for_step(workdir, step)) as data:
     return step, {k: data[k] for k in data.files}
+
+
+def write_wikitext_corpus(directory: str) -> dict[str, int]:
+  """Writes a small corpus in the WikiText format; returns tokens per split."""
+  rng = random.Random(0)
+  words = ['the', 'cat', 'sat', 'on', 'a', 'mat', '.', ',', '@-@', '<unk>',
+           'dog', 'ran', 'big', 'red']
+  counts = {}
+  for split, paragraphs in (('train', 120), ('valid', 20), ('test', 20)):
+    lines = [' ', ' = Title = ', ' ']
+    for i in range(paragraphs):
+      lines.append(' ' + ' '.join(rng.choice(words)
+                                  for _ in range(rng.randint(4, 25))) + ' '
+                   if i % 4 else ' ')
+    with open(os.path.join(directory, f'wiki.{split}.tokens'), 'w') as f:
+      f.write('\n'.join(lines) + '\n')
+    counts[split] = sum(len(line.split()) + 1 for line in lines)
+  return counts

@@ -319,6 +319,17 @@ class BatchTest(absltest.TestCase):
       np.testing.assert_array_equal(batch.decoder_inputs[1:, b],
                                     batch.targets[:-1, b])
 
+  def test_training_data_rows_are_rows_of_the_whole_batch(self):
+    def data(rows=None):
+      return lte.TrainingData('addition', lte.MixCurriculum(3, 2), 6,
+                              lte.Vocabulary(), seed=1, rows=rows)
+    whole, part = data().batches(5, 2), data(slice(2, 4)).batches(5, 2)
+    for key in ('inputs', 'targets', 'decoder_inputs'):  # [S, T, B]
+      np.testing.assert_array_equal(part[key], whole[key][:, :, 2:4])
+    for key in ('input_lengths', 'target_lengths'):  # [S, B]
+      np.testing.assert_array_equal(part[key], whole[key][:, 2:4])
+    self.assertFalse(np.array_equal(whole['inputs'][0], whole['inputs'][1]))
+
 
 if __name__ == '__main__':
   absltest.main()

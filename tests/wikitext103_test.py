@@ -14,7 +14,6 @@
 """Tests for the language-model binary (experiments/wikitext103.py)."""
 
 import os
-import random
 import subprocess
 import sys
 
@@ -36,24 +35,6 @@ FLAGS = flags.FLAGS
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _write_corpus(directory):
-  """A small corpus in the WikiText format; returns tokens per split."""
-  rng = random.Random(0)
-  words = ['the', 'cat', 'sat', 'on', 'a', 'mat', '.', ',', '@-@', '<unk>',
-           'dog', 'ran', 'big', 'red']
-  counts = {}
-  for split, paragraphs in (('train', 120), ('valid', 20), ('test', 20)):
-    lines = [' ', ' = Title = ', ' ']
-    for i in range(paragraphs):
-      lines.append(' ' + ' '.join(rng.choice(words)
-                                  for _ in range(rng.randint(4, 25))) + ' '
-                   if i % 4 else ' ')
-    with open(os.path.join(directory, f'wiki.{split}.tokens'), 'w') as f:
-      f.write('\n'.join(lines) + '\n')
-    counts[split] = sum(len(line.split()) + 1 for line in lines)
-  return counts
-
-
 def _run_main(*args):
   return binary_testing.run_main(wikitext103, *args)
 
@@ -65,7 +46,7 @@ class BinaryTest(parameterized.TestCase):
   def setUp(self):
     super().setUp()
     self.data_dir = self.create_tempdir().full_path
-    self.counts = _write_corpus(self.data_dir)
+    self.counts = binary_testing.write_wikitext_corpus(self.data_dir)
     self.data_args = (f'--data_dir={self.data_dir}',
                       f'--cache_dir={self.data_dir}/cache')
 

@@ -232,6 +232,16 @@ class BatchingTest(parameterized.TestCase):
       np.testing.assert_array_equal(window[key],
                                     batches[key][segments - 1:segments + 2])
 
+  def test_train_stream_reads_only_its_columns(self):
+    tokens = np.arange(1000, dtype=np.int32)
+    whole = wikitext.TrainStream(tokens, 4, 5).batches(3, 2)
+    part = wikitext.TrainStream(tokens, 4, 5, columns=slice(2, 4))
+    self.assertEqual(part.tokens_per_step, 20)  # Of the whole batch.
+    got = part.batches(3, 2)
+    for key in ('inputs', 'targets'):
+      np.testing.assert_array_equal(got[key], whole[key][:, :, 2:4])
+    np.testing.assert_array_equal(got['reset'], whole['reset'][:, 2:4])
+
   def test_train_stream_too_short(self):
     with self.assertRaisesRegex(ValueError, 'too few'):
       wikitext.TrainStream(np.zeros(20, np.int32), 4, 5)
