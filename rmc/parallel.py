@@ -148,6 +148,9 @@ class DataParallel:
 
     Returns:
       The pytree of global ``jax.Array``s.
+
+    Raises:
+      ValueError: If a batch axis does not divide over the devices.
     """
     def put(axis, x):
       sharding = self.batch_sharding(axis)
@@ -156,6 +159,11 @@ class DataParallel:
         return jax.random.wrap_key_data(
             put(axis, jax.random.key_data(x)), impl=impl)
       x = np.asarray(x)
+      if axis is not None and x.shape[axis] % self.num_devices:
+        raise ValueError(
+            f'A batch of {x.shape[axis]} rows (axis {axis} of an array of '
+            f'shape {x.shape}) does not divide evenly over the '
+            f'{self.num_devices} devices.')
       return jax.make_array_from_callback(x.shape, sharding,
                                           lambda index: x[index])
     return _map_axes(put, batch_axes, tree)
@@ -174,6 +182,9 @@ class DataParallel:
     Returns:
       The pytree of global ``jax.Array``s, ``process_count`` times larger
       along each batch axis.
+
+    Raises:
+      ValueError: If a global batch axis does not divide over the devices.
     """
     def put(axis, x):
       sharding = self.batch_sharding(axis)
