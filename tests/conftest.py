@@ -18,8 +18,11 @@ Collects Haiku-style `*_test.py` files, puts the repository root on the path
 parsed with their defaults, as `absltest.main()` would.
 """
 
+import functools
 import os
+import shutil
 import sys
+import tempfile
 
 from absl import flags
 
@@ -28,6 +31,16 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def pytest_configure(config):
   config.addinivalue_line('python_files', '*_test.py')
+  # Many tests compile the same small programs (the binaries' smoke presets),
+  # in this process and in subprocesses: share compilations through JAX's
+  # persistent cache, in a directory that lives as long as the session.
+  if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+    os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(
+        prefix='rmc-test-jax-cache-')
+    config.add_cleanup(functools.partial(
+        shutil.rmtree, os.environ['JAX_COMPILATION_CACHE_DIR'], True))
+  os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+  os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
   if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
   if not flags.FLAGS.is_parsed():
