@@ -51,7 +51,7 @@ AXIS = 'data'
 BatchAxes = Any
 
 
-def is_axis(x: Any) -> bool:
+def _is_axis(x: Any) -> bool:
   """Whether ``x`` is a batch axis (an int, or None for replicated)."""
   return x is None or isinstance(x, int)
 
@@ -98,7 +98,7 @@ class DataParallel:
 
   def check_batch_size(self, batch_size: int, name: str = 'batch_size') -> None:
     """Raises a ValueError unless ``batch_size`` splits evenly over devices."""
-    if batch_size % self.num_devices:
+    if not self.divides(batch_size):
       raise ValueError(
           f'{name}={batch_size} does not divide evenly over the '
           f'{self.num_devices} devices of the data-parallel mesh; use a '
@@ -114,10 +114,21 @@ class DataParallel:
       return self.replicated
     return NamedSharding(self.mesh, PartitionSpec(*[None] * axis, AXIS))
 
-  def shardings(self, tree: Any, batch_axes: BatchAxes) -> Any:
-    """A pytree like ``tree`` of the ``NamedSharding`` of every leaf."""
-    return _map_axes(lambda axis, _: self.batch_sharding(axis), batch_axes,
-                     tree)
+  def shardings(self, batch_axes: BatchAxes) -> Any:
+    """``batch_axes`` with each axis replaced by its ``NamedSharding``.
+
+    The result is a pytree prefix of the data, as ``jax.jit``'s
+    ``in_shardings`` and ``out_shardings`` take.
+    """
+    return jax.tree.map(self.batch_sharding, batch_axes, is_leaf=_is_axis)
+
+  def _check_rows(self, axis: int, rows: int, shape: tuple[int, ...]):
+    """Raises a ValueError unless the ``rows`` of an array split evenly."""
+    if not self.divides(rows):
+      raise ValueError(
+          f'A batch of {rows} rows (axis {axis} of an array of shape '
+          f'{shape} in this process) does not divide evenly over the '
+          f'{self.num_devices} devices.')
 
   def process_rows(self, batch_size: int) -> slice:
     """This process's rows of a global batch of ``batch_size``.
@@ -159,11 +170,8 @@ class DataParallel:
         return jax.random.wrap_key_data(
             put(axis, jax.random.key_data(x)), impl=impl)
       x = np.asarray(x)
-      if axis is not None and x.shape[axis] % self.num_devices:
-        raise ValueError(
-            f'A batch of {x.shape[axis]} rows (axis {axis} of an array of '
-            f'shape {x.shape}) does not divide evenly over the '
-            f'{self.num_devices} devices.')
+      if axis is not None:
+        self._check_rows(axis, x.shape[axis], x.shape)
       return jax.make_array_from_callback(x.shape, sharding,
                                           lambda index: x[index])
     return _map_axes(put, batch_axes, tree)
@@ -190,12 +198,8 @@ class DataParallel:
       sharding = self.batch_sharding(axis)
       if isinstance(x, jax.Array) and x.sharding == sharding:
         return x
-      if axis is not None and (x.shape[axis] * jax.process_count()
-                               % self.num_devices):
-        raise ValueError(
-            f'A batch of {x.shape[axis] * jax.process_count()} rows (axis '
-            f'{axis} of a local array of shape {x.shape}) does not divide '
-            f'evenly over the {self.num_devices} devices.')
+      if axis is not None:  # The global rows: every process's alike.
+        self._check_rows(axis, x.shape[axis] * jax.process_count(), x.shape)
       return jax.make_array_from_process_local_data(sharding, x)
     return _map_axes(put, batch_axes, tree)
 
@@ -237,10 +241,10 @@ def _map_axes(fn, batch_axes: BatchAxes, tree: Any) -> Any:
   return jax.tree.map(
       lambda axis, subtree: jax.tree.map(
           lambda x: fn(axis, x), subtree, is_leaf=_is_key),
-      batch_axes, tree, is_leaf=is_axis)
+      batch_axes, tree, is_leaf=_is_axis)
 
 
 def shift_axes(batch_axes: BatchAxes, by: int = 1) -> BatchAxes:
   """Batch axes after ``by`` leading axes are added (e.g. a step axis)."""
   return jax.tree.map(lambda a: None if a is None else a + by, batch_axes,
-                      is_leaf=is_axis)
+                      is_leaf=_is_axis)

@@ -169,13 +169,6 @@ _STATE_AXES = TrainState(step=None, params=None, opt_state=None, rng=None,
                          carry=0)
 
 
-def _sharding_prefix(parallel: parallel_lib.DataParallel,
-                     batch_axes: parallel_lib.BatchAxes) -> Any:
-  """``batch_axes`` with each axis replaced by its sharding."""
-  return jax.tree.map(parallel.batch_sharding, batch_axes,
-                      is_leaf=parallel_lib.is_axis)
-
-
 def make_optimizer(
     learning_rate: float,
     min_learning_rate: float,
@@ -270,10 +263,10 @@ def make_train_chunk(
 
   parallel = parallel or parallel_lib.DataParallel()
   step_axes = parallel_lib.shift_axes(batch_axes)  # [num_steps, ...] leaves.
-  state_shardings = _sharding_prefix(parallel, _STATE_AXES)
+  state_shardings = parallel.shardings(_STATE_AXES)
   jitted = jax.jit(
       chunk, static_argnums=2, donate_argnums=0,
-      in_shardings=(state_shardings, _sharding_prefix(parallel, step_axes)),
+      in_shardings=(state_shardings, parallel.shardings(step_axes)),
       out_shardings=(state_shardings, parallel.replicated))
 
   def placed_chunk(state: TrainState, batches: Any, num_steps: int):
