@@ -36,6 +36,7 @@ Unlike Sonnet's example, ``num_heads`` and ``num_blocks`` are their own flags
 """
 
 import functools
+import math
 from typing import Any
 
 from absl import app
@@ -47,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import common
+from rmc import checkpoint
 from rmc import models
 from rmc import parallel as rmc_parallel
 from rmc import training
@@ -56,13 +58,30 @@ flags.DEFINE_integer('num_objects', None,
                      'Objects (vectors) per sequence, K.', lower_bound=2)
 flags.DEFINE_integer('num_features', None, 'Size of each vector.',
                      lower_bound=1)
+flags.DEFINE_enum(
+    'curriculum', None, ['none', 'rank'],
+    'Training curriculum (off in every preset): "rank" first asks only for '
+    'ranks n in {0, 1} and adds the next rank whenever the logged training '
+    'accuracy reaches --curriculum_threshold, until all K ranks are asked. '
+    'The held-out set always asks for every rank; the input encoding and '
+    'the loss are unchanged.')
+flags.DEFINE_float(
+    'curriculum_threshold', None,
+    'With --curriculum=rank: training accuracy (a fraction, averaged over '
+    'one --log_every interval) at which the next rank is added.',
+    lower_bound=0.0, upper_bound=1.0)
+flags.register_validator(
+    'curriculum_threshold', lambda x: x is None or math.isfinite(x),
+    message='--curriculum_threshold must be a finite fraction in [0, 1].')
 
-HYPERPARAMETERS = (('num_objects', 'num_features')
+HYPERPARAMETERS = (('num_objects', 'num_features', 'curriculum',
+                    'curriculum_threshold')
                    + common.COMMON_HYPERPARAMETERS)
 
 _RMC_DEFAULTS = dict(
     num_blocks=1, key_size=None, attention_mlp_layers=2, gate_style='unit',
-    forget_bias=1.0, input_bias=0.0, attention_scale='key_size')
+    forget_bias=1.0, input_bias=0.0, attention_scale='key_size',
+    curriculum='none', curriculum_threshold=0.9)
 
 PRESETS: dict[str, dict[str, Any]] = {
     'paper': dict(
@@ -93,6 +112,145 @@ PRESETS: dict[str, dict[str, Any]] = {
 DEFAULT_PRESET = 'demo'
 
 
+def make_model(config: dict[str, Any],
+               return_diagnostics: bool = False) -> hk.Transformed:
+  """The Nth Farthest model of a resolved configuration.
+
+  Args:
+    config: Resolved hyperparameters (every name in ``HYPERPARAMETERS``).
+    return_diagnostics: Build the RMC with ``return_diagnostics=True``; the
+      parameters are the same.
+
+  Returns:
+    ``apply(params, inputs [B, K, F + 3K], return_core_outputs=False)``
+    gives the logits ``[B, K]`` (and, with ``return_core_outputs``, the
+    core's outputs at every step, batch-major), without an RNG.
+  """
+  def forward(inputs, return_core_outputs=False):
+    rmc_kwargs = common.rmc_kwargs(config)
+    if return_diagnostics:
+      rmc_kwargs['return_diagnostics'] = True
+    core = models.make_core(config['core'],
+                            lstm_hidden_size=config['lstm_hidden_size'],
+                            **rmc_kwargs)
+    return models.SequenceClassifier(core, config['num_objects'])(
+        inputs, return_core_outputs=return_core_outputs)
+
+  return hk.without_apply_rng(hk.transform(forward))
+
+
+class RankCurriculum:
+  """Training data of ``--curriculum=rank``: how many ranks each step asks.
+
+  A :class:`rmc.training.HostData` whose per-step batch is one int32 scalar,
+  ``num_ranks``: the step's sequences ask for ranks drawn uniformly from
+  ``[0, num_ranks)``. It starts at 2 (the reference and its nearest
+  neighbour) and grows by one, up to ``K``, each time the logged training
+  accuracy reaches ``threshold``. The current value is checkpointed, so a
+  resumed run continues where it was.
+  """
+
+  def __init__(self, num_objects: int, threshold: float):
+    """Constructs the curriculum.
+
+    Args:
+      num_objects: ``K``, the number of ranks at the end.
+      threshold: Training accuracy (a fraction) that adds the next rank.
+    """
+    self._num_objects = num_objects
+    self._threshold = threshold
+    self._num_ranks = min(2, num_objects)
+
+  @property
+  def num_ranks(self) -> int:
+    """The ranks asked now: ``n`` is drawn from ``[0, num_ranks)``."""
+    return self._num_ranks
+
+  def batches(self, first_step: int, num_steps: int) -> np.ndarray:
+    del first_step  # The level changes only between logs.
+    return np.full([num_steps], self._num_ranks, np.int32)  # [num_steps]
+
+  def state(self) -> dict[str, np.ndarray]:
+    return {'curriculum_num_ranks': np.asarray(self._num_ranks, np.int32)}
+
+  def restore(self, state: dict[str, np.ndarray]) -> None:
+    self._num_ranks = int(state['curriculum_num_ranks'])
+
+  def observe(self, record: dict[str, Any]) -> None:
+    if (self._num_ranks < self._num_objects
+        and record['accuracy'] >= self._threshold):
+      self._num_ranks += 1
+      logging.info('Curriculum: training accuracy %.4f at step %d; now '
+                   'asking ranks 0..%d.', record['accuracy'], record['step'],
+                   self._num_ranks - 1)
+
+
+def _keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """``(init, train, eval)`` keys of a run, each derived from ``seed``."""
+  init_key, train_key, eval_key = jax.random.split(jax.random.key(seed), 3)
+  return init_key, train_key, eval_key
+
+
+def _generator(config: dict[str, Any]):
+  """``generate(key, num_ranks=None)`` of the configured sizes."""
+  return functools.partial(
+      nth_farthest.generate, batch_size=config['batch_size'],
+      num_objects=config['num_objects'], num_features=config['num_features'])
+
+
+def held_out_set(config: dict[str, Any], seed: int) -> nth_farthest.Batch:
+  """The fixed held-out set: leaves ``[eval_batches, batch_size, ...]``."""
+  return jax.jit(jax.vmap(_generator(config)))(
+      jax.random.split(_keys(seed)[2], config['eval_batches']))
+
+
+def initial_state(
+    config: dict[str, Any], seed: int,
+) -> tuple[training.TrainState, training.HostData | None]:
+  """A run's step-0 training state and its host data (None: none).
+
+  The pair is also the template that a checkpoint of the run restores into.
+  """
+  init_key, train_key, _ = _keys(seed)
+  example = jax.eval_shape(_generator(config), init_key)
+  params = jax.jit(make_model(config).init)(init_key, example.inputs)
+  optimizer, _ = common.optimizer(config)
+  data = (RankCurriculum(config['num_objects'], config['curriculum_threshold'])
+          if config['curriculum'] == 'rank' else None)
+  return training.init_state(params, optimizer, train_key), data
+
+
+def load_params(config: dict[str, Any], workdir: str,
+                step: int | None = None) -> tuple[int, hk.Params]:
+  """Parameters of a checkpoint of a run with configuration ``config``.
+
+  Args:
+    config: The run's resolved hyperparameters.
+    workdir: The run's work directory.
+    step: The checkpoint's step; None means the newest.
+
+  Returns:
+    ``(step, params)``.
+
+  Raises:
+    checkpoint.CheckpointError: If there is no such checkpoint, or it does
+      not match ``config``'s model.
+  """
+  steps = checkpoint.list_steps(workdir)
+  if not steps:
+    raise checkpoint.CheckpointError(f'No checkpoint in {workdir}.')
+  if step is None:
+    step = steps[-1]
+  elif step not in steps:
+    raise checkpoint.CheckpointError(
+        f'No checkpoint of step {step} in {workdir}; it holds steps {steps}.')
+  state, data = initial_state(config, seed=0)
+  template = (state, data.state() if data is not None else {})
+  state, _ = checkpoint.restore(checkpoint.path_for_step(workdir, step),
+                                template)
+  return step, state.params
+
+
 def run(config: dict[str, Any], workdir: str, seed: int,
         parallel: rmc_parallel.DataParallel | None = None) -> dict[str, Any]:
   """Trains and evaluates one Nth Farthest model.
@@ -106,27 +264,26 @@ def run(config: dict[str, Any], workdir: str, seed: int,
   Returns:
     The summary of :func:`rmc.training.train`.
   """
-  generate = functools.partial(
-      nth_farthest.generate, batch_size=config['batch_size'],
-      num_objects=config['num_objects'], num_features=config['num_features'])
-
-  def forward(inputs):  # [B, K, F + 3K] -> [B, K] logits.
-    core = models.make_core(config['core'],
-                            lstm_hidden_size=config['lstm_hidden_size'],
-                            **common.rmc_kwargs(config))
-    return models.SequenceClassifier(core, config['num_objects'])(inputs)
-
-  model = hk.without_apply_rng(hk.transform(forward))
-
+  generate = _generator(config)
+  model = make_model(config)
   parallel = parallel or rmc_parallel.DataParallel()
+  curriculum = config['curriculum'] == 'rank'
 
   def loss_fn(params, key, batch):
-    # Made on the device from the step's key, unless --synthetic_input; each
-    # device makes its own rows (the same numbers on any number of devices).
-    data = parallel.constrain(generate(key), 0) if batch is None else batch
+    # Made on the device from the step's key, unless --synthetic_input (a
+    # whole Batch); each device makes its own rows (the same numbers on any
+    # number of devices). With the curriculum, `batch` is the step's
+    # num_ranks [].
+    if batch is None or curriculum:
+      data = parallel.constrain(generate(key, num_ranks=batch), 0)
+    else:
+      data = batch
     metrics = models.classification_metrics(
         model.apply(params, data.inputs), data.labels)
-    return metrics['loss'], {'accuracy': metrics['accuracy']}
+    aux = {'accuracy': metrics['accuracy']}
+    if curriculum:
+      aux['curriculum_num_ranks'] = batch.astype(jnp.float32)
+    return metrics['loss'], aux
 
   def eval_metrics_fn(params, batch):
     """Loss and accuracy, plus accuracy split by the queried rank n."""
@@ -142,44 +299,59 @@ def run(config: dict[str, Any], workdir: str, seed: int,
                        / jnp.maximum(jnp.sum(mask), 1))
     return metrics
 
-  init_key, train_key, eval_key = jax.random.split(jax.random.key(seed), 3)
-  example = jax.eval_shape(generate, init_key)
-  params = jax.jit(model.init)(init_key, example.inputs)
-  logging.info('Parameters: %d.', hk.data_structures.tree_size(params))
+  state, data = initial_state(config, seed)
+  logging.info('Parameters: %d.', hk.data_structures.tree_size(state.params))
   optimizer, schedule = common.optimizer(config)
-  eval_set = jax.jit(jax.vmap(generate))(
-      jax.random.split(eval_key, config['eval_batches']))
   if common.SYNTHETIC_INPUT.value:
     rows = parallel.process_rows(config['batch_size'])
     data = training.SyntheticData(
         jax.tree.map(lambda x: np.asarray(x)[rows],
-                     jax.jit(generate)(train_key)), parallel)
-  else:
-    data = None
+                     jax.jit(generate)(state.rng)), parallel)
   return training.train(
       workdir=workdir,
-      state=training.init_state(params, optimizer, train_key),
-      train_chunk=training.make_train_chunk(loss_fn, optimizer, schedule,
-                                            parallel=parallel),
-      evaluate=training.make_evaluator(eval_metrics_fn, eval_set, parallel),
+      state=state,
+      train_chunk=training.make_train_chunk(
+          loss_fn, optimizer, schedule, parallel=parallel,
+          batch_axes=None if curriculum else 0),
+      evaluate=training.make_evaluator(
+          eval_metrics_fn, held_out_set(config, seed), parallel),
       config=common.loop_config(config),
       data=data,
       parallel=parallel)
+
+
+def plateau(num_objects: int) -> tuple[float, float]:
+  """Held-out accuracy when only rank 0 is solved: (overall, other ranks).
+
+  Rank 0 (the reference, readable from its one-hot) is always right and
+  every other rank picks one of the other ``K - 1`` objects at chance, so
+  overall ``1/K + (K-1)/K * 1/(K-1) = 2/K``.
+  """
+  return 2 / num_objects, 1 / (num_objects - 1)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
   config = common.resolve_config(PRESETS, DEFAULT_PRESET, HYPERPARAMETERS)
+  if config['curriculum'] != 'none' and common.SYNTHETIC_INPUT.value:
+    raise app.UsageError('--synthetic_input feeds one fixed batch; it cannot '
+                         f'follow --curriculum={config["curriculum"]}.')
   parallel = common.data_parallel(('batch_size', config['batch_size']))
   evaluation = common.run_and_report(run, config, parallel)
   if evaluation is None:
     return
+  k = config['num_objects']
   held_out = config['eval_batches'] * config['batch_size']
+  plateau_overall, plateau_other = plateau(k)
   print(f'Held-out accuracy {evaluation["eval_accuracy"]:.4f} '
-        f'(loss {evaluation["eval_loss"]:.4f}, {held_out} sequences) at step '
-        f'{evaluation["step"]}, stopped by {evaluation["stopped_by"]}; '
-        f'chance is {1 / config["num_objects"]:.4f}.')
+        f'(rank 0: {evaluation["eval_accuracy_rank_0"]:.4f}, other ranks: '
+        f'{evaluation["eval_accuracy_other_ranks"]:.4f}; loss '
+        f'{evaluation["eval_loss"]:.4f}, {held_out} sequences) at step '
+        f'{evaluation["step"]}, stopped by {evaluation["stopped_by"]}.')
+  print(f'With {k} objects chance is {1 / k:.4f}; the plateau where only '
+        f'rank 0 (the reference) is solved is {plateau_overall:.4f} overall, '
+        f'{plateau_other:.4f} on the other ranks.')
 
 
 if __name__ == '__main__':

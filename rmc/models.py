@@ -94,15 +94,31 @@ class SequenceClassifier(hk.Module):
     self._num_classes = num_classes
     self._mlp_sizes = tuple(mlp_sizes)
 
-  def __call__(self, inputs: jax.Array) -> jax.Array:
-    """Maps batch-major inputs ``[B, T, d_in]`` to logits ``[B, C]``."""
+  def __call__(self, inputs: jax.Array,
+               return_core_outputs: bool = False) -> Any:
+    """Maps batch-major inputs ``[B, T, d_in]`` to logits ``[B, C]``.
+
+    Args:
+      inputs: ``[B, T, d_in]``.
+      return_core_outputs: Also return the core's outputs at every step,
+        batch-major (e.g. the attention weights of an RMC built with
+        ``return_diagnostics=True``).
+
+    Returns:
+      The logits ``[B, C]``, or ``(logits, core_outputs)`` with
+      ``return_core_outputs``.
+    """
     batch_size = inputs.shape[0]
     outputs, _ = unroll(
         self._core, inputs, self._core.initial_state(batch_size),
-        time_major=False)  # [B, T, d_out]
-    last = outputs[:, -1]  # [B, d_out]
+        time_major=False)  # [B, T, d_out], or RelationalMemoryOutput.
+    features = (outputs.output
+                if isinstance(outputs, relational_memory.RelationalMemoryOutput)
+                else outputs)  # [B, T, d_out]
+    last = features[:, -1]  # [B, d_out]
     hidden = hk.nets.MLP(self._mlp_sizes, activate_final=True)(last)
-    return hk.Linear(self._num_classes)(hidden)  # [B, C]
+    logits = hk.Linear(self._num_classes)(hidden)  # [B, C]
+    return (logits, outputs) if return_core_outputs else logits
 
 
 def classification_metrics(

@@ -16,6 +16,7 @@
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax
+import jax.numpy as jnp
 import numpy as np
 from rmc.data import nth_farthest
 
@@ -96,10 +97,31 @@ class NthFarthestDataTest(parameterized.TestCase):
     np.testing.assert_array_equal(first.labels, again.labels)
     self.assertFalse(np.array_equal(first.inputs, other.inputs))
 
+  def test_num_ranks_restricts_the_queried_rank_only(self):
+    k, f = 5, 3
+    generate = jax.jit(nth_farthest.generate, static_argnums=(1, 2, 3))
+    for num_ranks in (1, 2, 4):
+      # Traced, as the curriculum passes it.
+      data = generate(jax.random.key(2), 2048, k, f, jnp.int32(num_ranks))
+      inputs = np.asarray(data.inputs)
+      nth = inputs[:, 0, f + 2 * k:].argmax(-1)
+      np.testing.assert_array_equal(np.unique(nth), np.arange(num_ranks))
+      self.assertEqual(inputs.shape, (2048, k, f + 3 * k))  # Same encoding.
+      np.testing.assert_array_equal(data.labels,
+                                    brute_force_labels(inputs, f))
+    # All ranks, as without num_ranks.
+    full = nth_farthest.generate(jax.random.key(2), 64, k, f, num_ranks=k)
+    default = nth_farthest.generate(jax.random.key(2), 64, k, f)
+    np.testing.assert_array_equal(full.inputs, default.inputs)
+
   @parameterized.parameters(
       dict(batch_size=0, num_objects=4, num_features=4, regex='batch_size'),
       dict(batch_size=2, num_objects=1, num_features=4, regex='num_objects'),
       dict(batch_size=2, num_objects=4, num_features=0, regex='num_features'),
+      dict(batch_size=2, num_objects=4, num_features=2, num_ranks=5,
+           regex='num_ranks'),
+      dict(batch_size=2, num_objects=4, num_features=2, num_ranks=0,
+           regex='num_ranks'),
   )
   def test_bad_sizes(self, regex, **sizes):
     with self.assertRaisesRegex(ValueError, regex):

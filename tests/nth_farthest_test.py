@@ -223,6 +223,68 @@ class BinaryTest(parameterized.TestCase):
     self.assertRegex(str(cm.exception),
                      r'error: Checkpoint .* does not match the model|has shape')
 
+  def test_prints_per_rank_accuracy_chance_and_plateau(self):
+    workdir = self.create_tempdir().full_path
+    printed = _run_main('--preset=smoke', '--num_steps=5',
+                        '--steps_per_chunk=5', '--log_every=5',
+                        '--eval_every=5', '--checkpoint_every=5',
+                        f'--workdir={workdir}')
+    self.assertRegex(printed, r'rank 0: [01]\.\d{4}, other ranks: [01]\.\d{4}')
+    # Smoke has 3 objects: chance 1/3, plateau 2/3 overall and 1/2 else.
+    self.assertIn('With 3 objects chance is 0.3333; the plateau where only '
+                  'rank 0 (the reference) is solved is 0.6667 overall, '
+                  '0.5000 on the other ranks.', printed)
+
+  def test_rank_curriculum_grows_and_resumes_exactly(self):
+    flags_ = ('--preset=smoke', '--curriculum=rank',
+              '--curriculum_threshold=0.55')
+    whole = self.create_tempdir().full_path
+    _run_main(*flags_, '--num_steps=60', f'--workdir={whole}')
+    records = metrics.read_records(os.path.join(whole, 'metrics.jsonl'))
+    train = [r for r in records if r['split'] == 'train']
+    levels = [r['curriculum_num_ranks'] for r in train]
+    self.assertEqual(levels[0], 2.0)  # Ranks 0 and 1 first.
+    self.assertEqual(levels, sorted(levels))
+    self.assertEqual(levels[-1], 3.0)  # Then all 3 ranks of smoke.
+    for before, after in zip(train, train[1:]):
+      grew = after['curriculum_num_ranks'] > before['curriculum_num_ranks']
+      self.assertEqual(grew, before['accuracy'] >= 0.55
+                       and before['curriculum_num_ranks'] < 3)
+    # The held-out set asks every rank, whatever the curriculum.
+    self.assertIn('eval_accuracy_other_ranks', records[-1])
+
+    resumed = self.create_tempdir().full_path
+    _run_main(*flags_, '--num_steps=20', f'--workdir={resumed}')
+    _run_main(*flags_, '--num_steps=60', f'--workdir={resumed}')
+    _, expected = binary_testing.checkpoint_arrays(whole)
+    _, got = binary_testing.checkpoint_arrays(resumed)
+    self.assertIn("[1]['curriculum_num_ranks']", got)
+    self.assertEqual(got.keys(), expected.keys())
+    for name in expected:
+      np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+  def test_curriculum_flags(self):
+    with flagsaver.flagsaver():
+      for bad in ('--curriculum_threshold=1.5', '--curriculum_threshold=nan',
+                  '--curriculum=k'):
+        with self.assertRaisesRegex(flags.IllegalFlagValueError,
+                                    'curriculum'):
+          FLAGS(['nth_farthest', bad])
+    with self.assertRaisesRegex(app.UsageError, 'cannot follow --curriculum'):
+      _run_main('--preset=smoke', '--curriculum=rank', '--synthetic_input',
+                '--workdir=/nonexistent')
+
+  def test_rank_curriculum_unit(self):
+    curriculum = nth_farthest.RankCurriculum(num_objects=4, threshold=0.9)
+    np.testing.assert_array_equal(curriculum.batches(0, 3), [2, 2, 2])
+    for accuracy, expected in ((0.5, 2), (0.9, 3), (0.89, 3), (0.95, 4),
+                               (1.0, 4)):
+      curriculum.observe({'step': 1, 'accuracy': accuracy})
+      self.assertEqual(curriculum.num_ranks, expected)
+    other = nth_farthest.RankCurriculum(num_objects=4, threshold=0.9)
+    other.restore(curriculum.state())
+    self.assertEqual(other.num_ranks, 4)
+
   def test_explicit_flags_override_the_preset(self):
     with flagsaver.flagsaver():
       FLAGS(['nth_farthest', '--preset=paper', '--batch_size=8'])

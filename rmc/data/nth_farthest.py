@@ -56,6 +56,7 @@ def generate(
     batch_size: int,
     num_objects: int,
     num_features: int,
+    num_ranks: int | jax.Array | None = None,
 ) -> Batch:
   """Generates a batch of Nth Farthest sequences.
 
@@ -64,6 +65,10 @@ def generate(
     batch_size: Number of sequences ``B``.
     num_objects: Objects per sequence ``K`` (at least 2).
     num_features: Size ``F`` of each object's vector.
+    num_ranks: Draw the queried rank ``n`` uniformly from
+      ``[0, num_ranks)`` instead of ``[0, K)``, e.g. for a curriculum; may be
+      a traced int32 scalar in ``[1, K]``. The encoding is unchanged (the
+      ``n`` one-hot still has ``K`` entries). None means ``K``.
 
   Returns:
     A :class:`Batch` with inputs ``[B, K, F + 3K]`` and labels ``[B]``.
@@ -77,11 +82,15 @@ def generate(
     raise ValueError(f'num_objects must be >= 2; got {num_objects}.')
   if num_features < 1:
     raise ValueError(f'num_features must be >= 1; got {num_features}.')
+  if isinstance(num_ranks, int) and not 1 <= num_ranks <= num_objects:
+    raise ValueError(f'num_ranks must be in [1, num_objects={num_objects}]; '
+                     f'got {num_ranks}.')
   b, k = batch_size, num_objects
   vector_key, nth_key, reference_key, shuffle_key = jax.random.split(key, 4)
   vectors = jax.random.uniform(
       vector_key, [b, k, num_features], minval=-1.0, maxval=1.0)  # [B, K, F]
-  nth = jax.random.randint(nth_key, [b], 0, k)  # [B]
+  nth = jax.random.randint(nth_key, [b], 0,
+                           k if num_ranks is None else num_ranks)  # [B]
   reference = jax.random.randint(reference_key, [b], 0, k)  # [B]
 
   reference_vector = jnp.take_along_axis(

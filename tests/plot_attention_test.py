@@ -1,0 +1,106 @@
+# Copyright 2026 The rmc Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Tests for experiments/plot_attention.py, on a smoke checkpoint."""
+
+import os
+import shutil
+import tempfile
+
+from absl import app
+from absl import flags
+from absl.testing import absltest
+from absl.testing import flagsaver
+import jax
+import numpy as np
+
+import binary_testing
+from experiments import common
+from experiments import nth_farthest
+from experiments import plot_attention
+
+FLAGS = flags.FLAGS
+
+
+class PlotAttentionTest(absltest.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.workdir = tempfile.mkdtemp()
+    binary_testing.run_main(nth_farthest, '--preset=smoke', '--num_steps=20',
+                            f'--workdir={cls.workdir}')
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.workdir)
+    super().tearDownClass()
+
+  def _config(self, *args):
+    with flagsaver.flagsaver():
+      FLAGS(['plot_attention', '--preset=smoke', *args])
+      return common.resolve_config(nth_farthest.PRESETS,
+                                   nth_farthest.DEFAULT_PRESET,
+                                   nth_farthest.HYPERPARAMETERS)
+
+  def test_attention_maps_are_softmax_rows_of_the_trained_model(self):
+    config = self._config()
+    step, params = nth_farthest.load_params(config, self.workdir)
+    self.assertEqual(step, 20)
+    held_out = nth_farthest.held_out_set(config, seed=0)
+    inputs = held_out.inputs[0, :5]  # [S, K, F + 3K]
+    weights, logits = plot_attention.attention_maps(config, params, inputs)
+    k, n, h = config['num_objects'], config['mem_slots'], config['num_heads']
+    self.assertEqual(weights.shape, (5, k, h, n, n + 1))
+    self.assertTrue(np.all(weights >= 0))
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+    # The same logits as the training model (diagnostics change nothing).
+    plain = nth_farthest.make_model(config).apply(params, inputs)
+    np.testing.assert_allclose(logits, plain, rtol=1e-5, atol=1e-5)
+    # Trained parameters, not a fresh initialisation.
+    fresh = jax.tree.leaves(nth_farthest.initial_state(config, 0)[0].params)
+    self.assertFalse(all(np.array_equal(a, b) for a, b in
+                         zip(fresh, jax.tree.leaves(params))))
+
+  def test_writes_a_png(self):
+    output = os.path.join(self.create_tempdir().full_path, 'attention.png')
+    printed = binary_testing.run_main(
+        plot_attention, '--preset=smoke', f'--workdir={self.workdir}',
+        '--step=20', '--num_sequences=3', f'--output={output}')
+    self.assertIn('3 held-out sequences, step 20', printed)
+    with open(output, 'rb') as f:
+      self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
+    self.assertGreater(os.path.getsize(output), 20_000)
+
+  def test_clear_errors(self):
+    output = os.path.join(self.create_tempdir().full_path, 'a.png')
+    empty = self.create_tempdir().full_path
+    for args, regex in (
+        ((f'--workdir={empty}',), 'No checkpoint in'),
+        ((f'--workdir={self.workdir}', '--step=7'),
+         r'No checkpoint of step 7 .* holds steps \[20\]'),
+        ((f'--workdir={self.workdir}', '--head_size=8'),
+         'does not match|has shape.*the run was trained with'),
+        ((f'--workdir={self.workdir}', '--core=lstm'), 'need --core=rmc'),
+        ((f'--workdir={self.workdir}', '--block=1'), 'out of range'),
+        ((), '--workdir is required'),
+    ):
+      with self.subTest(args=args):
+        with self.assertRaisesRegex(app.UsageError, regex):
+          binary_testing.run_main(plot_attention, '--preset=smoke', *args,
+                                  f'--output={output}')
+    self.assertFalse(os.path.exists(output))
+
+
+if __name__ == '__main__':
+  absltest.main()
