@@ -100,6 +100,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         checkpoint_every=1000, keep_checkpoints=3, eval_batches=16,
         core='rmc', lstm_hidden_size=256, mem_slots=4, head_size=32,
         num_heads=2, **_RMC_DEFAULTS),
+    # Chosen by the study in experiments/results/nth_farthest_study.md: the
+    # largest task whose RMC leaves the plateau for every seed within 30
+    # minutes on one CPU core.
+    'cpu': dict(
+        num_objects=3, num_features=4, batch_size=16, learning_rate=1e-3,
+        min_learning_rate=1e-4, decay_steps=2000, decay_rate=0.9,
+        max_grad_norm=0.0, num_steps=900_000, time_budget_s=0.0,
+        steps_per_chunk=20, log_every=1000, eval_every=5000,
+        checkpoint_every=50_000, keep_checkpoints=3, eval_batches=128,
+        core='rmc', lstm_hidden_size=256, mem_slots=3, head_size=32,
+        num_heads=2, **_RMC_DEFAULTS),
     'smoke': dict(
         num_objects=3, num_features=2, batch_size=16, learning_rate=3e-3,
         min_learning_rate=1e-3, decay_steps=100, decay_rate=0.9,

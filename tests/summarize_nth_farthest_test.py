@@ -1,0 +1,62 @@
+# Copyright 2026 The rmc Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Tests for experiments/summarize_nth_farthest.py."""
+
+import os
+
+from absl import app
+from absl.testing import absltest
+from rmc import metrics
+
+import binary_testing
+from experiments import summarize_nth_farthest
+
+
+def _write_run(directory, others, overall):
+  os.makedirs(directory, exist_ok=True)
+  writer = metrics.MetricWriter(os.path.join(directory, 'metrics.jsonl'))
+  for i, (other, accuracy) in enumerate(zip(others, overall)):
+    writer.write({'step': 1000 * i, 'split': 'eval', 'elapsed_s': 60.0 * i,
+                  'eval_accuracy': accuracy, 'eval_accuracy_rank_0': 1.0,
+                  'eval_accuracy_other_ranks': other})
+
+
+class SummarizeTest(absltest.TestCase):
+
+  def test_plateau_exit_and_ninety_percent(self):
+    root = self.create_tempdir().full_path
+    # K = 4: the plateau is 1/3 on the other ranks; left at 0.44 >= 0.4333.
+    _write_run(f'{root}/left', [0.3, 0.34, 0.44, 0.95], [0.4, 0.5, 0.58, 0.96])
+    _write_run(f'{root}/stuck', [0.3, 0.33, 0.43], [0.4, 0.5, 0.5])
+    printed = binary_testing.run_main(
+        summarize_nth_farthest, '--num_objects=4',
+        f'--workdirs={root}/left,{root}/stuck')
+    lines = printed.splitlines()
+    self.assertEqual(lines[0], summarize_nth_farthest.HEADER.splitlines()[0])
+    self.assertEqual(lines[2], '| left | 3k | 3.0 | 96.0% | 100.0% | 95.0% '
+                     '| 2k / 2.0 | 3k / 3.0 |')
+    self.assertEqual(lines[3], '| stuck | 2k | 2.0 | 50.0% | 100.0% | 43.0% '
+                     '| no | no |')
+
+  def test_errors(self):
+    empty = self.create_tempdir().full_path
+    with self.assertRaisesRegex(app.UsageError, 'no evaluation records'):
+      binary_testing.run_main(summarize_nth_farthest, '--num_objects=4',
+                              f'--workdirs={empty}')
+    with self.assertRaisesRegex(app.UsageError, 'required'):
+      binary_testing.run_main(summarize_nth_farthest, f'--workdirs={empty}')
+
+
+if __name__ == '__main__':
+  absltest.main()
