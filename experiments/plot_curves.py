@@ -38,7 +38,8 @@ _OUTPUT = flags.DEFINE_string('output', 'curves.png', 'PNG file to write.')
 _TITLE = flags.DEFINE_string('title', '', 'Figure title.')
 _X = flags.DEFINE_enum(
     'x', 'step', ['step', 'elapsed_s'],
-    'Horizontal axis: optimizer steps or seconds of training.')
+    'Horizontal axis: optimizer steps or seconds of training (summed over '
+    'the processes of a resumed run).')
 
 
 def main(argv):
@@ -61,16 +62,18 @@ def main(argv):
 
   figure, (accuracy_axis, loss_axis) = pyplot.subplots(
       1, 2, figsize=(11, 4), constrained_layout=True)
+  # Seconds summed over the processes of a resumed run.
+  x_key = 'step' if _X.value == 'step' else 'total_s'
   for path, label in zip(_METRICS.value, labels):
-    records = metrics.read_records(path)
+    records = metrics.with_total_time(metrics.read_records(path))
     if not records:
       raise app.UsageError(f'{path} holds no metric records.')
     train = [r for r in records if r.get('split') == 'train']
     evaluation = [r for r in records if r.get('split') == 'eval']
-    accuracy_axis.plot([r[_X.value] for r in evaluation],
+    accuracy_axis.plot([r[x_key] for r in evaluation],
                        [r['eval_accuracy'] for r in evaluation],
                        marker='.', label=label)
-    loss_axis.plot([r[_X.value] for r in train], [r['loss'] for r in train],
+    loss_axis.plot([r[x_key] for r in train], [r['loss'] for r in train],
                    label=label)
   x_label = 'step' if _X.value == 'step' else 'seconds of training'
   accuracy_axis.set(xlabel=x_label, ylabel='held-out accuracy')

@@ -22,7 +22,8 @@ Prints one Markdown row per work directory: steps and minutes of training,
 the held-out accuracy at the end (overall, rank 0, other ranks), and when the
 run left the plateau: the first evaluation whose other-ranks accuracy is at
 least ``--margin`` above the plateau's ``1/(K-1)``, and the first whose
-overall accuracy reaches 90%. ``--num_objects`` is the K of the runs (the
+overall accuracy reaches 90%. Minutes are wall-clock minutes of training,
+summed over the processes of a resumed run. ``--num_objects`` is the K of the runs (the
 Nth Farthest binary's flag).
 """
 
@@ -50,7 +51,7 @@ HEADER = ('| run | steps | minutes | overall | rank 0 | other ranks | '
 def _when(record: dict[str, Any] | None) -> str:
   if record is None:
     return 'no'
-  return f'{record["step"] / 1000:.0f}k / {record["elapsed_s"] / 60:.1f}'
+  return f'{record["step"] / 1000:.0f}k / {record["total_s"] / 60:.1f}'
 
 
 def summarize(records: list[dict[str, Any]], num_objects: int,
@@ -66,7 +67,8 @@ def summarize(records: list[dict[str, Any]], num_objects: int,
     ``{'last': the last evaluation, 'left': the first evaluation above the
     plateau or None, 'ninety': the first at 90% overall or None}``.
   """
-  evaluations = [r for r in records if r.get('split') == 'eval']
+  evaluations = [r for r in metrics.with_total_time(records)
+                 if r.get('split') == 'eval']
   if not evaluations:
     raise ValueError('no evaluation records')
   threshold = nth_farthest.plateau(num_objects)[1] + margin
@@ -92,7 +94,7 @@ def main(argv):
       raise app.UsageError(f'{path}: {e}') from e
     last = figures['last']
     print(f'| {os.path.basename(os.path.normpath(workdir))} '
-          f'| {last["step"] / 1000:.0f}k | {last["elapsed_s"] / 60:.1f} '
+          f'| {last["step"] / 1000:.0f}k | {last["total_s"] / 60:.1f} '
           f'| {last["eval_accuracy"]:.1%} | {last["eval_accuracy_rank_0"]:.1%} '
           f'| {last["eval_accuracy_other_ranks"]:.1%} '
           f'| {_when(figures["left"])} | {_when(figures["ninety"])} |')

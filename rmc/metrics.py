@@ -44,6 +44,23 @@ def read_records(path: str) -> list[dict[str, Any]]:
   return records
 
 
+def with_total_time(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+  """The records, each with ``total_s``: seconds of training over processes.
+
+  Each process of a resumed run counts ``elapsed_s`` from its own start, so
+  where ``elapsed_s`` falls back the previous process's last value is added
+  to the rest. Records without ``elapsed_s`` get the running total.
+  """
+  total, offset, previous = [], 0.0, 0.0
+  for record in records:
+    elapsed = record.get('elapsed_s', previous)
+    if elapsed < previous:
+      offset += previous
+    previous = elapsed
+    total.append(dict(record, total_s=offset + elapsed))
+  return total
+
+
 def _format(value: Any) -> str:
   if isinstance(value, float):
     return f'{value:.6g}'

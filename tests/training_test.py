@@ -255,6 +255,14 @@ class MetricWriterTest(absltest.TestCase):
     with open(path) as f:
       self.assertEqual([json.loads(line)['step'] for line in f], [10, 20])
 
+  def test_total_time_sums_the_processes_of_a_resumed_run(self):
+    records = [{'step': 1, 'elapsed_s': 0.0}, {'step': 2, 'elapsed_s': 50.0},
+               {'step': 3}, {'step': 4, 'elapsed_s': 10.0},  # Resumed.
+               {'step': 5, 'elapsed_s': 30.0}, {'step': 6, 'elapsed_s': 5.0}]
+    self.assertEqual([r['total_s'] for r in metrics.with_total_time(records)],
+                     [0.0, 50.0, 50.0, 60.0, 80.0, 85.0])
+    self.assertNotIn('total_s', records[0])  # The input is not changed.
+
   def test_non_finite_values_are_null(self):
     path = os.path.join(self.create_tempdir().full_path, 'metrics.jsonl')
     metrics.MetricWriter(path).write({'step': 1, 'loss': float('nan')})
