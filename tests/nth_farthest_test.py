@@ -236,8 +236,8 @@ class BinaryTest(parameterized.TestCase):
                   '0.5000 on the other ranks.', printed)
 
   def test_rank_curriculum_grows_and_resumes_exactly(self):
-    flags_ = ('--preset=smoke', '--curriculum=rank',
-              '--curriculum_threshold=0.55')
+    flags_ = ('--preset=smoke', '--rank_curriculum',
+              '--rank_curriculum_threshold=0.55')
     whole = self.create_tempdir().full_path
     _run_main(*flags_, '--num_steps=60', f'--workdir={whole}')
     records = metrics.read_records(os.path.join(whole, 'metrics.jsonl'))
@@ -265,13 +265,14 @@ class BinaryTest(parameterized.TestCase):
 
   def test_curriculum_flags(self):
     with flagsaver.flagsaver():
-      for bad in ('--curriculum_threshold=1.5', '--curriculum_threshold=nan',
-                  '--curriculum=k'):
+      for bad in ('--rank_curriculum_threshold=1.5',
+                  '--rank_curriculum_threshold=nan', '--rank_curriculum=k'):
         with self.assertRaisesRegex(flags.IllegalFlagValueError,
                                     'curriculum'):
           FLAGS(['nth_farthest', bad])
-    with self.assertRaisesRegex(app.UsageError, 'cannot follow --curriculum'):
-      _run_main('--preset=smoke', '--curriculum=rank', '--synthetic_input',
+    with self.assertRaisesRegex(app.UsageError,
+                                'cannot follow --rank_curriculum'):
+      _run_main('--preset=smoke', '--rank_curriculum', '--synthetic_input',
                 '--workdir=/nonexistent')
 
   def test_rank_curriculum_unit(self):
