@@ -150,6 +150,12 @@ PROCESS_ID = flags.DEFINE_integer(
     'With --multihost: this process\'s index in [0, --num_processes) '
     '(unset: from the cluster environment).', lower_bound=0)
 
+# The plotting commands' output, defined once for all of them (flags share
+# one process in the tests).
+PLOT_OUTPUT = flags.DEFINE_string(
+    'output', None, 'PNG file that a plotting command writes (unset: '
+    'curves.png for plot_curves, attention.png for plot_attention).')
+
 SYNTHETIC_INPUT = flags.DEFINE_bool(
     'synthetic_input', False,
     'Feed every training step one fixed batch held on the device instead of '

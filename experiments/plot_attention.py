@@ -42,7 +42,6 @@ from rmc import checkpoint
 _STEP = flags.DEFINE_integer(
     'step', None, 'Checkpoint step to load; unset means the newest.',
     lower_bound=0)
-_OUTPUT = flags.DEFINE_string('output', 'attention.png', 'PNG file to write.')
 _NUM_SEQUENCES = flags.DEFINE_integer(
     'num_sequences', 2, 'Held-out sequences to draw (one panel row per '
     'sequence and head).', lower_bound=1, upper_bound=8)
@@ -186,10 +185,11 @@ def main(argv):
   inputs, labels = inputs[chosen], labels[chosen]
   weights, logits = attention_maps(config, params, jnp.asarray(inputs),
                                    _BLOCK.value)
-  draw(weights, inputs, labels, logits, k, _OUTPUT.value,
+  output = common.PLOT_OUTPUT.value or 'attention.png'
+  draw(weights, inputs, labels, logits, k, output,
        title=(f'RMC attention at step {step}, block {_BLOCK.value}: each '
               'memory row over\nthe memory rows and the input row'))
-  print(f'Wrote {_OUTPUT.value}: {len(chosen)} held-out sequences, step '
+  print(f'Wrote {output}: {len(chosen)} held-out sequences, step '
         f'{step}.')
 
 

@@ -26,6 +26,7 @@ step in two panels, one line per file.
 from absl import app
 from absl import flags
 
+from experiments import common
 from rmc import metrics
 
 # Not `required=True`: that would break flag parsing for every binary imported
@@ -34,7 +35,6 @@ _METRICS = flags.DEFINE_list(
     'metrics', None, 'Comma-separated metrics.jsonl files to plot (required).')
 _LABELS = flags.DEFINE_list(
     'labels', None, 'Legend label per file (default: the file paths).')
-_OUTPUT = flags.DEFINE_string('output', 'curves.png', 'PNG file to write.')
 _TITLE = flags.DEFINE_string('title', '', 'Figure title.')
 _X = flags.DEFINE_enum(
     'x', 'step', ['step', 'elapsed_s'],
@@ -83,8 +83,9 @@ def main(argv):
     axis.legend()
   if _TITLE.value:
     figure.suptitle(_TITLE.value)
-  figure.savefig(_OUTPUT.value, dpi=100)
-  print(f'Wrote {_OUTPUT.value}.')
+  output = common.PLOT_OUTPUT.value or 'curves.png'
+  figure.savefig(output, dpi=100)
+  print(f'Wrote {output}.')
 
 
 if __name__ == '__main__':
