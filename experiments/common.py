@@ -63,6 +63,11 @@ flags.DEFINE_float('decay_rate', None, 'Learning-rate decay factor in (0, 1].',
 flags.DEFINE_float('max_grad_norm', None,
                    'Clip gradients to this global L2 norm; 0 disables '
                    'clipping.', lower_bound=0.0)
+flags.DEFINE_integer(
+    'warmup_steps', None,
+    'Optimizer steps of linear learning-rate warm-up: the rate at step s is '
+    'multiplied by min(1, (s + 1) / warmup_steps). 0 (every preset) for none.',
+    lower_bound=0)
 flags.DEFINE_integer('num_steps', None, 'Total optimizer steps.',
                      lower_bound=1)
 flags.DEFINE_float('time_budget_s', None,
@@ -164,7 +169,7 @@ SYNTHETIC_INPUT = flags.DEFINE_bool(
 
 COMMON_HYPERPARAMETERS = (
     'batch_size', 'learning_rate', 'min_learning_rate', 'decay_steps',
-    'decay_rate', 'max_grad_norm', 'num_steps', 'time_budget_s',
+    'decay_rate', 'max_grad_norm', 'warmup_steps', 'num_steps', 'time_budget_s',
     'steps_per_chunk', 'log_every', 'eval_every', 'checkpoint_every',
     'keep_checkpoints', 'eval_batches', 'core', 'lstm_hidden_size',
     'mem_slots', 'head_size', 'num_heads', 'num_blocks', 'key_size',
@@ -306,7 +311,8 @@ def optimizer(config: dict[str, Any]):
       learning_rate=config['learning_rate'],
       min_learning_rate=config['min_learning_rate'],
       decay_steps=config['decay_steps'], decay_rate=config['decay_rate'],
-      max_grad_norm=config['max_grad_norm'] or None)
+      max_grad_norm=config['max_grad_norm'] or None,
+      warmup_steps=config['warmup_steps'])
 
 
 def run_and_report(

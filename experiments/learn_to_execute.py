@@ -94,7 +94,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     'paper': dict(
         **_TASK_DEFAULTS, **_RMC_DEFAULTS, max_length=5, max_nesting=2,
         batch_size=128, **common.constant_learning_rate(1e-3),
-        max_grad_norm=0.0, num_steps=200_000,
+        max_grad_norm=0.0, warmup_steps=0, num_steps=200_000,
         time_budget_s=0.0, steps_per_chunk=10, log_every=100,
         eval_every=2000, checkpoint_every=10_000, keep_checkpoints=3,
         eval_batches=100, core='rmc', lstm_hidden_size=1024, mem_slots=4,
@@ -102,7 +102,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     'cpu': dict(
         **_TASK_DEFAULTS, **_RMC_DEFAULTS, max_length=2, max_nesting=2,
         batch_size=64, **common.constant_learning_rate(1e-3),
-        max_grad_norm=0.0, num_steps=20_000,
+        max_grad_norm=0.0, warmup_steps=0, num_steps=20_000,
         time_budget_s=0.0, steps_per_chunk=10, log_every=100,
         eval_every=1000, checkpoint_every=2000, keep_checkpoints=3,
         eval_batches=20, core='rmc', lstm_hidden_size=256, mem_slots=4,
@@ -110,7 +110,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     'smoke': dict(
         **_TASK_DEFAULTS, **_RMC_DEFAULTS, max_length=2, max_nesting=2,
         batch_size=8, **common.constant_learning_rate(3e-3),
-        max_grad_norm=1.0, num_steps=30,
+        max_grad_norm=1.0, warmup_steps=0, num_steps=30,
         time_budget_s=0.0, steps_per_chunk=5, log_every=10, eval_every=10,
         checkpoint_every=10, keep_checkpoints=2, eval_batches=2,
         core='rmc', lstm_hidden_size=16, mem_slots=2, head_size=4,

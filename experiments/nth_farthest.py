@@ -96,7 +96,7 @@ _RMC_DEFAULTS = dict(
 _CPU = dict(
     num_objects=3, num_features=4, batch_size=16, learning_rate=1e-3,
     min_learning_rate=1e-4, decay_steps=2000, decay_rate=0.9,
-    max_grad_norm=0.0, num_steps=900_000, time_budget_s=0.0,
+    max_grad_norm=0.0, warmup_steps=0, num_steps=900_000, time_budget_s=0.0,
     steps_per_chunk=20, log_every=1000, eval_every=5000,
     checkpoint_every=50_000, keep_checkpoints=3, eval_batches=128,
     core='rmc', lstm_hidden_size=256, mem_slots=3, head_size=32,
@@ -106,7 +106,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     'paper': dict(
         num_objects=8, num_features=16, batch_size=1600, learning_rate=1e-4,
         min_learning_rate=8e-5, decay_steps=10_000, decay_rate=0.9,
-        max_grad_norm=0.0, num_steps=1_000_000, time_budget_s=0.0,
+        max_grad_norm=0.0, warmup_steps=0, num_steps=1_000_000,
+        time_budget_s=0.0,
         steps_per_chunk=10, log_every=100, eval_every=1000,
         checkpoint_every=5000, keep_checkpoints=3, eval_batches=10,
         core='rmc', lstm_hidden_size=1024, mem_slots=8, head_size=32,
@@ -118,7 +119,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     'smoke': dict(
         num_objects=3, num_features=2, batch_size=16, learning_rate=3e-3,
         min_learning_rate=1e-3, decay_steps=100, decay_rate=0.9,
-        max_grad_norm=1.0, num_steps=40, time_budget_s=0.0,
+        max_grad_norm=1.0, warmup_steps=0, num_steps=40, time_budget_s=0.0,
         steps_per_chunk=5, log_every=10, eval_every=20,
         checkpoint_every=20, keep_checkpoints=2, eval_batches=2,
         core='rmc', lstm_hidden_size=16, mem_slots=2, head_size=4,

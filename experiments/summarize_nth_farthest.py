@@ -23,8 +23,8 @@ the held-out accuracy at the end (overall, rank 0, other ranks), and when the
 run left the plateau: the first evaluation whose other-ranks accuracy is at
 least ``--margin`` above the plateau's ``1/(K-1)``, and the first whose
 overall accuracy reaches 90%. Minutes are wall-clock minutes of training,
-summed over the processes of a resumed run. ``--num_objects`` is the K of the runs (the
-Nth Farthest binary's flag).
+summed over the processes of a resumed run. ``--num_objects`` is the K of the
+runs (the Nth Farthest binary's flag).
 """
 
 import os

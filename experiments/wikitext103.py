@@ -117,7 +117,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         unroll_length=100, embed_size=512, dropout_rate=0.5,
         eval_batch_size=1, batch_size=64,
         **common.constant_learning_rate(1e-3),
-        max_grad_norm=0.1, num_steps=250_000, time_budget_s=0.0,
+        max_grad_norm=0.1, warmup_steps=0, num_steps=250_000, time_budget_s=0.0,
         steps_per_chunk=10, log_every=100, eval_every=5000,
         checkpoint_every=5000, keep_checkpoints=3, core='rmc',
         lstm_hidden_size=2048, mem_slots=1, head_size=625, num_heads=4,
@@ -126,7 +126,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         unroll_length=35, embed_size=128, dropout_rate=0.5,
         eval_batch_size=16, batch_size=32,
         **common.constant_learning_rate(1e-3),
-        max_grad_norm=0.1, num_steps=20_000, time_budget_s=0.0,
+        max_grad_norm=0.1, warmup_steps=0, num_steps=20_000, time_budget_s=0.0,
         steps_per_chunk=10, log_every=100, eval_every=1000,
         checkpoint_every=1000, keep_checkpoints=3, core='rmc',
         # An LSTM of 334 units has the RMC's parameter count.
@@ -135,7 +135,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     'smoke': dict(
         unroll_length=8, embed_size=16, dropout_rate=0.1, eval_batch_size=3,
         batch_size=4, **common.constant_learning_rate(3e-3),
-        max_grad_norm=1.0, num_steps=40,
+        max_grad_norm=1.0, warmup_steps=0, num_steps=40,
         time_budget_s=0.0, steps_per_chunk=5, log_every=10, eval_every=20,
         checkpoint_every=20, keep_checkpoints=2, core='rmc',
         lstm_hidden_size=16, mem_slots=1, head_size=8, num_heads=2,

@@ -175,12 +175,16 @@ def make_optimizer(
     decay_steps: int,
     decay_rate: float = 0.9,
     max_grad_norm: float | None = None,
+    warmup_steps: int = 0,
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """Adam with Sonnet's learning-rate schedule and optional clipping.
 
   The learning rate at step ``s`` is
   ``max(learning_rate * decay_rate ** (s / decay_steps), min_learning_rate)``
-  (continuous, not staircase), as in Sonnet's RMC examples.
+  (continuous, not staircase), as in Sonnet's RMC examples. With
+  ``warmup_steps`` it is also multiplied by ``min(1, (s + 1) / warmup_steps)``:
+  a linear warm-up over the first steps (not in Sonnet; off by default), on
+  top of the same decay.
 
   Args:
     learning_rate: Initial learning rate.
@@ -188,6 +192,7 @@ def make_optimizer(
     decay_steps: Steps over which the rate is multiplied by ``decay_rate``.
     decay_rate: Decay factor, in (0, 1].
     max_grad_norm: If set, gradients are clipped to this global L2 norm.
+    warmup_steps: Steps of linear warm-up; 0 for none.
 
   Returns:
     ``(optimizer, schedule)``.
@@ -200,9 +205,17 @@ def make_optimizer(
   if decay_steps < 1 or not 0 < decay_rate <= 1:
     raise ValueError(f'Need decay_steps >= 1 and 0 < decay_rate <= 1; got '
                      f'{decay_steps} and {decay_rate}.')
-  schedule = optax.exponential_decay(
+  if warmup_steps < 0:
+    raise ValueError(f'Need warmup_steps >= 0; got {warmup_steps}.')
+  decay = optax.exponential_decay(
       init_value=learning_rate, transition_steps=decay_steps,
       decay_rate=decay_rate, end_value=min_learning_rate)
+  if warmup_steps:
+    def schedule(step):
+      ramp = jnp.minimum(1.0, (step + 1) / warmup_steps)
+      return decay(step) * ramp
+  else:
+    schedule = decay
   adam = optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8)
   if max_grad_norm:
     return optax.chain(optax.clip_by_global_norm(max_grad_norm), adam), schedule

@@ -96,11 +96,21 @@ class ScheduleTest(absltest.TestCase):
       expected = max(1e-4 * 0.9 ** (step / 10_000), 8e-5)
       self.assertAlmostEqual(float(schedule(step)), expected, delta=1e-11)
 
+  def test_linear_warmup_on_top_of_the_decay(self):
+    _, schedule = training.make_optimizer(1e-3, 1e-4, decay_steps=2000,
+                                          warmup_steps=100)
+    for step in (0, 49, 99, 100, 5000, 100_000):
+      expected = (max(1e-3 * 0.9 ** (step / 2000), 1e-4)
+                  * min(1.0, (step + 1) / 100))
+      self.assertAlmostEqual(float(schedule(step)), expected, delta=1e-10)
+
   def test_bad_rates(self):
     with self.assertRaisesRegex(ValueError, 'min_learning_rate'):
       training.make_optimizer(1e-4, 1e-3, decay_steps=10)
     with self.assertRaisesRegex(ValueError, 'decay_steps'):
       training.make_optimizer(1e-4, 1e-5, decay_steps=0)
+    with self.assertRaisesRegex(ValueError, 'warmup_steps'):
+      training.make_optimizer(1e-4, 1e-5, decay_steps=10, warmup_steps=-1)
 
 
 class LoopConfigTest(parameterized.TestCase):
