@@ -18,9 +18,18 @@ Every hyperparameter flag defaults to None, meaning "take it from
 ``smoke``), and a flag given on the command line overrides its preset. The
 flags are defined here once, so that several binaries can be imported into one
 process (as the tests do).
+
+:func:`run` is the binaries' ``app.run``: a fault of the user's making (a
+flag, the data, the filesystem, a checkpoint, a diverged loss) ends the
+process with one line ``error: ...`` on stderr and exit status 1, and no
+traceback (``--verbose_errors`` shows it); bugs raise as usual.
 """
 
+import errno
+import math
+import os
 import sys
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -29,9 +38,11 @@ from absl import flags
 from absl import logging
 import jax
 
+from rmc import atomic_file
 from rmc import checkpoint
 from rmc import parallel as parallel_lib
 from rmc import training
+from rmc.data import wikitext
 
 PRESET = flags.DEFINE_string(
     'preset', None,
@@ -45,6 +56,19 @@ WORKDIR = flags.DEFINE_string(
 SEED = flags.DEFINE_integer(
     'seed', 0, 'Seed of parameter initialisation, training data and the '
     'held-out set (each from its own derived key).')
+VERBOSE_ERRORS = flags.DEFINE_bool(
+    'verbose_errors', False,
+    'On an error of the flags, data, filesystem or a checkpoint, print the '
+    'full Python traceback instead of the one-line message (for bug '
+    'reports).')
+
+
+def finite_floats(*names: str) -> None:
+  """Makes the float flags ``names`` reject NaN and Inf when parsed."""
+  for name in names:
+    flags.register_validator(
+        name, lambda x: x is None or math.isfinite(x),
+        message=f'--{name} must be a finite number.')
 
 # Optimisation.
 flags.DEFINE_integer('batch_size', None, 'Training batch size (sequences).',
@@ -166,6 +190,9 @@ SYNTHETIC_INPUT = flags.DEFINE_bool(
     'Feed every training step one fixed batch held on the device instead of '
     'the input pipeline, to measure what the pipeline costs (compare '
     'steps_per_sec with and without). Not for real training.')
+
+finite_floats('learning_rate', 'min_learning_rate', 'decay_rate',
+              'max_grad_norm', 'time_budget_s', 'forget_bias', 'input_bias')
 
 COMMON_HYPERPARAMETERS = (
     'batch_size', 'learning_rate', 'min_learning_rate', 'decay_steps',
@@ -315,30 +342,97 @@ def optimizer(config: dict[str, Any]):
       warmup_steps=config['warmup_steps'])
 
 
+def workdir(writable: bool = True) -> str:
+  """``--workdir``, checked to be a usable directory (created if missing).
+
+  Called before any compilation, so that a bad path costs a second, not a
+  compiled model.
+
+  Args:
+    writable: Whether this process writes there (only process 0 of a
+      multi-process job does), so that a file can be created in it.
+
+  Raises:
+    app.UsageError: If it is not given, is a file, cannot be created or (with
+      ``writable``) cannot be written to.
+  """
+  path = WORKDIR.value
+  if not path:
+    raise app.UsageError('--workdir is required.')
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise app.UsageError(f'--workdir={path} is a file, not a directory.')
+  if not writable:
+    return path
+  try:
+    os.makedirs(path, exist_ok=True)
+  except OSError as e:
+    raise app.UsageError(
+        f'--workdir={path} cannot be created: {e.strerror}.') from e
+  try:
+    with tempfile.TemporaryFile(dir=path):
+      pass
+  except OSError as e:
+    raise app.UsageError(
+        f'--workdir={path} is not writable: {e.strerror}.') from e
+  return path
+
+
+def _one_line(error: BaseException) -> str | None:
+  """The user-facing message of ``error``, or None if it is a bug."""
+  if isinstance(error, atomic_file.DiskFullError):
+    return (f'{error} Every earlier checkpoint and metrics line is intact: '
+            'free some space and rerun the same command to resume.')
+  if isinstance(error, (app.UsageError, checkpoint.CheckpointError,
+                        wikitext.DataError, FloatingPointError)):
+    return str(error)
+  if isinstance(error, OSError) and error.filename is not None:
+    # The filesystem's own faults (permissions, read-only, missing files),
+    # which always name a path; other OSErrors are left to raise.
+    reason = error.strerror or errno.errorcode.get(error.errno, str(error))
+    return f'{reason}: {error.filename}'
+  return None
+
+
+def run(main: Callable[[list[str]], Any]) -> None:
+  """``app.run(main)``, with the user's faults as one line, not a traceback.
+
+  Args:
+    main: The binary's ``main(argv)``; it raises (``app.UsageError``,
+      ``checkpoint.CheckpointError``, ``wikitext.DataError``,
+      ``atomic_file.DiskFullError``, ``FloatingPointError`` or an ``OSError``
+      naming a file) for a fault of the user's making.
+  """
+  def main_with_one_line_errors(argv):
+    try:
+      return main(argv)
+    except Exception as e:  # pylint: disable=broad-except
+      message = _one_line(e)
+      if message is None or VERBOSE_ERRORS.value:
+        raise
+      sys.exit(f'error: {message}')
+
+  app.run(main_with_one_line_errors)
+
+
 def run_and_report(
-    run: Callable[..., dict[str, Any]],
+    run_fn: Callable[..., dict[str, Any]],
     config: dict[str, Any],
     parallel: parallel_lib.DataParallel,
 ) -> dict[str, Any] | None:
-  """Runs ``run(config, workdir, seed, parallel)`` for a binary's ``main``.
-
-  A NaN loss or a checkpoint that does not match the model ends the process
-  with a one-line error (status 1) instead of a traceback.
+  """Runs ``run_fn(config, workdir, seed, parallel)`` for a binary's main.
 
   Returns:
     The final evaluation record, or None when the work directory already
     held the last step (which is printed).
+
+  Raises:
+    app.UsageError: If ``--workdir`` is not usable (checked first).
   """
-  if not WORKDIR.value:
-    raise app.UsageError('--workdir is required.')
+  path = workdir(writable=parallel.is_primary)
   logging.info('Configuration: %s', config)
-  try:
-    summary = run(config, WORKDIR.value, SEED.value, parallel)
-  except (FloatingPointError, checkpoint.CheckpointError) as e:
-    logging.error('%s', e)
-    sys.exit(f'error: {e}')
+  summary = run_fn(config, path, SEED.value, parallel)
   if summary['eval'] is None:
-    print(f'Nothing to train: {WORKDIR.value} already holds step '
+    print(f'Nothing to train: {path} already holds step '
           f'{summary["step"]}.')
     return None
   return dict(summary['eval'], stopped_by=summary['stopped_by'],

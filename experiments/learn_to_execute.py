@@ -76,6 +76,7 @@ flags.DEFINE_enum('loss_average', None, ['valid_tokens', 'all_positions'],
 flags.DEFINE_float('curriculum_loss_threshold', None,
                    'Naive/combine curricula advance when the relative loss '
                    'change over the window is below this.')
+common.finite_floats('curriculum_loss_threshold')
 
 HYPERPARAMETERS = ('task', 'curriculum', 'max_length', 'max_nesting',
                    'token_mode', 'decoder', 'separate_cores', 'loss_average',
@@ -223,4 +224,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)

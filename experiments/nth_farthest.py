@@ -40,7 +40,6 @@ Unlike Sonnet's example, ``num_heads`` and ``num_blocks`` are their own flags
 """
 
 import functools
-import math
 from typing import Any
 
 from absl import app
@@ -76,10 +75,7 @@ flags.DEFINE_float(
     'With --rank_curriculum: training accuracy (a fraction, averaged over '
     'one --log_every interval) at which the next rank is added.',
     lower_bound=0.0, upper_bound=1.0)
-flags.register_validator(
-    'rank_curriculum_threshold', lambda x: x is None or math.isfinite(x),
-    message='--rank_curriculum_threshold must be a finite fraction in '
-    '[0, 1].')
+common.finite_floats('rank_curriculum_threshold')
 
 HYPERPARAMETERS = (('num_objects', 'num_features', 'rank_curriculum',
                     'rank_curriculum_threshold')
@@ -372,4 +368,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)

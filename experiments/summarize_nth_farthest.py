@@ -33,6 +33,7 @@ from typing import Any
 from absl import app
 from absl import flags
 
+from experiments import common
 from experiments import nth_farthest
 from rmc import metrics
 
@@ -42,6 +43,7 @@ _MARGIN = flags.DEFINE_float(
     'margin', 0.10, 'Other-ranks accuracy above the plateau 1/(K-1) that '
     'counts as having left it (a fraction).', lower_bound=0.0,
     upper_bound=1.0)
+common.finite_floats('margin')
 
 HEADER = ('| run | steps | minutes | overall | rank 0 | other ranks | '
           'left the plateau (step / min) | 90% overall (step / min) |\n'
@@ -101,4 +103,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)

@@ -95,6 +95,7 @@ flags.DEFINE_float('adaptive_div_value', None,
                    'Adaptive softmax: each tail cluster projects to a width '
                    'this many times smaller than the previous.',
                    lower_bound=1.0)
+common.finite_floats('dropout_rate', 'adaptive_div_value')
 flags.DEFINE_integer('eval_batch_size', None,
                      'Columns for evaluation; 1 carries the state through '
                      'the whole split (the paper\'s protocol).',
@@ -186,9 +187,13 @@ def run(config: dict[str, Any], workdir: str, seed: int,
 
   parallel = parallel or rmc_parallel.DataParallel()
   batch_size, unroll = config['batch_size'], config['unroll_length']
-  stream = wikitext.TrainStream(corpus.splits[splits['train']], batch_size,
-                                unroll,
-                                columns=parallel.process_rows(batch_size))
+  try:
+    stream = wikitext.TrainStream(corpus.splits[splits['train']], batch_size,
+                                  unroll,
+                                  columns=parallel.process_rows(batch_size))
+  except wikitext.DataError as e:
+    raise wikitext.DataError(
+        f'The training split --train_split={splits["train"]}: {e}') from e
   init_key, train_key = jax.random.split(jax.random.key(seed))
   initial_carry = initial.apply(None, batch_size)
   example = jnp.zeros([unroll, batch_size], jnp.int32)  # [T, B]
@@ -241,6 +246,7 @@ def main(argv):
     raise app.UsageError('--data_dir is required.')
   config = common.resolve_config(PRESETS, DEFAULT_PRESET, HYPERPARAMETERS)
   parallel = common.data_parallel(('batch_size', config['batch_size']))
+  common.workdir(writable=parallel.is_primary)  # Before the corpus loads.
   try:
     cutoffs = [int(c) for c in config['adaptive_cutoffs']]
   except ValueError as e:
@@ -273,4 +279,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run(main)

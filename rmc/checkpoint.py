@@ -20,10 +20,16 @@ place, so a killed process leaves either the old set of checkpoints or the new
 one, never a partial file. Restoring needs a template pytree of the same
 structure (e.g. a freshly initialised training state); every leaf's path,
 shape and dtype must match. PRNG keys are stored as their raw key data.
+
+:func:`restore_latest` survives a damaged newest checkpoint (a copy cut
+short, a bad disk): it moves the file aside as ``checkpoint_<step>.npz.corrupt``
+and restores the newest one that reads. A checkpoint that reads but belongs to
+another model is an error, never a silent fresh start.
 """
 
 import os
 import re
+import zipfile
 from typing import Any
 
 from absl import logging
@@ -37,6 +43,14 @@ _PATTERN = re.compile(r'^checkpoint_(\d+)\.npz$')
 
 class CheckpointError(ValueError):
   """A checkpoint cannot be read, or does not match the model."""
+
+
+class CorruptCheckpointError(CheckpointError):
+  """A checkpoint file that cannot be read (truncated, damaged, not a zip)."""
+
+# What reading a damaged .npz can raise: np.load's own errors, a cut-short or
+# garbled zip, and a zip whose data ends early.
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
 
 
 def path_for_step(directory: str, step: int) -> str:
@@ -86,7 +100,10 @@ def save(directory: str, step: int, tree: Any, keep: int = 3) -> str:
   os.makedirs(directory, exist_ok=True)
   arrays = _to_numpy(tree)
   path = path_for_step(directory, step)
-  with atomic_file.write(path, suffix='.npz') as f:
+  # The .npz is uncompressed: the arrays plus a few hundred bytes of zip and
+  # .npy headers per array.
+  size = sum(a.nbytes + 300 + 2 * len(name) for name, a in arrays.items())
+  with atomic_file.write(path, suffix='.npz', size=size) as f:
     np.savez(f, allow_pickle=False, **arrays)
   for old in list_steps(directory)[:-keep]:
     os.remove(path_for_step(directory, old))
@@ -105,15 +122,17 @@ def restore(path: str, template: Any) -> Any:
     and PRNG keys where the template has keys).
 
   Raises:
+    CorruptCheckpointError: If the file cannot be read.
     CheckpointError: If the file does not hold exactly the template's leaves
-      with the same shapes and dtypes, or cannot be read.
+      with the same shapes and dtypes.
   """
   leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
   try:
     with np.load(path, allow_pickle=False) as data:
       stored = {name: data[name] for name in data.files}
-  except (OSError, ValueError) as e:
-    raise CheckpointError(f'Cannot read checkpoint {path}: {e}') from e
+  except _READ_ERRORS as e:
+    raise CorruptCheckpointError(
+        f'Cannot read checkpoint {path}: {type(e).__name__}: {e}') from e
   expected = {jax.tree_util.keystr(p) for p, _ in leaves}
   if set(stored) != expected:
     raise CheckpointError(
@@ -137,11 +156,52 @@ def restore(path: str, template: Any) -> Any:
   return jax.tree_util.tree_unflatten(treedef, values)
 
 
-def restore_latest(directory: str, template: Any) -> tuple[int, Any] | None:
-  """Restores the newest checkpoint in ``directory``, or returns None."""
+def restore_latest(directory: str, template: Any,
+                   set_aside: bool = True) -> tuple[int, Any] | None:
+  """Restores the newest readable checkpoint in ``directory``.
+
+  Checkpoints are tried newest first. One that cannot be read is skipped
+  with a warning naming it and why and, with ``set_aside``, renamed to
+  ``<name>.corrupt``, so that :func:`save`'s keep-last-k never deletes a good
+  checkpoint to make room beside it.
+
+  Args:
+    directory: Where :func:`save` wrote.
+    template: As for :func:`restore`.
+    set_aside: Whether to rename unreadable checkpoints (False for a process
+      that must not write to ``directory``).
+
+  Returns:
+    ``(step, tree)``, or None when ``directory`` holds no checkpoint.
+
+  Raises:
+    CheckpointError: If a checkpoint reads but does not match ``template``
+      (another model), or if none of them can be read (every file is left
+      in place, and the error lists them).
+  """
   steps = list_steps(directory)
-  if not steps:
-    return None
-  path = path_for_step(directory, steps[-1])
-  logging.info('Restoring checkpoint %s.', path)
-  return steps[-1], restore(path, template)
+  unreadable = []
+  for step in reversed(steps):
+    path = path_for_step(directory, step)
+    try:
+      tree = restore(path, template)
+    except CorruptCheckpointError as e:
+      logging.warning('Skipping checkpoint %s: %s', path, e)
+      unreadable.append((path, e))
+      continue
+    if set_aside:
+      for bad, _ in unreadable:
+        logging.warning('Moving the unreadable %s aside to %s.corrupt.', bad,
+                        bad)
+        os.replace(bad, bad + '.corrupt')
+    if unreadable:
+      logging.warning('Resuming from the older checkpoint %s.', path)
+    else:
+      logging.info('Restored checkpoint %s.', path)
+    return step, tree
+  if unreadable:
+    raise CheckpointError(
+        f'None of the {len(unreadable)} checkpoints in {directory} can be '
+        'read: ' + '; '.join(str(e) for _, e in unreadable) + '. Move them '
+        'away to start afresh, or restore them from a copy.')
+  return None

@@ -106,10 +106,20 @@ class MetricWriter:
         f'{k}={_format(v)}' for k, v in record.items()))
     if not self._write_file:
       return
-    with open(self._path, 'a', encoding='utf-8') as f:
-      f.write(_line(record))
-      f.flush()
-      os.fsync(f.fileno())
+    line = _line(record).encode('utf-8')
+    # Unbuffered, so that closing after a failed write has nothing to flush.
+    with open(self._path, 'ab', buffering=0) as f:
+      start = f.tell()
+      try:
+        done = 0
+        while done < len(line):  # A short write goes on; ENOSPC raises.
+          done += f.write(line[done:])
+        os.fsync(f.fileno())
+      except OSError as e:
+        if e.errno not in atomic_file.NO_SPACE:
+          raise
+        f.truncate(start)  # No torn line; every earlier line stays.
+        raise atomic_file.DiskFullError(self._path, len(line)) from e
 
 
 def _line(record: dict[str, Any]) -> str:

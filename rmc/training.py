@@ -501,7 +501,8 @@ def train(
   if primary:
     os.makedirs(workdir, exist_ok=True)
   data_state = data.state() if data is not None else {}
-  restored = checkpoint.restore_latest(workdir, (state, data_state))
+  restored = checkpoint.restore_latest(workdir, (state, data_state),
+                                      set_aside=primary)
   if restored is not None:
     start, (state, data_state) = restored
     if data is not None:

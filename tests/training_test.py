@@ -13,15 +13,18 @@
 # limitations under the License.
 """Tests for rmc.training and rmc.metrics."""
 
+import errno
 import json
 import os
 import time
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax
 import jax.numpy as jnp
 import numpy as np
+from rmc import atomic_file
 from rmc import checkpoint
 from rmc import metrics
 from rmc import training
@@ -277,6 +280,26 @@ class MetricWriterTest(absltest.TestCase):
     path = os.path.join(self.create_tempdir().full_path, 'metrics.jsonl')
     metrics.MetricWriter(path).write({'step': 1, 'loss': float('nan')})
     self.assertEqual(metrics.read_records(path), [{'step': 1, 'loss': None}])
+
+  def test_full_disk_leaves_no_torn_line(self):
+    path = os.path.join(self.create_tempdir().full_path, 'metrics.jsonl')
+    writer = metrics.MetricWriter(path)
+    writer.write({'step': 1, 'loss': 0.5})
+
+    def no_space(fd):
+      del fd
+      raise OSError(errno.ENOSPC, 'No space left on device')
+
+    line = json.dumps({'step': 2, 'loss': 0.25}) + '\n'
+    with mock.patch.object(os, 'fsync', no_space):
+      with self.assertRaisesRegex(
+          atomic_file.DiskFullError,
+          f'write {path}: it needs {len(line)} bytes; ') as cm:
+        writer.write({'step': 2, 'loss': 0.25})
+    self.assertEqual(cm.exception.filename, path)
+    self.assertEqual(metrics.read_records(path), [{'step': 1, 'loss': 0.5}])
+    writer.write({'step': 2, 'loss': 0.25})  # Space again: appends as usual.
+    self.assertLen(metrics.read_records(path), 2)
 
 
 if __name__ == '__main__':

@@ -113,17 +113,17 @@ class BinaryTest(parameterized.TestCase):
   def test_bad_configurations(self, flags_given, regex):
     with self.assertRaisesRegex(app.UsageError, regex):
       _run_main('--preset=smoke', *self.data_args, *flags_given,
-                '--workdir=/nonexistent')
+                f'--workdir={self.data_dir}/run')
 
   def test_missing_data_dir_flag(self):
     with self.assertRaisesRegex(app.UsageError, '--data_dir is required'):
-      _run_main('--preset=smoke', '--workdir=/nonexistent')
+      _run_main('--preset=smoke', f'--workdir={self.data_dir}/run')
 
   def test_missing_split(self):
     with self.assertRaisesRegex(app.UsageError,
                                 "No 'dev' split in .*wiki.dev.tokens"):
       _run_main('--preset=smoke', *self.data_args, '--valid_split=dev',
-                '--workdir=/nonexistent')
+                f'--workdir={self.data_dir}/run')
 
   @parameterized.parameters(('--dropout_rate=1.5', 'dropout_rate'),
                             ('--softmax=full', 'softmax'),

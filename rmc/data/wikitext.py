@@ -466,7 +466,8 @@ class TrainStream:
         default.
 
     Raises:
-      ValueError: If the stream holds less than one segment per column.
+      ValueError: If ``batch_size`` or ``unroll_length`` is below 1.
+      DataError: If the stream holds less than one segment per column.
     """
     if batch_size < 1 or unroll_length < 1:
       raise ValueError(f'batch_size and unroll_length must be >= 1; got '
@@ -477,7 +478,7 @@ class TrainStream:
     self._column_length = (tokens.size - 1) // batch_size
     self.segments_per_epoch = self._column_length // unroll_length
     if self.segments_per_epoch < 1:
-      raise ValueError(
+      raise DataError(
           f'{tokens.size} tokens are too few for batch_size={batch_size} x '
           f'unroll_length={unroll_length}; need at least '
           f'{batch_size * unroll_length + 1}.')
