@@ -22,7 +22,7 @@ process (as the tests do).
 :func:`run` is the binaries' ``app.run``: a fault of the user's making (a
 flag, the data, the filesystem, a checkpoint, a diverged loss) ends the
 process with one line ``error: ...`` on stderr and exit status 1, and no
-traceback (``--verbose_errors`` shows it); bugs raise as usual.
+traceback (``--verbose_errors`` prints it too); bugs raise as usual.
 """
 
 import errno
@@ -30,6 +30,7 @@ import math
 import os
 import sys
 import tempfile
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -59,8 +60,7 @@ SEED = flags.DEFINE_integer(
 VERBOSE_ERRORS = flags.DEFINE_bool(
     'verbose_errors', False,
     'On an error of the flags, data, filesystem or a checkpoint, print the '
-    'full Python traceback instead of the one-line message (for bug '
-    'reports).')
+    'full Python traceback before the one-line message (for bug reports).')
 
 
 def finite_floats(*names: str) -> None:
@@ -407,8 +407,10 @@ def run(main: Callable[[list[str]], Any]) -> None:
       return main(argv)
     except Exception as e:  # pylint: disable=broad-except
       message = _one_line(e)
-      if message is None or VERBOSE_ERRORS.value:
+      if message is None:
         raise
+      if VERBOSE_ERRORS.value:
+        traceback.print_exc()
       sys.exit(f'error: {message}')
 
   app.run(main_with_one_line_errors)

@@ -122,14 +122,17 @@ def restore(path: str, template: Any) -> Any:
     and PRNG keys where the template has keys).
 
   Raises:
-    CorruptCheckpointError: If the file cannot be read.
+    CorruptCheckpointError: If the file cannot be read (other than for lack
+      of permission).
     CheckpointError: If the file does not hold exactly the template's leaves
-      with the same shapes and dtypes.
+      with the same shapes and dtypes, or may not be read.
   """
   leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
   try:
     with np.load(path, allow_pickle=False) as data:
       stored = {name: data[name] for name in data.files}
+  except PermissionError as e:  # The file may be fine: not set aside.
+    raise CheckpointError(f'Cannot read checkpoint {path}: {e}') from e
   except _READ_ERRORS as e:
     raise CorruptCheckpointError(
         f'Cannot read checkpoint {path}: {type(e).__name__}: {e}') from e

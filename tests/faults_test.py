@@ -119,6 +119,31 @@ class FaultsTest(parameterized.TestCase):
                          f'--workdir={path}')
     self.assertOneLineError(rc, stderr, f'--workdir={path} is not writable: ')
 
+  def test_verbose_errors_shows_the_traceback(self):
+    path = self.create_tempfile().full_path
+    rc, stderr = _binary('experiments.nth_farthest', '--preset=smoke',
+                         f'--workdir={path}', '--verbose_errors')
+    self.assertEqual(rc, 1)
+    self.assertIn('Traceback', stderr)
+    self.assertIn(f'--workdir={path} is a file, not a directory.', stderr)
+
+  def test_missing_data_dir(self):
+    path = os.path.join(self.create_tempdir().full_path, 'missing')
+    rc, stderr = _binary('experiments.wikitext103', '--preset=smoke',
+                         f'--data_dir={path}', f'--workdir={path}-run')
+    self.assertOneLineError(rc, stderr,
+                            f"Data directory '{path}' does not exist")
+
+  def test_cache_dir_that_is_a_file(self):
+    data_dir = self.create_tempdir().full_path
+    binary_testing.write_wikitext_corpus(data_dir)
+    cache = self.create_tempfile().full_path
+    rc, stderr = _binary('experiments.wikitext103', '--preset=smoke',
+                         f'--data_dir={data_dir}', f'--cache_dir={cache}',
+                         f'--workdir={data_dir}/run')
+    self.assertOneLineError(rc, stderr,
+                            f"Cannot create the cache directory '{cache}'")
+
   @parameterized.parameters('--learning_rate=nan', '--max_grad_norm=inf',
                             '--decay_rate=nan')
   def test_non_finite_float_flag(self, flag):

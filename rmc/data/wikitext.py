@@ -314,7 +314,7 @@ def encode(path: str, vocabulary: Vocabulary,
 
 
 def _atomic_write(path: str, payload: bytes) -> None:
-  with atomic_file.write(path) as f:
+  with atomic_file.write(path, size=len(payload)) as f:
     f.write(payload)
 
 
