@@ -97,8 +97,9 @@ class MetricWriter:
     return self._path
 
   def _rewrite(self, records: list[dict[str, Any]]) -> None:
-    with atomic_file.write(self._path) as f:
-      f.write(''.join(_line(r) for r in records).encode('utf-8'))
+    payload = ''.join(_line(r) for r in records).encode('utf-8')
+    with atomic_file.write(self._path, size=len(payload)) as f:
+      f.write(payload)
 
   def write(self, record: dict[str, Any]) -> None:
     """Logs ``record`` and appends it as one line to the file (if any)."""
