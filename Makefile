@@ -32,10 +32,10 @@ demo: $(INSTALLED)
 	echo "Nth Farthest demo: checkpoints and metrics.jsonl in $$workdir" && \
 	$(VENV_PYTHON) -m experiments.nth_farthest --preset=demo \
 	    --workdir=$$workdir $(DEMO_ARGS) && \
-	echo "The demo is the first 100,000 steps of --preset=cpu, which end on" \
-	    "the plateau. Trained on (make demo DEMO_ARGS=--preset=cpu), this" \
-	    "seed left it after 240,000 steps (8 minutes on one core) and" \
-	    "reached 90% after 300,000; see the README's Nth Farthest results."
+	echo "The demo is the first 100,000 steps of --preset=cpu. This seed" \
+	    "leaves the plateau at about 85,000 steps; trained on (make demo" \
+	    "DEMO_ARGS=--preset=cpu) it reaches 90% after 130,000 steps (5" \
+	    "minutes on one core). See the README's Nth Farthest results."
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -90,7 +90,8 @@ flags.DEFINE_float('max_grad_norm', None,
 flags.DEFINE_integer(
     'warmup_steps', None,
     'Optimizer steps of linear learning-rate warm-up: the rate at step s is '
-    'multiplied by min(1, (s + 1) / warmup_steps). 0 (every preset) for none.',
+    'multiplied by min(1, (s + 1) / warmup_steps); 0 for none (every preset '
+    'but Nth Farthest\'s cpu and demo, which warm up over 5000 steps).',
     lower_bound=0)
 flags.DEFINE_integer('num_steps', None, 'Total optimizer steps.',
                      lower_bound=1)
