@@ -78,6 +78,15 @@ class FaultsTest(parameterized.TestCase):
     for name in expected:
       np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
 
+  def mount_tmpfs(self, path, options):
+    """Mounts a tmpfs with ``options`` on ``path`` for this test, or skips."""
+    mounted = subprocess.run(
+        ['mount', '-t', 'tmpfs', '-o', options, 'tmpfs', path],
+        capture_output=True, check=False)
+    if mounted.returncode:
+      self.skipTest(f'Cannot mount a tmpfs here: {mounted.stderr!r}')
+    self.addCleanup(subprocess.run, ['umount', path], check=False)
+
   def resumable_copy(self, keep_steps):
     """A copy of the reference run with only the checkpoints of those steps."""
     workdir = os.path.join(self.create_tempdir().full_path, 'run')
@@ -109,12 +118,7 @@ class FaultsTest(parameterized.TestCase):
     path = self.create_tempdir().full_path
     os.chmod(path, 0o500)
     if os.access(path, os.W_OK):  # Root writes anyway: mount it read-only.
-      mounted = subprocess.run(
-          ['mount', '-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', path],
-          capture_output=True, check=False)
-      if mounted.returncode:
-        self.skipTest(f'No unwritable directory here: {mounted.stderr!r}')
-      self.addCleanup(subprocess.run, ['umount', path], check=False)
+      self.mount_tmpfs(path, 'ro,size=1m')
     rc, stderr = _binary('experiments.nth_farthest', '--preset=smoke',
                          f'--workdir={path}')
     self.assertOneLineError(rc, stderr, f'--workdir={path} is not writable: ')
@@ -255,12 +259,7 @@ class FaultsTest(parameterized.TestCase):
 
   def test_disk_full_for_real_on_a_small_tmpfs(self):
     mount_point = self.create_tempdir().full_path
-    mounted = subprocess.run(
-        ['mount', '-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mount_point],
-        capture_output=True, check=False)
-    if mounted.returncode:
-      self.skipTest(f'Cannot mount a tmpfs here: {mounted.stderr!r}')
-    self.addCleanup(subprocess.run, ['umount', mount_point], check=False)
+    self.mount_tmpfs(mount_point, 'size=16m')
     workdir = os.path.join(mount_point, 'run')
     binary_testing.run_main(nth_farthest, *_SMOKE, '--num_steps=20',
                             f'--workdir={workdir}')
