@@ -284,6 +284,32 @@ class BinaryTest(parameterized.TestCase):
     other.restore(curriculum.state())
     self.assertEqual(other.num_ranks, 4)
 
+  @parameterized.parameters(*sorted(nth_farthest.PRESETS))
+  def test_every_preset_resolves_and_builds_its_model(self, preset):
+    with flagsaver.flagsaver():
+      FLAGS(['nth_farthest', f'--preset={preset}'])
+      config = nth_farthest.common.resolve_config(
+          nth_farthest.PRESETS, nth_farthest.DEFAULT_PRESET,
+          nth_farthest.HYPERPARAMETERS)
+    k = config['num_objects']
+    inputs = jnp.zeros([2, k, config['num_features'] + 3 * k])  # [B, K, F+3K]
+    model = nth_farthest.make_model(config)
+    # Shapes only: the paper preset's core is too large to initialise here.
+    params = jax.eval_shape(model.init, jax.random.PRNGKey(0), inputs)
+    logits = jax.eval_shape(model.apply, params, inputs)
+    self.assertEqual(logits.shape, (2, k))
+
+  def test_study_presets_are_the_ones_documented(self):
+    cpu, cpu_k3 = nth_farthest.PRESETS['cpu'], nth_farthest.PRESETS['cpu_k3']
+    self.assertEqual((cpu['num_objects'], cpu['mem_slots'],
+                      cpu['learning_rate'], cpu['min_learning_rate'],
+                      cpu['warmup_steps']), (4, 4, 3e-4, 3e-5, 5000))
+    self.assertEqual((cpu_k3['num_objects'], cpu_k3['mem_slots'],
+                      cpu_k3['learning_rate'], cpu_k3['min_learning_rate']),
+                     (3, 3, 1e-3, 1e-4))
+    self.assertEqual(nth_farthest.PRESETS['demo'],
+                     dict(cpu_k3, num_steps=100_000))
+
   def test_explicit_flags_override_the_preset(self):
     with flagsaver.flagsaver():
       FLAGS(['nth_farthest', '--preset=paper', '--batch_size=8'])
