@@ -125,7 +125,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         num_heads=8, **_RMC_DEFAULTS),
     'cpu': _CPU,
     'cpu_k3': _CPU_K3,
-    # The first 100,000 steps of `cpu_k3` (about 3 minutes on one core):
+    # The first 100,000 steps of `cpu_k3` (about 4 minutes on one core):
     # with seed 0 the RMC leaves the plateau at about 85,000 of them.
     'demo': dict(_CPU_K3, num_steps=100_000),
     'smoke': dict(
