@@ -91,7 +91,8 @@ flags.DEFINE_integer(
     'warmup_steps', None,
     'Optimizer steps of linear learning-rate warm-up: the rate at step s is '
     'multiplied by min(1, (s + 1) / warmup_steps); 0 for none (every preset '
-    'but Nth Farthest\'s cpu and demo, which warm up over 5000 steps).',
+    'but Nth Farthest\'s cpu, cpu_k3 and demo, which warm up over 5000 '
+    'steps).',
     lower_bound=0)
 flags.DEFINE_integer('num_steps', None, 'Total optimizer steps.',
                      lower_bound=1)
