@@ -28,8 +28,9 @@ Each is given in ms per call and per time step, as achieved GFLOP/s from the
 analytic count of :func:`step_flops`, and as a fraction of the dense float32
 matmul throughput measured in the same run (a ``2048 x 2048`` ``jnp.dot``,
 timed before and after the rest; the faster of the two is the yardstick).
-Compile time of ``forward_backward`` is measured at several sequence lengths:
-it must not grow with the length, since the time loop is a scan. Also given:
+Compile time of ``forward_backward`` is measured at several sequence lengths
+(for the ``--compile_configs``): it must not grow with the length, since the
+time loop is a scan. Also given:
 the throughput of the loop's matrix products alone at the configuration's
 sizes (:func:`loop_products_gflops`), the ceiling for work that must run one
 step after another. One JSON object is printed.
@@ -88,6 +89,10 @@ _CONFIG = flags.DEFINE_list(
 _COMPILE_LENGTHS = flags.DEFINE_list(
     'compile_lengths', ['10', '100', '1000'],
     'Sequence lengths at which the forward+backward compile time is timed.')
+_COMPILE_CONFIGS = flags.DEFINE_list(
+    'compile_configs', ['all'],
+    'Configurations whose compile time is timed at --compile_lengths: "all" '
+    '(every one measured), names from --config, or none (empty).')
 _MATMUL_SIZE = flags.DEFINE_integer(
     'matmul_size', 2048, 'Side of the square float32 matmul yardstick.',
     lower_bound=1)
@@ -268,7 +273,8 @@ def measure(name: str, implementation: str, compute_dtype: str,
     begin = time.perf_counter()
     fresh.lower(params, inputs_fn(length)).compile()
     compile_s[str(length)] = time.perf_counter() - begin
-  result['forward_backward_compile_s'] = compile_s
+  if compile_s:
+    result['forward_backward_compile_s'] = compile_s
   return result
 
 
@@ -290,11 +296,18 @@ def main(argv):
       raise app.UsageError(
           f'Unknown --implementations entry {implementation!r}; choose from '
           f'unroll, dynamic_unroll.')
+  compile_configs = (names if _COMPILE_CONFIGS.value == ['all']
+                     else tuple(_COMPILE_CONFIGS.value))
+  for name in compile_configs:
+    if name not in names:
+      raise app.UsageError(f'--compile_configs entry {name!r} is not '
+                           f'measured; choose from {list(names)}.')
   dtype = _DTYPE.value
   # The yardstick is timed before and after, and the faster of the two is
   # used: a slow moment of a shared machine must not flatter the fractions.
   matmul_before = matmul_gflops(_MATMUL_SIZE.value, dtype)
-  results = [measure(name, implementation, dtype, lengths)
+  results = [measure(name, implementation, dtype,
+                     lengths if name in compile_configs else [])
              for name in names for implementation in _IMPLEMENTATIONS.value]
   matmul_after = matmul_gflops(_MATMUL_SIZE.value, dtype)
   matmul = max(matmul_before, matmul_after)

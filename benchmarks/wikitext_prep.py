@@ -49,15 +49,31 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the synthetic text.')
 _SPLIT_TOKENS = {'valid': 217_646, 'test': 245_569}
 
 
-def _write_split(path: str, num_tokens: int, vocab_size: int,
-                 rng: np.random.Generator) -> None:
-  """Writes ``num_tokens`` (``<eos>`` included) of Zipf-distributed words."""
+def write_split(path: str, num_tokens: int, vocab_size: int,
+                rng: np.random.Generator,
+                cover_vocabulary: bool = False) -> None:
+  """Writes ``num_tokens`` (``<eos>`` included) of Zipf-distributed words.
+
+  Args:
+    path: The file, in the WikiText format; replaced when complete.
+    num_tokens: Tokens, ``<eos>`` included (one per line).
+    vocab_size: Word types, ``<eos>`` included.
+    rng: The source of the text.
+    cover_vocabulary: Start with every word once (lines of 90 words), so that
+      a vocabulary built from this split has all ``vocab_size`` types however
+      short it is; those tokens count in ``num_tokens``.
+  """
   words = np.array([f'w{i}' for i in range(vocab_size - 1)], dtype=object)
   words[5] = '<unk>'  # As in WikiText, a frequent ordinary word.
   probs = 1.0 / np.arange(1, vocab_size, dtype=np.float64)
   cdf = np.cumsum(probs / probs.sum())
   written = 0
   with open(path + '.tmp', 'w', encoding='utf-8') as f:
+    if cover_vocabulary:
+      for start in range(0, words.size, 90):
+        line = words[start:start + 90]
+        f.write(' ' + ' '.join(line) + ' \n')
+        written += line.size + 1
     while written < num_tokens:
       # A paragraph line of ~90 words and a blank line: two <eos>.
       lengths = np.maximum(1, rng.poisson(90, size=10_000))
@@ -104,7 +120,7 @@ def main(argv):
   for split, num_tokens in sizes.items():
     path = os.path.join(data_dir, f'wiki.{split}.tokens')
     if not os.path.exists(path):
-      _write_split(path, num_tokens, _VOCAB_SIZE.value, rng)
+      write_split(path, num_tokens, _VOCAB_SIZE.value, rng)
   subprocess.run(['rm', '-rf', cache_dir], check=True)
   code = ('from rmc.data import wikitext; '
           f'c = wikitext.load({data_dir!r}, cache_dir={cache_dir!r}); '

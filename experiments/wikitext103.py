@@ -96,6 +96,12 @@ flags.DEFINE_float('adaptive_div_value', None,
                    'this many times smaller than the previous.',
                    lower_bound=1.0)
 common.finite_floats('dropout_rate', 'adaptive_div_value')
+flags.DEFINE_integer(
+    'loss_chunk_size', None,
+    'Time steps whose [steps, batch, vocabulary] logits the softmax computes '
+    'at once, forward and backward (recomputed there); 0 for the whole '
+    'segment. Results are the same; smaller chunks need less memory.',
+    lower_bound=0)
 flags.DEFINE_integer('eval_batch_size', None,
                      'Columns for evaluation; 1 carries the state through '
                      'the whole split (the paper\'s protocol).',
@@ -103,7 +109,8 @@ flags.DEFINE_integer('eval_batch_size', None,
 
 HYPERPARAMETERS = (
     'unroll_length', 'embed_size', 'dropout_rate', 'softmax',
-    'adaptive_cutoffs', 'adaptive_div_value', 'eval_batch_size') + tuple(
+    'adaptive_cutoffs', 'adaptive_div_value', 'loss_chunk_size',
+    'eval_batch_size') + tuple(
         name for name in common.COMMON_HYPERPARAMETERS
         if name != 'eval_batches')
 
@@ -116,7 +123,7 @@ _SOFTMAX_DEFAULTS = dict(softmax='tied', adaptive_cutoffs=[],
 PRESETS: dict[str, dict[str, Any]] = {
     'paper': dict(
         unroll_length=100, embed_size=512, dropout_rate=0.5,
-        eval_batch_size=1, batch_size=64,
+        eval_batch_size=1, batch_size=64, loss_chunk_size=10,
         **common.constant_learning_rate(1e-3),
         max_grad_norm=0.1, warmup_steps=0, num_steps=250_000, time_budget_s=0.0,
         steps_per_chunk=10, log_every=100, eval_every=5000,
@@ -125,7 +132,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         attention_mlp_layers=5, **_RMC_DEFAULTS, **_SOFTMAX_DEFAULTS),
     'cpu': dict(
         unroll_length=35, embed_size=128, dropout_rate=0.5,
-        eval_batch_size=16, batch_size=32,
+        eval_batch_size=16, batch_size=32, loss_chunk_size=0,
         **common.constant_learning_rate(1e-3),
         max_grad_norm=0.1, warmup_steps=0, num_steps=20_000, time_budget_s=0.0,
         steps_per_chunk=10, log_every=100, eval_every=1000,
@@ -135,7 +142,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         attention_mlp_layers=2, **_RMC_DEFAULTS, **_SOFTMAX_DEFAULTS),
     'smoke': dict(
         unroll_length=8, embed_size=16, dropout_rate=0.1, eval_batch_size=3,
-        batch_size=4, **common.constant_learning_rate(3e-3),
+        batch_size=4, loss_chunk_size=3, **common.constant_learning_rate(3e-3),
         max_grad_norm=1.0, warmup_steps=0, num_steps=40,
         time_budget_s=0.0, steps_per_chunk=5, log_every=10, eval_every=20,
         checkpoint_every=20, keep_checkpoints=2, core='rmc',
@@ -146,6 +153,65 @@ DEFAULT_PRESET = 'cpu'
 
 # Batch axes of a training batch: tokens are time-major [T, B], reset [B].
 BATCH_AXES = dict(inputs=1, targets=1, reset=0)
+
+
+
+def make_model_module(config: dict[str, Any],
+                      vocab_size: int) -> models.LanguageModel:
+  """The language model module of a resolved configuration (in a transform).
+
+  Args:
+    config: Resolved hyperparameters (every name in ``HYPERPARAMETERS``).
+    vocab_size: Words ``V``.
+  """
+  core = models.make_core(
+      config['core'], lstm_hidden_size=config['lstm_hidden_size'],
+      **common.rmc_kwargs(config))
+  return models.LanguageModel(
+      core, vocab_size, embed_size=config['embed_size'],
+      dropout_rate=config['dropout_rate'], softmax=config['softmax'],
+      cutoffs=[int(c) for c in config['adaptive_cutoffs']],
+      div_value=config['adaptive_div_value'],
+      loss_chunk_size=config['loss_chunk_size'])
+
+
+def make_model(config: dict[str, Any], vocab_size: int
+               ) -> tuple[hk.Transformed, hk.Transformed]:
+  """The transformed language model of a resolved configuration.
+
+  Args:
+    config: Resolved hyperparameters (every name in ``HYPERPARAMETERS``).
+    vocab_size: Words ``V``.
+
+  Returns:
+    ``(model, initial)``: ``model.apply(params, rng, inputs [T, B],
+    targets [T, B], state, reset [B] or None, is_training)`` gives
+    ``(log_probs [T, B], state)``; ``initial.apply(None, batch_size)`` the
+    core's initial state.
+  """
+  model = hk.transform(
+      lambda inputs, targets, state, reset, is_training: make_model_module(
+          config, vocab_size)(inputs, targets, state, reset, is_training))
+  initial = hk.without_apply_rng(hk.transform(
+      lambda batch_size: make_model_module(
+          config, vocab_size).initial_state(batch_size)))
+  return model, initial
+
+
+def make_loss_fn(model: hk.Transformed) -> training.LossFn:
+  """The training loss: mean negative log-likelihood of a segment's targets.
+
+  ``loss_fn(params, key, batch, carry)`` with ``batch`` holding ``inputs``
+  and ``targets`` ``[T, B]`` and ``reset`` ``[B]`` returns
+  ``(loss, ({}, carry))`` in the form of :func:`rmc.training.make_train_chunk`
+  with ``with_carry``.
+  """
+  def loss_fn(params, key, batch, carry):
+    log_probs, carry = model.apply(params, key, batch['inputs'],
+                                   batch['targets'], carry, batch['reset'],
+                                   True)
+    return -jnp.mean(log_probs), ({}, carry)
+  return loss_fn
 
 
 def run(config: dict[str, Any], workdir: str, seed: int,
@@ -168,23 +234,7 @@ def run(config: dict[str, Any], workdir: str, seed: int,
     test split's ``test_loss``, ``test_perplexity`` and ``test_tokens``.
   """
   vocabulary = corpus.vocabulary
-  cutoffs = [int(c) for c in config['adaptive_cutoffs']]
-
-  def make_model():
-    core = models.make_core(
-        config['core'], lstm_hidden_size=config['lstm_hidden_size'],
-        **common.rmc_kwargs(config))
-    return models.LanguageModel(
-        core, len(vocabulary), embed_size=config['embed_size'],
-        dropout_rate=config['dropout_rate'], softmax=config['softmax'],
-        cutoffs=cutoffs, div_value=config['adaptive_div_value'])
-
-  model = hk.transform(
-      lambda inputs, targets, state, reset, is_training: make_model()(
-          inputs, targets, state, reset, is_training))
-  initial = hk.without_apply_rng(hk.transform(
-      lambda batch_size: make_model().initial_state(batch_size)))
-
+  model, initial = make_model(config, len(vocabulary))
   parallel = parallel or rmc_parallel.DataParallel()
   batch_size, unroll = config['batch_size'], config['unroll_length']
   try:
@@ -203,11 +253,7 @@ def run(config: dict[str, Any], workdir: str, seed: int,
                'per epoch.', hk.data_structures.tree_size(params),
                len(vocabulary), stream.segments_per_epoch)
 
-  def loss_fn(params, key, batch, carry):
-    log_probs, carry = model.apply(params, key, batch['inputs'],
-                                   batch['targets'], carry, batch['reset'],
-                                   True)
-    return -jnp.mean(log_probs), ({}, carry)
+  loss_fn = make_loss_fn(model)
 
   def eval_apply(params, inputs, targets, state):
     return model.apply(params, None, inputs, targets, state, None, False)

@@ -13,7 +13,8 @@
 # limitations under the License.
 """Models of the experiments: cores, classifier, seq2seq, language model."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+import functools
 from typing import Any
 
 import haiku as hk
@@ -302,7 +303,8 @@ class LanguageModel(hk.Module):
   def __init__(self, core: hk.RNNCore, vocab_size: int,
                embed_size: int = 512, dropout_rate: float = 0.5,
                softmax: str = 'tied', cutoffs: Sequence[int] = (),
-               div_value: float = 4.0, name: str | None = None):
+               div_value: float = 4.0, loss_chunk_size: int | None = None,
+               name: str | None = None):
     """Constructs the model.
 
     Args:
@@ -314,10 +316,16 @@ class LanguageModel(hk.Module):
       softmax: ``'tied'`` or ``'adaptive'``.
       cutoffs: Adaptive softmax cluster starts.
       div_value: Adaptive softmax width divisor.
+      loss_chunk_size: Time steps whose logits are computed at once; None
+        (or 0) for the whole segment. With ``C`` steps per chunk, only
+        ``[C, B, V]`` logits exist at a time, in the forward pass and in the
+        backward pass (each chunk's logits are recomputed there): see
+        :func:`chunked_over_time`. The results are the same.
       name: Module name.
 
     Raises:
-      ValueError: For an unknown softmax or a dropout rate outside [0, 1).
+      ValueError: For an unknown softmax, a dropout rate outside [0, 1) or a
+        negative ``loss_chunk_size``.
     """
     super().__init__(name=name)
     if softmax not in SOFTMAXES:
@@ -325,6 +333,9 @@ class LanguageModel(hk.Module):
                        f'{softmax!r}.')
     if not 0 <= dropout_rate < 1:
       raise ValueError(f'dropout_rate must be in [0, 1); got {dropout_rate}.')
+    if loss_chunk_size is not None and loss_chunk_size < 0:
+      raise ValueError(f'loss_chunk_size must be >= 0 or None; got '
+                       f'{loss_chunk_size}.')
     self._core = core
     self._vocab_size = vocab_size
     self._embed_size = embed_size
@@ -332,10 +343,37 @@ class LanguageModel(hk.Module):
     self._softmax = softmax
     self._cutoffs = tuple(cutoffs)
     self._div_value = div_value
+    self._loss_chunk_size = loss_chunk_size or None
 
   def initial_state(self, batch_size: int) -> Any:
     """The core's initial state for ``batch_size`` columns."""
     return self._core.initial_state(batch_size)
+
+  @hk.name_like('__call__')
+  def _hidden(self, inputs: jax.Array, state: Any, reset: jax.Array | None,
+              is_training: bool) -> tuple[jax.Array, hk.Embed, Any]:
+    """``(hidden [T, B, E], the embedding module, state)`` of a segment."""
+    batch_size = inputs.shape[1]
+    if reset is not None:
+      initial = self._core.initial_state(batch_size)
+      state = jax.tree.map(
+          lambda init, old: jnp.where(
+              reset.reshape((-1,) + (1,) * (old.ndim - 1)), init, old),
+          initial, state)
+    embed = hk.Embed(self._vocab_size, self._embed_size,
+                     w_init=hk.initializers.RandomUniform(-0.1, 0.1))
+    embedded = embed(inputs)  # [T, B, E]
+    if is_training and self._dropout_rate:
+      embedded = hk.dropout(hk.next_rng_key(), self._dropout_rate, embedded)
+    outputs, state = unroll(self._core, embedded, state)  # [T, B, d_out]
+    hidden = hk.Linear(self._embed_size, name='projection')(outputs)
+    return hidden, embed, state
+
+  @hk.name_like('__call__')
+  def _softmax_bias(self, dtype: Any) -> jax.Array:
+    """The tied softmax's bias ``[V]``."""
+    return hk.get_parameter('softmax_bias', [self._vocab_size], dtype,
+                            init=jnp.zeros)
 
   def __call__(self, inputs: jax.Array, targets: jax.Array, state: Any,
                reset: jax.Array | None = None,
@@ -353,28 +391,105 @@ class LanguageModel(hk.Module):
     Returns:
       ``(log_probs [T, B], state)``.
     """
-    batch_size = inputs.shape[1]
-    if reset is not None:
-      initial = self._core.initial_state(batch_size)
-      state = jax.tree.map(
-          lambda init, old: jnp.where(
-              reset.reshape((-1,) + (1,) * (old.ndim - 1)), init, old),
-          initial, state)
-    embed = hk.Embed(self._vocab_size, self._embed_size,
-                     w_init=hk.initializers.RandomUniform(-0.1, 0.1))
-    embedded = embed(inputs)  # [T, B, E]
-    if is_training and self._dropout_rate:
-      embedded = hk.dropout(hk.next_rng_key(), self._dropout_rate, embedded)
-    outputs, state = unroll(self._core, embedded, state)  # [T, B, d_out]
-    hidden = hk.Linear(self._embed_size, name='projection')(outputs)
+    hidden, embed, state = self._hidden(inputs, state, reset, is_training)
     if self._softmax == 'adaptive':
-      log_probs = adaptive_softmax.AdaptiveSoftmax(
-          self._vocab_size, self._cutoffs, self._div_value)(hidden, targets)
-      return log_probs, state
-    bias = hk.get_parameter('softmax_bias', [self._vocab_size],
-                            hidden.dtype, init=jnp.zeros)
+      target_log_probs = adaptive_softmax.AdaptiveSoftmax(
+          self._vocab_size, self._cutoffs, self._div_value)
+    else:
+      target_log_probs = functools.partial(
+          tied_target_log_probs, embeddings=embed.embeddings,
+          bias=self._softmax_bias(hidden.dtype))
+    return chunked_over_time(target_log_probs, hidden, targets,
+                             self._loss_chunk_size), state
+
+  @hk.name_like('__call__')
+  def log_probs(self, inputs: jax.Array, state: Any,
+                reset: jax.Array | None = None) -> tuple[jax.Array, Any]:
+    """Log-probabilities of every next word (no dropout), and the state.
+
+    The same parameters as ``__call__``; for sampling and for looking at the
+    output distribution. It makes all ``[T, B, V]`` log-probabilities.
+
+    Args:
+      inputs: ``[T, B]`` word ids.
+      state: Core state from the previous segment (batch-leading leaves).
+      reset: Optional bool ``[B]``, as in ``__call__``.
+
+    Returns:
+      ``(log_probs [T, B, V], state)``; each row's ``logsumexp`` is 0.
+    """
+    hidden, embed, state = self._hidden(inputs, state, reset, False)
+    if self._softmax == 'adaptive':
+      return adaptive_softmax.AdaptiveSoftmax(
+          self._vocab_size, self._cutoffs, self._div_value).full_log_probs(
+              hidden), state
     logits = hidden @ embed.embeddings.T.astype(hidden.dtype)  # [T, B, V]
-    logits += jnp.broadcast_to(bias, logits.shape)
-    target_logits = jnp.take_along_axis(logits, targets[..., None],
-                                        axis=-1)[..., 0]
-    return target_logits - jax.nn.logsumexp(logits, axis=-1), state
+    logits += jnp.broadcast_to(self._softmax_bias(hidden.dtype), logits.shape)
+    return jax.nn.log_softmax(logits, axis=-1), state
+
+def tied_target_log_probs(hidden: jax.Array, targets: jax.Array,
+                          embeddings: jax.Array,
+                          bias: jax.Array) -> jax.Array:
+  """Log-probabilities of the targets under a softmax tied to an embedding.
+
+  Args:
+    hidden: ``[..., E]``.
+    targets: Integer ``[...]`` word ids in ``[0, V)``.
+    embeddings: ``[V, E]``, the softmax weights.
+    bias: ``[V]``.
+
+  Returns:
+    ``[...]``: ``log softmax(hidden @ embeddings.T + bias)[targets]``.
+  """
+  logits = hidden @ embeddings.T.astype(hidden.dtype)  # [..., V]
+  logits += jnp.broadcast_to(bias, logits.shape)
+  target_logits = jnp.take_along_axis(logits, targets[..., None],
+                                      axis=-1)[..., 0]
+  return target_logits - jax.nn.logsumexp(logits, axis=-1)
+
+
+def chunked_over_time(
+    fn: Callable[[jax.Array, jax.Array], jax.Array],
+    hidden: jax.Array,
+    targets: jax.Array,
+    chunk_size: int | None,
+) -> jax.Array:
+  """``fn(hidden, targets)`` computed a few time steps at a time.
+
+  The softmax of a language model makes ``[T, B, V]`` logits, which for a
+  large vocabulary dwarf everything else in a training step (WikiText-103's
+  267,735 words at ``T = 100``, ``B = 64``: 6.9 GB in float32, and as much
+  again for their gradient). Here the ``T`` steps are cut into chunks of
+  ``chunk_size`` (the last one padded), ``fn`` is mapped over the chunks by
+  ``hk.scan`` and rematerialised (``hk.remat``): only one chunk's logits
+  exist at a time, in the forward pass and in the backward pass, at the cost
+  of computing the logits twice. Since ``fn`` treats every position alike
+  the result, and its gradient, are those of ``fn(hidden, targets)``.
+
+  Args:
+    fn: Maps ``hidden [C, B, E]`` and ``targets [C, B]`` to ``[C, B]``,
+      independently at each position. May create Haiku parameters.
+    hidden: ``[T, B, E]``.
+    targets: ``[T, B]``.
+    chunk_size: Time steps per chunk ``C``; None, or ``C >= T``, calls
+      ``fn`` on the whole segment.
+
+  Returns:
+    ``[T, B]``.
+  """
+  num_steps = hidden.shape[0]
+  if not chunk_size or chunk_size >= num_steps:
+    return fn(hidden, targets)
+  num_chunks = -(-num_steps // chunk_size)
+  pad = num_chunks * chunk_size - num_steps
+
+  def chunks(x):  # [T, B, ...] -> [num_chunks, C, B, ...]
+    x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
+    return x.reshape((num_chunks, chunk_size) + x.shape[1:])
+
+  def body(carry, chunk):
+    return carry, fn(*chunk)  # [C, B]
+
+  _, outputs = hk.scan(hk.remat(body), (), (chunks(hidden), chunks(targets)))
+  return outputs.reshape((num_chunks * chunk_size,) + outputs.shape[2:])[
+      :num_steps]  # [T, B]

@@ -246,7 +246,10 @@ def make_train_chunk(
   returned.
 
   ``parallel`` is the mesh (by default all devices) and ``batch_axes`` the
-  batch axes of one step's batch (see :mod:`rmc.parallel`).
+  batch axes of one step's batch (see :mod:`rmc.parallel`). The function's
+  ``lower(state, batches, num_steps)`` (arrays or ``jax.ShapeDtypeStruct``s
+  of the global shapes) lowers the jitted function ahead of time, e.g. for
+  ``.compile().memory_analysis()``.
 
   With ``with_carry``, ``loss_fn(params, key, batch, carry)`` returns
   ``(loss, (metrics, carry))`` and the new carry (with its gradient stopped)
@@ -287,6 +290,7 @@ def make_train_chunk(
       batches = parallel.put_local(batches, step_axes)
     return jitted(state, batches, num_steps)
 
+  placed_chunk.lower = jitted.lower  # Ahead of time (see the docstring).
   return placed_chunk
 
 
@@ -455,6 +459,23 @@ def _mean_records(pending: list[Metrics]) -> dict[str, float]:
   return record
 
 
+def peak_device_memory_mib() -> float | None:
+  """The most memory any local device has held so far, MiB.
+
+  From ``jax.Device.memory_stats()`` (``peak_bytes_in_use``), which GPUs and
+  TPUs give; None where no device reports it (CPUs).
+  """
+  peaks = []
+  for device in jax.local_devices():
+    try:
+      stats = device.memory_stats()
+    except Exception:  # pylint: disable=broad-except
+      stats = None  # Backends without memory statistics may raise.
+    if stats and 'peak_bytes_in_use' in stats:
+      peaks.append(stats['peak_bytes_in_use'])
+  return max(peaks) / 2**20 if peaks else None
+
+
 def train(
     *,
     workdir: str,
@@ -523,6 +544,7 @@ def train(
              'eval': None, 'test': None}
   pending = []
   input_s = 0.0  # Host time spent making batches since the last log.
+  first_chunk_s, logged_first_chunk = None, False
   started = last_log_time = time.monotonic()
   last_log_step = step
   last_checkpoint = (checkpoint.path_for_step(workdir, start)
@@ -543,11 +565,14 @@ def train(
       input_start = time.monotonic()
       batches = data.batches(step, num) if data is not None else None
       input_s += time.monotonic() - input_start
+      chunk_start = time.monotonic()
       state, chunk_metrics = train_chunk(state, batches, num)
       pending.append(chunk_metrics)
       step += num
       jax.block_until_ready(chunk_metrics['loss'])  # One sync per chunk.
       now = time.monotonic()
+      if first_chunk_s is None:  # Compilation included.
+        first_chunk_s = now - chunk_start
 
       stopped_by = None
       if stop_request.signal_name:
@@ -584,6 +609,12 @@ def train(
                   'eta_s': (config.num_steps - step) / rate}
         if config.tokens_per_step:
           record['tokens_per_sec'] = rate * config.tokens_per_step
+        if not logged_first_chunk:
+          record['first_chunk_s'] = first_chunk_s
+          logged_first_chunk = True
+        peak_mib = peak_device_memory_mib()
+        if peak_mib is not None:
+          record['peak_memory_mib'] = peak_mib
         if data is not None:
           record['input_ms_per_step'] = 1e3 * input_s / (step - last_log_step)
           input_s = 0.0

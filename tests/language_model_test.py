@@ -136,6 +136,89 @@ class LanguageModelTest(parameterized.TestCase):
     np.testing.assert_array_equal(evals[0], evals[1])
     self.assertGreater(float(jnp.max(jnp.abs(trains[0] - trains[1]))), 1e-4)
 
+  @parameterized.product(softmax=('tied', 'adaptive'), chunk_size=(1, 3, 7))
+  def test_chunked_loss_equals_the_whole_segment(self, softmax, chunk_size):
+    # 8 steps: chunks of 3 and 7 leave a padded last chunk.
+    inputs = jnp.asarray(_stream(24).reshape(8, 3))
+    targets = jnp.asarray(_stream(24, seed=1).reshape(8, 3))
+
+    def transformed(loss_chunk_size):
+      def forward(inputs, targets):
+        model = models.LanguageModel(
+            relational_memory.RelationalMemory(mem_slots=2, head_size=4,
+                                               num_heads=2),
+            _VOCAB, embed_size=8, dropout_rate=0.0, softmax=softmax,
+            cutoffs=(5, 12), loss_chunk_size=loss_chunk_size)
+        return model(inputs, targets, model.initial_state(3))[0]
+      return hk.without_apply_rng(hk.transform(forward))
+
+    whole, chunked = transformed(None), transformed(chunk_size)
+    params = whole.init(jax.random.key(0), inputs, targets)
+    # The same parameters, created alike.
+    chunked_params = chunked.init(jax.random.key(0), inputs, targets)
+    jax.tree.map(np.testing.assert_array_equal, params, chunked_params)
+
+    def loss(model):
+      return jax.jit(jax.value_and_grad(
+          lambda p: -jnp.mean(model.apply(p, inputs, targets))))
+    np.testing.assert_allclose(jax.jit(chunked.apply)(params, inputs, targets),
+                               jax.jit(whole.apply)(params, inputs, targets),
+                               atol=1e-6)
+    (value, grads), (expected_value, expected_grads) = (
+        loss(chunked)(params), loss(whole)(params))
+    np.testing.assert_allclose(value, expected_value, atol=1e-6)
+    # Float32 rounding: within 1e-6, absolute and relative.
+    jax.tree.map(functools.partial(np.testing.assert_allclose, atol=1e-6,
+                                   rtol=1e-6), grads, expected_grads)
+
+  def test_chunked_loss_needs_less_memory(self):
+    vocab, steps, batch = 4000, 16, 8
+    inputs = jnp.zeros([steps, batch], jnp.int32)
+
+    def temp_bytes(loss_chunk_size):
+      def loss(inputs):
+        model = models.LanguageModel(
+            hk.LSTM(8), vocab, embed_size=32, dropout_rate=0.0,
+            loss_chunk_size=loss_chunk_size)
+        return -jnp.mean(model(inputs, inputs, model.initial_state(batch))[0])
+      model = hk.without_apply_rng(hk.transform(loss))
+      params = jax.eval_shape(model.init, jax.random.key(0), inputs)
+      compiled = jax.jit(jax.grad(model.apply)).lower(params, inputs).compile()
+      return compiled.memory_analysis().temp_size_in_bytes
+
+    logits_bytes = steps * batch * vocab * 4
+    whole, chunked = temp_bytes(None), temp_bytes(2)
+    # The whole segment holds at least all the logits; chunks of 2 steps
+    # hold far less.
+    self.assertGreater(whole, logits_bytes)
+    self.assertLess(chunked, whole - logits_bytes / 2)
+
+  @parameterized.parameters('tied', 'adaptive')
+  def test_log_probs_are_the_full_distribution_of_call(self, softmax):
+    inputs = jnp.asarray(_stream(24).reshape(8, 3))
+    targets = jnp.asarray(_stream(24, seed=1).reshape(8, 3))
+
+    def forward(inputs, targets):
+      model = models.LanguageModel(
+          hk.LSTM(8), _VOCAB, embed_size=8, dropout_rate=0.5,
+          softmax=softmax, cutoffs=(5, 12), loss_chunk_size=3)
+      state = model.initial_state(3)
+      target_log_probs, final = model(inputs, targets, state)
+      log_probs, log_probs_final = model.log_probs(inputs, state)
+      return target_log_probs, final, log_probs, log_probs_final
+
+    model = hk.without_apply_rng(hk.transform(forward))
+    params = model.init(jax.random.key(0), inputs, targets)
+    target_log_probs, final, log_probs, log_probs_final = model.apply(
+        params, inputs, targets)
+    self.assertEqual(log_probs.shape, (8, 3, _VOCAB))
+    np.testing.assert_allclose(jax.nn.logsumexp(log_probs, axis=-1), 0,
+                               atol=1e-5)
+    np.testing.assert_allclose(
+        jnp.take_along_axis(log_probs, targets[..., None], -1)[..., 0],
+        target_log_probs, atol=1e-5)
+    jax.tree.map(np.testing.assert_array_equal, final, log_probs_final)
+
   def test_bad_arguments(self):
     def build(**kwargs):
       hk.transform(lambda: models.LanguageModel(hk.LSTM(2), 5, **kwargs)
@@ -144,6 +227,8 @@ class LanguageModelTest(parameterized.TestCase):
       build(softmax='full')
     with self.assertRaisesRegex(ValueError, r'dropout_rate must be in \[0, 1'):
       build(dropout_rate=1.0)
+    with self.assertRaisesRegex(ValueError, 'loss_chunk_size must be >= 0'):
+      build(loss_chunk_size=-1)
 
 
 class TruncatedBackpropTest(absltest.TestCase):

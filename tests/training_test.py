@@ -148,6 +148,31 @@ class TrainTest(absltest.TestCase):
     self.assertLess(train_records[-1]['loss'], train_records[0]['loss'] / 5)
     self.assertLess(eval_records[-1]['eval_loss'], eval_records[0]['eval_loss'])
     self.assertEqual(checkpoint.list_steps(workdir), [20, 40])
+    # The first chunk's time is in the first record only; CPUs give no
+    # device memory statistics.
+    self.assertGreater(train_records[0]['first_chunk_s'], 0)
+    self.assertTrue(all('first_chunk_s' not in r for r in train_records[1:]))
+    self.assertIsNone(training.peak_device_memory_mib())
+    self.assertTrue(all('peak_memory_mib' not in r for r in train_records))
+
+  def test_peak_device_memory_is_the_largest_device_peak(self):
+    class FakeDevice:
+
+      def __init__(self, stats):
+        self._stats = stats
+
+      def memory_stats(self):
+        if isinstance(self._stats, Exception):
+          raise self._stats
+        return self._stats
+
+    devices = [FakeDevice({'peak_bytes_in_use': 3 * 2**20}),
+               FakeDevice(None), FakeDevice(RuntimeError('unsupported')),
+               FakeDevice({'peak_bytes_in_use': 5 * 2**20, 'bytes_in_use': 1})]
+    with mock.patch.object(jax, 'local_devices', return_value=devices):
+      self.assertEqual(training.peak_device_memory_mib(), 5.0)
+    with mock.patch.object(jax, 'local_devices', return_value=devices[1:3]):
+      self.assertIsNone(training.peak_device_memory_mib())
 
   def test_each_log_averages_its_whole_interval(self):
     workdir = self.create_tempdir().full_path
