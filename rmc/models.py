@@ -423,9 +423,16 @@ class LanguageModel(hk.Module):
       return adaptive_softmax.AdaptiveSoftmax(
           self._vocab_size, self._cutoffs, self._div_value).full_log_probs(
               hidden), state
-    logits = hidden @ embed.embeddings.T.astype(hidden.dtype)  # [T, B, V]
-    logits += jnp.broadcast_to(self._softmax_bias(hidden.dtype), logits.shape)
+    logits = tied_logits(hidden, embed.embeddings,
+                         self._softmax_bias(hidden.dtype))  # [T, B, V]
     return jax.nn.log_softmax(logits, axis=-1), state
+
+def tied_logits(hidden: jax.Array, embeddings: jax.Array,
+                bias: jax.Array) -> jax.Array:
+  """``hidden @ embeddings.T + bias``: ``[..., E]`` to ``[..., V]``."""
+  logits = hidden @ embeddings.T.astype(hidden.dtype)  # [..., V]
+  return logits + jnp.broadcast_to(bias, logits.shape)
+
 
 def tied_target_log_probs(hidden: jax.Array, targets: jax.Array,
                           embeddings: jax.Array,
@@ -439,10 +446,9 @@ def tied_target_log_probs(hidden: jax.Array, targets: jax.Array,
     bias: ``[V]``.
 
   Returns:
-    ``[...]``: ``log softmax(hidden @ embeddings.T + bias)[targets]``.
+    ``[...]``: ``log_softmax(tied_logits(...))`` at the targets.
   """
-  logits = hidden @ embeddings.T.astype(hidden.dtype)  # [..., V]
-  logits += jnp.broadcast_to(bias, logits.shape)
+  logits = tied_logits(hidden, embeddings, bias)  # [..., V]
   target_logits = jnp.take_along_axis(logits, targets[..., None],
                                       axis=-1)[..., 0]
   return target_logits - jax.nn.logsumexp(logits, axis=-1)
