@@ -46,7 +46,8 @@ with the end of its error output, and the next part runs:
 
 ``--total_s`` bounds the whole command: a part gets at most the time left,
 and parts that cannot start are recorded as skipped. ``--tiny`` runs the
-same parts on the ``smoke`` presets and tiny sizes, as many at once as there
+same parts on the ``smoke`` presets and tiny sizes (``rmc_step``: ``unroll``
+only), as many at once as there
 are CPUs (``--jobs``): under 2 minutes on 2 cores, most of it starting each
 part's process and compiling. A test runs it, so this command cannot rot.
 """
@@ -69,7 +70,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from benchmarks import wikitext_prep
+from benchmarks import synthetic_text
 from rmc import atomic_file
 from rmc import metrics
 from rmc.data import wikitext
@@ -230,7 +231,7 @@ def _write_corpus(directory: str, vocab_size: int, train_tokens: int,
                         ('test', eval_tokens)):
     path = os.path.join(directory, f'wiki.{split}.tokens')
     if not os.path.exists(path):
-      wikitext_prep.write_split(path, tokens, vocab_size, rng,
+      synthetic_text.write_split(path, tokens, vocab_size, rng,
                                 cover_vocabulary=split == 'train')
 
 
@@ -256,7 +257,8 @@ def parts(out: str, tiny: bool, train_s: float) -> list[Part]:
            240, _pytest_summary)]
   for dtype in _DTYPES:
     step_flags = (['--config=tiny', '--matmul_size=64', '--min_time_s=0',
-                   '--min_repeats=2', '--compile_lengths=2']
+                   '--min_repeats=2', '--compile_lengths=2',
+                   '--implementations=unroll']
                   if tiny else
                   ['--config=all', '--min_time_s=0.3', '--min_repeats=3',
                    '--compile_lengths=10,100,1000'])

@@ -36,6 +36,8 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from benchmarks import synthetic_text
+
 _WORKDIR = flags.DEFINE_string('workdir', None,
                                'Where the synthetic corpus and cache go.')
 _TRAIN_TOKENS = flags.DEFINE_integer(
@@ -47,54 +49,6 @@ _VOCAB_SIZE = flags.DEFINE_integer('vocab_size', 267_735,
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the synthetic text.')
 
 _SPLIT_TOKENS = {'valid': 217_646, 'test': 245_569}
-
-
-def write_split(path: str, num_tokens: int, vocab_size: int,
-                rng: np.random.Generator,
-                cover_vocabulary: bool = False) -> None:
-  """Writes ``num_tokens`` (``<eos>`` included) of Zipf-distributed words.
-
-  Args:
-    path: The file, in the WikiText format; replaced when complete.
-    num_tokens: Tokens, ``<eos>`` included (one per line).
-    vocab_size: Word types, ``<eos>`` included.
-    rng: The source of the text.
-    cover_vocabulary: Start with every word once (lines of 90 words), so that
-      a vocabulary built from this split has all ``vocab_size`` types however
-      short it is; those tokens count in ``num_tokens``.
-  """
-  words = np.array([f'w{i}' for i in range(vocab_size - 1)], dtype=object)
-  words[5] = '<unk>'  # As in WikiText, a frequent ordinary word.
-  probs = 1.0 / np.arange(1, vocab_size, dtype=np.float64)
-  cdf = np.cumsum(probs / probs.sum())
-  written = 0
-  with open(path + '.tmp', 'w', encoding='utf-8') as f:
-    if cover_vocabulary:
-      for start in range(0, words.size, 90):
-        line = words[start:start + 90]
-        f.write(' ' + ' '.join(line) + ' \n')
-        written += line.size + 1
-    while written < num_tokens:
-      # A paragraph line of ~90 words and a blank line: two <eos>.
-      lengths = np.maximum(1, rng.poisson(90, size=10_000))
-      ids = np.searchsorted(cdf, rng.random(int(lengths.sum())))
-      ids = np.minimum(ids, vocab_size - 2)
-      tokens = words[ids]
-      lines, start = [], 0
-      for length in lengths:
-        if written + length + 2 > num_tokens:
-          length = max(0, num_tokens - written - 1)
-        lines.append(' ' + ' '.join(tokens[start:start + length]) + ' \n')
-        start += length
-        written += length + 1
-        if written >= num_tokens:
-          break
-        lines.append(' \n')
-        written += 1
-        if written >= num_tokens:
-          break
-      f.write(''.join(lines))
-  os.replace(path + '.tmp', path)
 
 
 def _measure(code: str) -> dict[str, float]:
@@ -120,7 +74,7 @@ def main(argv):
   for split, num_tokens in sizes.items():
     path = os.path.join(data_dir, f'wiki.{split}.tokens')
     if not os.path.exists(path):
-      write_split(path, num_tokens, _VOCAB_SIZE.value, rng)
+      synthetic_text.write_split(path, num_tokens, _VOCAB_SIZE.value, rng)
   subprocess.run(['rm', '-rf', cache_dir], check=True)
   code = ('from rmc.data import wikitext; '
           f'c = wikitext.load({data_dir!r}, cache_dir={cache_dir!r}); '

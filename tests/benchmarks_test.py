@@ -15,6 +15,7 @@
 
 import json
 import math
+import os
 
 from absl import app
 from absl.testing import absltest
@@ -22,9 +23,11 @@ from absl.testing import parameterized
 import haiku as hk
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import binary_testing
 from benchmarks import rmc_step
+from benchmarks import synthetic_text
 import rmc
 
 
@@ -43,6 +46,24 @@ def _dot_flops(jaxpr) -> int:
         if hasattr(inner, 'eqns'):
           total += _dot_flops(inner)
   return total
+
+
+class SyntheticTextTest(parameterized.TestCase):
+
+  @parameterized.parameters(False, True)
+  def test_token_count_and_vocabulary(self, cover_vocabulary):
+    path = os.path.join(self.create_tempdir().full_path, 'wiki.train.tokens')
+    synthetic_text.write_split(path, 3000, 500, np.random.default_rng(0),
+                               cover_vocabulary=cover_vocabulary)
+    with open(path, encoding='utf-8') as f:
+      lines = f.read().split('\n')[:-1]
+    words = [w for line in lines for w in line.split()]
+    self.assertEqual(len(words) + len(lines), 3000)  # One <eos> per line.
+    types = len(set(words)) + 1  # With <eos>.
+    if cover_vocabulary:
+      self.assertEqual(types, 500)
+    else:  # A Zipf sample of 3000 tokens misses much of the tail.
+      self.assertLess(types, 450)
 
 
 class RmcStepTest(parameterized.TestCase):
@@ -107,6 +128,17 @@ class RmcStepTest(parameterized.TestCase):
   def test_unknown_config(self):
     with self.assertRaisesRegex(app.UsageError, "Unknown --config='huge'"):
       binary_testing.run_main(rmc_step, '--config=huge')
+
+  def test_compile_times_only_for_the_compile_configs(self):
+    printed = binary_testing.run_main(
+        rmc_step, '--config=tiny', '--compile_configs=', '--matmul_size=32',
+        '--min_time_s=0', '--min_repeats=2', '--implementations=unroll')
+    (result,) = json.loads(printed)['results']
+    self.assertNotIn('forward_backward_compile_s', result)
+    with self.assertRaisesRegex(app.UsageError,
+                                "--compile_configs entry 'small'"):
+      binary_testing.run_main(rmc_step, '--config=tiny',
+                              '--compile_configs=small')
 
   def test_unknown_implementation(self):
     with self.assertRaisesRegex(app.UsageError, "entry 'scan'"):

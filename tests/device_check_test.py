@@ -93,6 +93,29 @@ class RunPartTest(absltest.TestCase):
     self.assertIn('JSONDecodeError', result['error'])
 
 
+class LmMemoryTest(absltest.TestCase):
+
+  def test_measure_runs_each_chunk_size_in_a_fresh_process(self):
+    completed = subprocess.run(
+        [sys.executable, '-m', 'benchmarks.lm_memory', '--preset=smoke',
+         '--vocab_size=50', '--loss_chunk_sizes=0,3', '--measure'],
+        cwd=_ROOT, capture_output=True, text=True, check=True)
+    printed = completed.stdout
+    report = json.loads(printed[:printed.rindex('}') + 1])
+    self.assertEqual(report['vocab_size'], 50)
+    for result in report['results']:
+      memory = result['memory_analysis_mib']
+      self.assertAlmostEqual(
+          memory['peak'], memory['argument'] + memory['output']
+          + memory['temp'] - memory['alias'], places=0)
+      self.assertGreater(result['peak_rss_mib'], 0)
+      self.assertGreater(result['loss'], 0)
+    # Same model, data and parameters: the loss does not depend on chunks.
+    self.assertAlmostEqual(report['results'][0]['loss'],
+                           report['results'][1]['loss'], places=5)
+    self.assertIn('| 3 |', printed)
+
+
 class TinyCommandTest(absltest.TestCase):
 
   def test_every_part_runs_and_is_reported(self):
@@ -110,8 +133,7 @@ class TinyCommandTest(absltest.TestCase):
     self.assertIn('1 passed', parts['core_tests']['summary'])
     for dtype in ('float32', 'bfloat16'):
       results = parts[f'rmc_step_{dtype}']['results']
-      self.assertEqual([r['implementation'] for r in results],
-                       ['unroll', 'dynamic_unroll'])
+      self.assertEqual([r['implementation'] for r in results], ['unroll'])
       self.assertTrue(all(r['forward_backward_ms'] > 0 for r in results))
       self.assertEqual('compile_s' in results[0], dtype == 'float32')
     for name, part in parts.items():
