@@ -63,7 +63,7 @@ class BinaryTest(parameterized.TestCase):
     for dtype in ('float32', 'bfloat16'):
       workdir = self.create_tempdir().full_path
       _run_main('--preset=smoke', f'--compute_dtype={dtype}',
-                f'--workdir={workdir}')
+                '--num_steps=20', f'--workdir={workdir}')
       records[dtype] = metrics.read_records(
           os.path.join(workdir, 'metrics.jsonl'))
     losses = {dtype: np.array([r['loss'] for r in rs if r['split'] == 'train'])
