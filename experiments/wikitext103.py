@@ -157,7 +157,6 @@ DEFAULT_PRESET = 'cpu'
 BATCH_AXES = dict(inputs=1, targets=1, reset=0)
 
 
-
 def make_model_module(config: dict[str, Any],
                       vocab_size: int) -> models.LanguageModel:
   """The language model module of a resolved configuration (in a transform).
