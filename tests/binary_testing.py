@@ -17,12 +17,15 @@ import contextlib
 import io
 import os
 import random
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 from absl import flags
 from absl.testing import flagsaver
 import numpy as np
 from rmc import checkpoint
+from rmc import metrics
 
 
 def run_main(binary: ModuleType, *args: str) -> str:
@@ -37,6 +40,43 @@ def run_main(binary: ModuleType, *args: str) -> str:
     with contextlib.redirect_stdout(out):
       binary.main([name])
   return out.getvalue()
+
+
+def records_by_dtype(binary: ModuleType, make_workdir: Callable[[], Any],
+                     *args: str) -> dict[str, list[dict[str, Any]]]:
+  """Runs ``binary`` with ``args`` in float32 and in bfloat16 compute.
+
+  Args:
+    binary: The experiment module.
+    make_workdir: Gives a fresh directory per run (e.g. a test's
+      ``create_tempdir``; its ``full_path`` is used if it has one).
+    *args: The flags of both runs.
+
+  Returns:
+    ``{'float32': records, 'bfloat16': records}`` of each run's metrics.
+  """
+  records = {}
+  for dtype in ('float32', 'bfloat16'):
+    workdir = make_workdir()
+    workdir = getattr(workdir, 'full_path', workdir)
+    run_main(binary, *args, f'--compute_dtype={dtype}', f'--workdir={workdir}')
+    records[dtype] = metrics.read_records(
+        os.path.join(workdir, 'metrics.jsonl'))
+  return records
+
+
+def assert_bfloat16_trains_like_float32(
+    records: dict[str, list[dict[str, Any]]]) -> None:
+  """The bfloat16 run learns, and its training losses are float32's within 5%.
+
+  Same data and initialisation: the curves differ only by rounding (and do
+  differ, so bfloat16 was in use).
+  """
+  losses = {dtype: np.array([r['loss'] for r in rs if r['split'] == 'train'])
+            for dtype, rs in records.items()}
+  assert losses['bfloat16'][-1] < losses['bfloat16'][0], losses
+  np.testing.assert_allclose(losses['bfloat16'], losses['float32'], rtol=0.05)
+  assert not np.array_equal(losses['bfloat16'], losses['float32']), losses
 
 
 def checkpoint_arrays(workdir: str) -> tuple[int, dict[str, np.ndarray]]:

@@ -59,21 +59,11 @@ class BinaryTest(parameterized.TestCase):
       self.assertIn(key, records[-1])
 
   def test_bfloat16_compute_learns_like_float32(self):
-    records = {}
-    for dtype in ('float32', 'bfloat16'):
-      workdir = self.create_tempdir().full_path
-      _run_main('--preset=smoke', f'--compute_dtype={dtype}',
-                '--num_steps=20', f'--workdir={workdir}')
-      records[dtype] = metrics.read_records(
-          os.path.join(workdir, 'metrics.jsonl'))
-    losses = {dtype: np.array([r['loss'] for r in rs if r['split'] == 'train'])
-              for dtype, rs in records.items()}
-    self.assertLess(losses['bfloat16'][-1], losses['bfloat16'][0])
-    # Same data and initialisation: the curves, and the final held-out
-    # loss, differ only by rounding (within 5%).
-    np.testing.assert_allclose(losses['bfloat16'], losses['float32'],
-                               rtol=0.05)
-    self.assertFalse(np.array_equal(losses['bfloat16'], losses['float32']))
+    records = binary_testing.records_by_dtype(
+        learn_to_execute, self.create_tempdir, '--preset=smoke',
+        '--num_steps=20')
+    binary_testing.assert_bfloat16_trains_like_float32(records)
+    # The final held-out loss, too, within 5%.
     np.testing.assert_allclose(records['bfloat16'][-1]['eval_loss'],
                                records['float32'][-1]['eval_loss'], rtol=0.05)
 

@@ -185,19 +185,10 @@ class BinaryTest(parameterized.TestCase):
     self.assertLess(train[-1]['loss'], train[0]['loss'])
 
   def test_bfloat16_compute_learns_like_float32(self):
-    losses = {}
-    for dtype in ('float32', 'bfloat16'):
-      workdir = self.create_tempdir().full_path
-      _run_main('--preset=smoke', f'--compute_dtype={dtype}',
-                '--num_steps=20', f'--workdir={workdir}')
-      records = metrics.read_records(os.path.join(workdir, 'metrics.jsonl'))
-      losses[dtype] = np.array(
-          [r['loss'] for r in records if r['split'] == 'train'])
-    self.assertLess(losses['bfloat16'][-1], losses['bfloat16'][0])
-    # Same data and initialisation: the curves differ only by rounding.
-    np.testing.assert_allclose(losses['bfloat16'], losses['float32'],
-                               rtol=0.05)
-    self.assertFalse(np.array_equal(losses['bfloat16'], losses['float32']))
+    binary_testing.assert_bfloat16_trains_like_float32(
+        binary_testing.records_by_dtype(
+            nth_farthest, self.create_tempdir, '--preset=smoke',
+            '--num_steps=20'))
 
   @parameterized.parameters(
       ('--num_objects=1', '--num_objects=1'),

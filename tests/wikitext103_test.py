@@ -87,21 +87,11 @@ class BinaryTest(parameterized.TestCase):
     self.assertEqual(records[-1]['split'], 'test')
 
   def test_bfloat16_compute_learns_like_float32(self):
-    records = {}
-    for dtype in ('float32', 'bfloat16'):
-      workdir = self.create_tempdir().full_path
-      _run_main('--preset=smoke', f'--compute_dtype={dtype}',
-                '--num_steps=20', *self.data_args, f'--workdir={workdir}')
-      records[dtype] = metrics.read_records(
-          os.path.join(workdir, 'metrics.jsonl'))
-    losses = {dtype: np.array([r['loss'] for r in rs if r['split'] == 'train'])
-              for dtype, rs in records.items()}
-    self.assertLess(losses['bfloat16'][-1], losses['bfloat16'][0])
-    # Same data and initialisation: the curves, and the final validation and
-    # test perplexities, differ only by rounding (within 5%).
-    np.testing.assert_allclose(losses['bfloat16'], losses['float32'],
-                               rtol=0.05)
-    self.assertFalse(np.array_equal(losses['bfloat16'], losses['float32']))
+    records = binary_testing.records_by_dtype(
+        wikitext103, self.create_tempdir, '--preset=smoke', '--num_steps=20',
+        *self.data_args)
+    binary_testing.assert_bfloat16_trains_like_float32(records)
+    # The final validation and test perplexities, too, within 5%.
     for split in ('eval', 'test'):
       figures = {dtype: [r for r in rs if r['split'] == split][-1]
                  for dtype, rs in records.items()}
