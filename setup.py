@@ -46,8 +46,11 @@ setuptools.setup(
     python_requires='>=3.11',
     install_requires=_requirements(),
     extras_require={
-        'test': ['pytest>=8', 'pytest-xdist>=3', 'matplotlib>=3.8'],
+        'test': ['pytest>=8', 'pytest-xdist>=3', 'matplotlib>=3.8',
+                 'tensorboardX>=2.6'],
         'plot': ['matplotlib>=3.8'],
+        # --tensorboard: TensorBoard event files (adds only protobuf).
+        'tensorboard': ['tensorboardX>=2.6'],
     },
     classifiers=[
         'License :: OSI Approved :: Apache Software License',

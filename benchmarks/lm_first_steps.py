@@ -54,6 +54,7 @@ from experiments import common
 from experiments import wikitext103
 from rmc import metrics
 from rmc import models
+from rmc import runs
 from rmc.data import wikitext
 
 _DATA_DIR = flags.DEFINE_string(
@@ -106,7 +107,7 @@ def first_steps(config: dict[str, Any], tokens: np.ndarray,
   Returns:
     One dict per step.
   """
-  model, initial = wikitext103.make_model(config, vocab_size)
+  model, initial = runs.language_model(config, vocab_size)
   loss_fn = wikitext103.make_loss_fn(model)
   batch_size, unroll = config['batch_size'], config['unroll_length']
   stream = wikitext.TrainStream(tokens, batch_size, unroll)
@@ -136,12 +137,11 @@ def first_steps(config: dict[str, Any], tokens: np.ndarray,
             jax.lax.stop_gradient(carry), record)
 
   log_probs = hk.without_apply_rng(hk.transform(
-      lambda inputs, state: wikitext103.make_model_module(
+      lambda inputs, state: runs.language_model_module(
           config, vocab_size).log_probs(inputs, state)[0]))
   core_outputs = hk.without_apply_rng(hk.transform(
-      lambda embedded, state: models.unroll(models.make_core(
-          config['core'], lstm_hidden_size=config['lstm_hidden_size'],
-          **common.rmc_kwargs(config)), embedded, state)[0]))
+      lambda embedded, state: models.unroll(runs.make_core(
+          'wikitext103', config), embedded, state)[0]))
 
   @jax.jit
   def diagnose(params, carry, batch):

@@ -54,6 +54,7 @@ import numpy as np
 
 from experiments import common
 from experiments import wikitext103
+from rmc import runs
 from rmc import training
 
 _VOCAB_SIZE = flags.DEFINE_integer(
@@ -74,7 +75,7 @@ _MIB = 2 ** 20
 
 def train_step(config: dict[str, Any], vocab_size: int):
   """``(chunk, abstract_state, abstract_batches)`` of one training step."""
-  model, initial = wikitext103.make_model(config, vocab_size)
+  model, initial = runs.language_model(config, vocab_size)
   optimizer, schedule = common.optimizer(config)
   chunk = training.make_train_chunk(
       wikitext103.make_loss_fn(model), optimizer, schedule, with_carry=True,

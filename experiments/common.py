@@ -19,6 +19,12 @@ Every hyperparameter flag defaults to None, meaning "take it from
 flags are defined here once, so that several binaries can be imported into one
 process (as the tests do).
 
+``--mode`` chooses what a binary does: ``train`` (the default) writes the
+resolved configuration to ``<workdir>/config.json`` (:mod:`rmc.run_config`)
+and trains; the other modes (``evaluate``, and ``predict`` or ``sample``)
+read a trained run's configuration from there (:func:`trained_run`), so they
+need only ``--workdir``.
+
 :func:`run` is the binaries' ``app.run``: a fault of the user's making (a
 flag, the data, the filesystem, a checkpoint, a diverged loss) ends the
 process with one line ``error: ...`` on stderr and exit status 1, and no
@@ -31,7 +37,7 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from absl import app
@@ -41,9 +47,33 @@ import jax
 
 from rmc import atomic_file
 from rmc import checkpoint
+from rmc import metrics
 from rmc import parallel as parallel_lib
+from rmc import run_config
+from rmc import runs
 from rmc import training
 from rmc.data import wikitext
+
+MODES = ('train', 'evaluate', 'predict', 'sample')
+MODE = flags.DEFINE_enum(
+    'mode', 'train', MODES,
+    'train: train in --workdir (resuming from its newest checkpoint). The '
+    'other modes use a trained run, reading its configuration from '
+    '<workdir>/config.json (no hyperparameter flags): evaluate scores a '
+    'checkpoint on the held-out data and appends the figures to '
+    'metrics.jsonl with split=evaluate; predict (Nth Farthest, Learning to '
+    'Execute) shows the model\'s answers beside the true ones; sample (the '
+    'language model) continues --prompt.')
+STEP = flags.DEFINE_integer(
+    'step', None, 'The checkpoint step a trained run is loaded from (the '
+    'modes other than train, and the plotting commands); unset means the '
+    'newest.', lower_bound=0)
+TENSORBOARD = flags.DEFINE_bool(
+    'tensorboard', False,
+    'Also write every metrics record as TensorBoard scalars under '
+    '<workdir>/tensorboard/ (train/loss, eval/accuracy, ...), so that '
+    '`tensorboard --logdir=<workdir>` shows the curves while a run goes. '
+    'Needs the tensorboardX package: pip install \'rmc[tensorboard]\'.')
 
 PRESET = flags.DEFINE_string(
     'preset', None,
@@ -205,11 +235,6 @@ COMMON_HYPERPARAMETERS = (
     'attention_mlp_layers', 'gate_style', 'forget_bias', 'input_bias',
     'attention_scale')
 
-RMC_ARGUMENTS = ('mem_slots', 'head_size', 'num_heads', 'num_blocks',
-                 'key_size', 'attention_mlp_layers', 'gate_style',
-                 'forget_bias', 'input_bias', 'attention_scale')
-
-
 def constant_learning_rate(learning_rate: float) -> dict[str, float]:
   """Preset entries for an undecayed learning rate (the paper's LTE and LM)."""
   return dict(learning_rate=learning_rate, min_learning_rate=learning_rate,
@@ -264,16 +289,6 @@ def loop_config(config: dict[str, Any],
       checkpoint_every=config['checkpoint_every'],
       keep_checkpoints=config['keep_checkpoints'],
       time_budget_s=config['time_budget_s'] or None)
-
-
-def rmc_kwargs(config: dict[str, Any]) -> dict[str, Any]:
-  """Arguments of rmc.RelationalMemory from a resolved configuration."""
-  kwargs = {name: config[name] for name in RMC_ARGUMENTS}
-  kwargs['gate_style'] = (None if kwargs['gate_style'] == 'none'
-                          else kwargs['gate_style'])
-  dtype = config.get('compute_dtype', 'float32')
-  kwargs['compute_dtype'] = None if dtype == 'float32' else dtype
-  return kwargs
 
 
 def training_data(data: training.HostData,
@@ -385,7 +400,8 @@ def _one_line(error: BaseException) -> str | None:
     return (f'{error} Every earlier checkpoint and metrics line is intact: '
             'free some space and rerun the same command to resume.')
   if isinstance(error, (app.UsageError, checkpoint.CheckpointError,
-                        wikitext.DataError, FloatingPointError)):
+                        wikitext.DataError, run_config.ConfigError,
+                        metrics.TensorBoardMissingError, FloatingPointError)):
     return str(error)
   if isinstance(error, OSError) and error.filename is not None:
     # The filesystem's own faults (permissions, read-only, missing files),
@@ -418,12 +434,67 @@ def run(main: Callable[[list[str]], Any]) -> None:
   app.run(main_with_one_line_errors)
 
 
+def check_mode(binary: str, modes: Sequence[str]) -> str:
+  """``--mode``, checked to be one of the binary's ``modes``."""
+  if MODE.value not in modes:
+    raise app.UsageError(f'{binary} has no --mode={MODE.value}; its modes '
+                         f'are {", ".join(modes)}.')
+  return MODE.value
+
+
+def check_tensorboard() -> None:
+  """Fails early if ``--tensorboard`` is set without ``tensorboardX``."""
+  if not TENSORBOARD.value:
+    return
+  try:
+    import tensorboardX  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError as e:
+    raise metrics.TensorBoardMissingError() from e
+
+
+def describe_run(binary: str, config: dict[str, Any],
+                 parallel: parallel_lib.DataParallel,
+                 data: dict[str, Any]) -> dict[str, Any]:
+  """The run's config.json (see :mod:`rmc.run_config`).
+
+  Args:
+    binary: The binary's module name, one of ``rmc.runs.BINARIES``.
+    config: The resolved hyperparameters.
+    parallel: The data-parallel mesh.
+    data: What identifies the binary's data.
+  """
+  return {
+      'binary': binary,
+      'seed': SEED.value,
+      'hyperparameters': config,
+      'core': runs.core_description(config),
+      'data': dict(data, synthetic_input=SYNTHETIC_INPUT.value),
+      'run': {'devices': parallel.num_devices,
+              'processes': jax.process_count(),
+              'platform': jax.devices()[0].platform,
+              'tensorboard': TENSORBOARD.value},
+      'code': run_config.code_version(),
+  }
+
+
 def run_and_report(
     run_fn: Callable[..., dict[str, Any]],
     config: dict[str, Any],
     parallel: parallel_lib.DataParallel,
+    binary: str,
+    data: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
   """Runs ``run_fn(config, workdir, seed, parallel)`` for a binary's main.
+
+  First writes the run's ``config.json`` (:func:`describe_run`), or checks
+  the flags against the one there when resuming.
+
+  Args:
+    run_fn: The binary's ``run``.
+    config: The resolved hyperparameters.
+    parallel: The data-parallel mesh.
+    binary: The binary's module name.
+    data: What identifies the binary's data (for config.json).
 
   Returns:
     The final evaluation record, or None when the work directory already
@@ -431,9 +502,17 @@ def run_and_report(
 
   Raises:
     app.UsageError: If ``--workdir`` is not usable (checked first).
+    rmc.run_config.ConfigMismatchError: If the flags would change the model
+      or the data of the run in ``--workdir``.
   """
   path = workdir(writable=parallel.is_primary)
+  check_tensorboard()
   logging.info('Configuration: %s', config)
+  description = describe_run(binary, config, parallel, data or {})
+  if parallel.is_primary:
+    run_config.start(path, description)
+  elif os.path.exists(run_config.path(path)):
+    run_config.check_resume(run_config.read(path), description, path)
   summary = run_fn(config, path, SEED.value, parallel)
   if summary['eval'] is None:
     print(f'Nothing to train: {path} already holds step '
@@ -442,3 +521,77 @@ def run_and_report(
   return dict(summary['eval'], stopped_by=summary['stopped_by'],
               **{k: v for k, v in (summary.get('test') or {}).items()
                  if k.startswith('test_')})
+
+
+def trained_run(binary: str, names: Sequence[str],
+                may_override: Sequence[str] = ()
+                ) -> tuple[runs.Run, dict[str, Any]]:
+  """The trained run in ``--workdir`` (at ``--step``), for the other modes.
+
+  Its configuration comes from its config.json, so hyperparameter flags are
+  refused, but for ``may_override`` (e.g. the size of the held-out set).
+
+  Args:
+    binary: The binary's module name.
+    names: Its hyperparameter flags.
+    may_override: Those that may be given (they change only what is
+      evaluated, not the model).
+
+  Returns:
+    ``(run, hyperparameters)``: the :class:`rmc.runs.Run`, and its
+    hyperparameters with the ``may_override`` flags given.
+
+  Raises:
+    app.UsageError: Without ``--workdir``, for a run of another binary, or
+      for hyperparameter flags.
+    rmc.run_config.ConfigError: If config.json is missing or unreadable.
+    rmc.checkpoint.CheckpointError: If there is no (such) checkpoint.
+  """
+  path = WORKDIR.value
+  if not path:
+    raise app.UsageError('--workdir is required: the work directory of a '
+                         'trained run.')
+  saved = run_config.read(path)
+  if saved.get('binary') != binary:
+    raise app.UsageError(f'{path} holds a run of {saved.get("binary")}, not '
+                         f'of {binary}.')
+  given = [name for name in ('preset', 'compute_dtype', *names)
+           if flags.FLAGS[name].present and name not in may_override]
+  if MODE.value == 'evaluate' and flags.FLAGS['seed'].present:
+    given.append('seed')  # The held-out set is the run's own.
+  if given:
+    raise app.UsageError(
+        f'A trained run\'s configuration is read from '
+        f'{run_config.path(path)}; drop '
+        f'{", ".join("--" + name for name in given)}.')
+  run = runs.load_run(path, STEP.value)
+  hyperparameters = dict(run.hyperparameters, **{
+      name: flags.FLAGS[name].value for name in may_override
+      if flags.FLAGS[name].present})
+  return run, hyperparameters
+
+
+def append_evaluation(run: runs.Run, figures: dict[str, Any],
+                      **fields: Any) -> dict[str, Any]:
+  """Appends an evaluation of ``run`` to its metrics.jsonl.
+
+  Args:
+    run: The evaluated run.
+    figures: ``{name: value}``, written as ``eval_<name>``.
+    **fields: Further entries of the record (e.g. the split scored).
+
+  Returns:
+    The record: ``step`` (the checkpoint's), ``split: 'evaluate'``, the
+    figures and ``fields``.
+  """
+  record = {'step': run.step, 'split': 'evaluate',
+            **{f'eval_{k}': v for k, v in figures.items()}, **fields}
+  if jax.process_index() == 0:
+    check_tensorboard()
+    writer = metrics.MetricWriter(
+        os.path.join(run.workdir, 'metrics.jsonl'), resume_step=None,
+        tensorboard_dir=(os.path.join(run.workdir, metrics.TENSORBOARD_DIR)
+                         if TENSORBOARD.value else None))
+    writer.write(record)
+    writer.close()
+  return record

@@ -38,6 +38,7 @@ logged training loss), training uses the chosen curriculum rather than only
 """
 
 import random
+import sys
 from typing import Any
 
 from absl import app
@@ -45,11 +46,13 @@ from absl import flags
 from absl import logging
 import haiku as hk
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from experiments import common
 from rmc import models
 from rmc import parallel as rmc_parallel
-from rmc import relational_memory
+from rmc import runs
 from rmc import training
 from rmc.data import learn_to_execute as lte
 
@@ -77,6 +80,12 @@ flags.DEFINE_float('curriculum_loss_threshold', None,
                    'Naive/combine curricula advance when the relative loss '
                    'change over the window is below this.')
 common.finite_floats('curriculum_loss_threshold')
+_PROGRAM = flags.DEFINE_multi_string(
+    'program', None, 'With --mode=predict: a program to run, e.g. '
+    '\'(123+456)*789\' (repeat the flag for several); without it, programs '
+    'are read from stdin, one per line.')
+
+MODES = ('train', 'evaluate', 'predict')
 
 HYPERPARAMETERS = ('task', 'curriculum', 'max_length', 'max_nesting',
                    'token_mode', 'decoder', 'separate_cores', 'loss_average',
@@ -124,6 +133,43 @@ BATCH_AXES = dict(inputs=1, targets=1, decoder_inputs=1, input_lengths=0,
                   target_lengths=0)
 
 
+def held_out_set(config: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
+  """The fixed held-out set: programs at the maximum length and nesting.
+
+  Returns:
+    The fields of :class:`rmc.data.learn_to_execute.Batch`, each with a
+    leading axis of ``eval_batches``; drawn from their own seed.
+  """
+  vocabulary = runs.learn_to_execute_vocabulary(config)
+  evaluation = lte.BaselineCurriculum(config['max_length'],
+                                      config['max_nesting'])
+  eval_rng = random.Random(f'{seed}:eval')
+  return lte.stack_batches([
+      lte.make_batch(eval_rng, config['batch_size'], config['task'],
+                     evaluation, vocabulary, config['token_mode'] == 'char')
+      for _ in range(config['eval_batches'])])
+
+
+def make_metrics_fn(config: dict[str, Any]):
+  """``metrics_fn(params, batch)``: loss, per-token accuracy and solved."""
+  model = runs.learn_to_execute_model(config)
+
+  def metrics_fn(params, batch):
+    return models.sequence_metrics(
+        model.apply(params, batch), batch['targets'], batch['target_lengths'],
+        config['loss_average'])
+
+  return metrics_fn
+
+
+def make_evaluate(config: dict[str, Any], seed: int,
+                  parallel: rmc_parallel.DataParallel | None = None):
+  """``evaluate(params) -> {loss, accuracy, solved}`` on the held-out set."""
+  return training.make_evaluator(make_metrics_fn(config),
+                                 held_out_set(config, seed), parallel,
+                                 BATCH_AXES)
+
+
 def run(config: dict[str, Any], workdir: str, seed: int,
         parallel: rmc_parallel.DataParallel | None = None) -> dict[str, Any]:
   """Trains and evaluates one Learning to Execute model.
@@ -138,7 +184,7 @@ def run(config: dict[str, Any], workdir: str, seed: int,
     The summary of :func:`rmc.training.train`.
   """
   by_char = config['token_mode'] == 'char'
-  vocabulary = lte.Vocabulary(by_char, config['max_length'])
+  vocabulary = runs.learn_to_execute_vocabulary(config)
   curriculum = lte.CURRICULA[config['curriculum']](
       config['max_length'], config['max_nesting'],
       loss_threshold=config['curriculum_loss_threshold'])
@@ -146,36 +192,8 @@ def run(config: dict[str, Any], workdir: str, seed: int,
   data = lte.TrainingData(config['task'], curriculum, config['batch_size'],
                           vocabulary, seed, by_char,
                           rows=parallel.process_rows(config['batch_size']))
-  # The held-out set: the maximum length and nesting, from its own seed.
-  evaluation = lte.BaselineCurriculum(config['max_length'],
-                                      config['max_nesting'])
-  eval_rng = random.Random(f'{seed}:eval')
-  eval_set = lte.stack_batches([
-      lte.make_batch(eval_rng, config['batch_size'], config['task'],
-                     evaluation, vocabulary, by_char)
-      for _ in range(config['eval_batches'])])
-
-  def make_core(name):
-    if config['core'] == 'lstm':
-      return models.make_lstm_with_skips(config['lstm_hidden_size'])
-    return relational_memory.RelationalMemory(
-        **common.rmc_kwargs(config), name=name)
-
-  def forward(batch):
-    encoder = make_core('relational_memory')
-    decoder = make_core('decoder') if config['separate_cores'] else encoder
-    model = models.Seq2Seq(encoder, decoder, len(vocabulary),
-                           teacher_forcing=config['decoder'] ==
-                           'teacher_forcing')
-    return model(batch['inputs'], batch['input_lengths'],
-                 batch['decoder_inputs'], batch['target_lengths'])
-
-  model = hk.without_apply_rng(hk.transform(forward))
-
-  def metrics_fn(params, batch):
-    return models.sequence_metrics(
-        model.apply(params, batch), batch['targets'], batch['target_lengths'],
-        config['loss_average'])
+  model = runs.learn_to_execute_model(config)
+  metrics_fn = make_metrics_fn(config)
 
   def loss_fn(params, key, batch):
     del key  # The model is deterministic.
@@ -184,7 +202,7 @@ def run(config: dict[str, Any], workdir: str, seed: int,
                              'solved': metrics['solved']}
 
   init_key, train_key = jax.random.split(jax.random.key(seed))
-  example = jax.tree.map(lambda x: x[0], eval_set)
+  example = jax.tree.map(lambda x: x[0], data.batches(0, 1))
   params = jax.jit(model.init)(init_key, example)
   logging.info('Parameters: %d; vocabulary: %d tokens.',
                hk.data_structures.tree_size(params), len(vocabulary))
@@ -195,16 +213,153 @@ def run(config: dict[str, Any], workdir: str, seed: int,
       train_chunk=training.make_train_chunk(
           loss_fn, optimizer, schedule, parallel=parallel,
           batch_axes=BATCH_AXES),
-      evaluate=training.make_evaluator(metrics_fn, eval_set, parallel,
-                                       BATCH_AXES),
+      evaluate=make_evaluate(config, seed, parallel),
       config=common.loop_config(config),
       data=common.training_data(data, parallel, BATCH_AXES),
-      parallel=parallel)
+      parallel=parallel,
+      tensorboard=common.TENSORBOARD.value)
+
+
+def _report(evaluation: dict[str, Any], config: dict[str, Any]) -> None:
+  """Prints an evaluation record of the held-out set."""
+  held_out = config['eval_batches'] * config['batch_size']
+  stopped = (f', stopped by {evaluation["stopped_by"]}'
+             if 'stopped_by' in evaluation else '')
+  print(f'Held-out per-character accuracy {evaluation["eval_accuracy"]:.4f}, '
+        f'solved {evaluation["eval_solved"]:.4f} (loss '
+        f'{evaluation["eval_loss"]:.4f}, {held_out} programs of length '
+        f'{config["max_length"]}, nesting {config["max_nesting"]}) at step '
+        f'{evaluation["step"]}{stopped}.')
+
+
+def evaluate_main() -> dict[str, Any]:
+  """``--mode=evaluate``: the held-out set, scored by a checkpoint."""
+  run, config = common.trained_run('learn_to_execute', HYPERPARAMETERS,
+                                   may_override=('eval_batches',))
+  parallel = common.data_parallel(('batch_size', config['batch_size']))
+  figures = make_evaluate(config, run.config['seed'], parallel)(run.params)
+  record = common.append_evaluation(
+      run, figures, eval_programs=config['eval_batches'] *
+      config['batch_size'])
+  _report(record, config)
+  return record
+
+
+def predict(run: runs.Run, programs: list[str]) -> list[dict[str, Any]]:
+  """The model's answers to programs, beside the generator's.
+
+  The model is told how many tokens the true answer has, as in training and
+  evaluation (its decoder runs for that many steps); with teacher forcing it
+  is fed its own previous token (greedy decoding), not the true one.
+
+  Args:
+    run: A trained Learning to Execute run.
+    programs: Program texts of the run's task, e.g. ``'(12+34)*56'``.
+
+  Returns:
+    One dict per program: ``program``, ``target`` (from
+    :func:`rmc.data.learn_to_execute.evaluate_program`), ``answer`` (the
+    model's, as many tokens as the target) and ``accuracy`` (the fraction of
+    its tokens that are right).
+
+  Raises:
+    ValueError: For a program the task's grammar or the model's vocabulary
+      and lengths do not allow; the message names it.
+  """
+  config = run.hyperparameters
+  vocabulary = run.vocabulary
+  by_char = config['token_mode'] == 'char'
+  steps_in, steps_out = lte.sequence_lengths(
+      config['task'], config['max_length'], config['max_nesting'], by_char)
+  columns = {name: [] for name in ('inputs', 'input_lengths', 'targets',
+                                   'target_lengths')}
+  targets = []
+  for program in programs:
+    target = lte.evaluate_program(program, config['task'])
+    try:
+      ids, length = vocabulary.encode(program, steps_in)
+      target_ids, target_length = vocabulary.encode(target, steps_out)
+    except ValueError as e:
+      raise ValueError(f'The model cannot read {program!r} (it was trained '
+                       f'on literals of up to {config["max_length"]} digits '
+                       f'and {config["max_nesting"]} operations): {e}') from e
+    columns['inputs'].append(ids)
+    columns['input_lengths'].append(length)
+    columns['targets'].append(target_ids)
+    columns['target_lengths'].append(target_length)
+    targets.append(target)
+  batch = {'inputs': np.asarray(columns['inputs'], np.int32).T,  # [T_in, B]
+           'targets': np.asarray(columns['targets'], np.int32).T,
+           'input_lengths': np.asarray(columns['input_lengths'], np.int32),
+           'target_lengths': np.asarray(columns['target_lengths'], np.int32)}
+  sos = vocabulary.id(lte.SOS)
+
+  @jax.jit
+  def greedy(params, batch):
+    """Argmax tokens ``[T_out, B]``; with teacher forcing, each fed back."""
+    def logits_of(decoder_inputs):  # [T_out, B, V]
+      return run.model.apply(params, dict(batch,
+                                          decoder_inputs=decoder_inputs))
+
+    decoder_inputs = jnp.full_like(batch['targets'], sos)  # [T_out, B]
+    if config['decoder'] == 'teacher_forcing':
+      # The decoder is causal: output t reads decoder_inputs[:t + 1].
+      def feed_back(t, decoder_inputs):
+        answer = jnp.argmax(logits_of(decoder_inputs), axis=-1)
+        return decoder_inputs.at[t + 1].set(answer[t])
+      decoder_inputs = jax.lax.fori_loop(0, steps_out - 1, feed_back,
+                                         decoder_inputs)
+    return jnp.argmax(logits_of(decoder_inputs), axis=-1)
+
+  answers = np.asarray(greedy(run.params, batch))  # [T_out, B]
+  results = []
+  for b, (program, target) in enumerate(zip(programs, targets)):
+    length = int(batch['target_lengths'][b])
+    answer = vocabulary.decode(answers[:length, b])
+    right = int(np.sum(answers[:length, b] == batch['targets'][:length, b]))
+    results.append({'program': program, 'target': target, 'answer': answer,
+                    'accuracy': right / length})
+  return results
+
+
+def predict_main() -> None:
+  """``--mode=predict``: the model's answers to programs given or on stdin."""
+  run, _ = common.trained_run('learn_to_execute', HYPERPARAMETERS)
+  programs = _PROGRAM.value
+  if not programs:
+    if sys.stdin.isatty():
+      print('Type programs, one per line; end with Ctrl-D.', file=sys.stderr)
+    programs = [line.strip() for line in sys.stdin if line.strip()]
+  if not programs:
+    raise app.UsageError('No program: give --program=... or programs on '
+                         'stdin, one per line.')
+  try:
+    results = predict(run, programs)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
+  config = run.hyperparameters
+  print(f'Learning to Execute ({config["task"]}), step {run.step} of '
+        f'{run.workdir}; the model writes as many characters as the true '
+        'answer has.')
+  for result in results:
+    verdict = ('right' if result['answer'] == result['target']
+               else f'wrong, {result["accuracy"]:.0%} of characters right')
+    print(f'{result["program"]}\n  true value {result["target"]}, model '
+          f'{result["answer"]} ({verdict})')
+  solved = sum(r['answer'] == r['target'] for r in results)
+  print(f'{solved} of {len(results)} solved.')
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
+  mode = common.check_mode('learn_to_execute', MODES)
+  if mode == 'evaluate':
+    evaluate_main()
+    return
+  if mode == 'predict':
+    predict_main()
+    return
   config = common.resolve_config(PRESETS, DEFAULT_PRESET, HYPERPARAMETERS)
   try:
     lte.sequence_lengths(config['task'], config['max_length'],
@@ -212,15 +367,17 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(str(e)) from e
   parallel = common.data_parallel(('batch_size', config['batch_size']))
-  evaluation = common.run_and_report(run, config, parallel)
+  by_char = config['token_mode'] == 'char'
+  evaluation = common.run_and_report(
+      run, config, parallel, 'learn_to_execute',
+      data={'generator': 'rmc.data.learn_to_execute.generate_program',
+            'vocab_size': len(runs.learn_to_execute_vocabulary(config)),
+            'sequence_lengths': list(lte.sequence_lengths(
+                config['task'], config['max_length'], config['max_nesting'],
+                by_char))})
   if evaluation is None:
     return
-  held_out = config['eval_batches'] * config['batch_size']
-  print(f'Held-out per-character accuracy {evaluation["eval_accuracy"]:.4f}, '
-        f'solved {evaluation["eval_solved"]:.4f} (loss '
-        f'{evaluation["eval_loss"]:.4f}, {held_out} programs of length '
-        f'{config["max_length"]}, nesting {config["max_nesting"]}) at step '
-        f'{evaluation["step"]}, stopped by {evaluation["stopped_by"]}.')
+  _report(evaluation, config)
 
 
 if __name__ == '__main__':

@@ -56,9 +56,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import common
-from rmc import checkpoint
 from rmc import models
 from rmc import parallel as rmc_parallel
+from rmc import runs
 from rmc import training
 from rmc.data import nth_farthest
 
@@ -81,6 +81,11 @@ flags.DEFINE_float(
     'one --log_every interval) at which the next rank is added.',
     lower_bound=0.0, upper_bound=1.0)
 common.finite_floats('rank_curriculum_threshold')
+_NUM_EXAMPLES = flags.DEFINE_integer(
+    'num_examples', 5, 'With --mode=predict: random sequences to show (drawn '
+    'from --seed).', lower_bound=1, upper_bound=1000)
+
+MODES = ('train', 'evaluate', 'predict')
 
 HYPERPARAMETERS = (('num_objects', 'num_features', 'rank_curriculum',
                     'rank_curriculum_threshold')
@@ -138,33 +143,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         num_heads=2, **_RMC_DEFAULTS),
 }
 DEFAULT_PRESET = 'demo'
-
-
-def make_model(config: dict[str, Any],
-               return_diagnostics: bool = False) -> hk.Transformed:
-  """The Nth Farthest model of a resolved configuration.
-
-  Args:
-    config: Resolved hyperparameters (every name in ``HYPERPARAMETERS``).
-    return_diagnostics: Build the RMC with ``return_diagnostics=True``; the
-      parameters are the same.
-
-  Returns:
-    ``apply(params, inputs [B, K, F + 3K], return_core_outputs=False)``
-    gives the logits ``[B, K]`` (and, with ``return_core_outputs``, the
-    core's outputs at every step, batch-major), without an RNG.
-  """
-  def forward(inputs, return_core_outputs=False):
-    rmc_kwargs = common.rmc_kwargs(config)
-    if return_diagnostics:
-      rmc_kwargs['return_diagnostics'] = True
-    core = models.make_core(config['core'],
-                            lstm_hidden_size=config['lstm_hidden_size'],
-                            **rmc_kwargs)
-    return models.SequenceClassifier(core, config['num_objects'])(
-        inputs, return_core_outputs=return_core_outputs)
-
-  return hk.without_apply_rng(hk.transform(forward))
 
 
 class RankCurriculum:
@@ -241,7 +219,8 @@ def initial_state(
   """
   init_key, train_key, _ = _keys(seed)
   example = jax.eval_shape(_generator(config), init_key)
-  params = jax.jit(make_model(config).init)(init_key, example.inputs)
+  params = jax.jit(runs.nth_farthest_model(config).init)(init_key,
+                                                         example.inputs)
   optimizer, _ = common.optimizer(config)
   data = (RankCurriculum(config['num_objects'],
                          config['rank_curriculum_threshold'])
@@ -249,35 +228,31 @@ def initial_state(
   return training.init_state(params, optimizer, train_key), data
 
 
-def load_params(config: dict[str, Any], workdir: str,
-                step: int | None = None) -> tuple[int, hk.Params]:
-  """Parameters of a checkpoint of a run with configuration ``config``.
+def make_evaluate(config: dict[str, Any], seed: int,
+                  parallel: rmc_parallel.DataParallel | None = None):
+  """``evaluate(params) -> {name: mean}`` on the run's held-out set.
 
-  Args:
-    config: The run's resolved hyperparameters.
-    workdir: The run's work directory.
-    step: The checkpoint's step; None means the newest.
-
-  Returns:
-    ``(step, params)``.
-
-  Raises:
-    checkpoint.CheckpointError: If there is no such checkpoint, or it does
-      not match ``config``'s model.
+  The figures are ``loss``, ``accuracy`` and the accuracy split by the
+  queried rank: ``accuracy_rank_0`` (the reference itself) and
+  ``accuracy_other_ranks``.
   """
-  steps = checkpoint.list_steps(workdir)
-  if not steps:
-    raise checkpoint.CheckpointError(f'No checkpoint in {workdir}.')
-  if step is None:
-    step = steps[-1]
-  elif step not in steps:
-    raise checkpoint.CheckpointError(
-        f'No checkpoint of step {step} in {workdir}; it holds steps {steps}.')
-  state, data = initial_state(config, seed=0)
-  template = (state, data.state() if data is not None else {})
-  state, _ = checkpoint.restore(checkpoint.path_for_step(workdir, step),
-                                template)
-  return step, state.params
+  model = runs.nth_farthest_model(config)
+  k = config['num_objects']
+
+  def eval_metrics_fn(params, batch):
+    logits = model.apply(params, batch.inputs)  # [B, K]
+    metrics = models.classification_metrics(logits, batch.labels)
+    rank = jnp.argmax(batch.inputs[:, 0, -k:], axis=-1)  # [B], the n one-hot.
+    correct = jnp.argmax(logits, axis=-1) == batch.labels  # [B]
+    # Rank 0 asks for the reference itself, readable from its one-hot.
+    for name, mask in (('accuracy_rank_0', rank == 0),
+                       ('accuracy_other_ranks', rank != 0)):
+      metrics[name] = (jnp.sum(correct & mask)
+                       / jnp.maximum(jnp.sum(mask), 1))
+    return metrics
+
+  return training.make_evaluator(eval_metrics_fn, held_out_set(config, seed),
+                                 parallel)
 
 
 def run(config: dict[str, Any], workdir: str, seed: int,
@@ -294,7 +269,7 @@ def run(config: dict[str, Any], workdir: str, seed: int,
     The summary of :func:`rmc.training.train`.
   """
   generate = _generator(config)
-  model = make_model(config)
+  model = runs.nth_farthest_model(config)
   parallel = parallel or rmc_parallel.DataParallel()
   curriculum = config['rank_curriculum']
 
@@ -314,20 +289,6 @@ def run(config: dict[str, Any], workdir: str, seed: int,
       aux['curriculum_num_ranks'] = batch.astype(jnp.float32)
     return metrics['loss'], aux
 
-  def eval_metrics_fn(params, batch):
-    """Loss and accuracy, plus accuracy split by the queried rank n."""
-    logits = model.apply(params, batch.inputs)  # [B, K]
-    metrics = models.classification_metrics(logits, batch.labels)
-    k = config['num_objects']
-    rank = jnp.argmax(batch.inputs[:, 0, -k:], axis=-1)  # [B], the n one-hot.
-    correct = jnp.argmax(logits, axis=-1) == batch.labels  # [B]
-    # Rank 0 asks for the reference itself, readable from its one-hot.
-    for name, mask in (('accuracy_rank_0', rank == 0),
-                       ('accuracy_other_ranks', rank != 0)):
-      metrics[name] = (jnp.sum(correct & mask)
-                       / jnp.maximum(jnp.sum(mask), 1))
-    return metrics
-
   state, data = initial_state(config, seed)
   logging.info('Parameters: %d.', hk.data_structures.tree_size(state.params))
   optimizer, schedule = common.optimizer(config)
@@ -342,11 +303,11 @@ def run(config: dict[str, Any], workdir: str, seed: int,
       train_chunk=training.make_train_chunk(
           loss_fn, optimizer, schedule, parallel=parallel,
           batch_axes=None if curriculum else 0),
-      evaluate=training.make_evaluator(
-          eval_metrics_fn, held_out_set(config, seed), parallel),
+      evaluate=make_evaluate(config, seed, parallel),
       config=common.loop_config(config),
       data=data,
-      parallel=parallel)
+      parallel=parallel,
+      tensorboard=common.TENSORBOARD.value)
 
 
 def plateau(num_objects: int) -> tuple[float, float]:
@@ -359,28 +320,116 @@ def plateau(num_objects: int) -> tuple[float, float]:
   return 2 / num_objects, 1 / (num_objects - 1)
 
 
+def _report(evaluation: dict[str, Any], config: dict[str, Any]) -> None:
+  """Prints an evaluation record of the held-out set."""
+  k = config['num_objects']
+  held_out = config['eval_batches'] * config['batch_size']
+  plateau_overall, plateau_other = plateau(k)
+  stopped = (f', stopped by {evaluation["stopped_by"]}'
+             if 'stopped_by' in evaluation else '')
+  print(f'Held-out accuracy {evaluation["eval_accuracy"]:.4f} '
+        f'(rank 0: {evaluation["eval_accuracy_rank_0"]:.4f}, other ranks: '
+        f'{evaluation["eval_accuracy_other_ranks"]:.4f}; loss '
+        f'{evaluation["eval_loss"]:.4f}, {held_out} sequences) at step '
+        f'{evaluation["step"]}{stopped}.')
+  print(f'With {k} objects chance is {1 / k:.4f}; the plateau where only '
+        f'rank 0 (the reference) is solved is {plateau_overall:.4f} overall, '
+        f'{plateau_other:.4f} on the other ranks.')
+
+
+def evaluate_main() -> dict[str, Any]:
+  """``--mode=evaluate``: the held-out set, scored by a checkpoint."""
+  run, config = common.trained_run('nth_farthest', HYPERPARAMETERS,
+                                   may_override=('eval_batches',))
+  parallel = common.data_parallel(('batch_size', config['batch_size']))
+  figures = make_evaluate(config, run.config['seed'], parallel)(run.params)
+  record = common.append_evaluation(
+      run, figures, eval_sequences=config['eval_batches'] *
+      config['batch_size'])
+  _report(record, config)
+  return record
+
+
+def predictions(run: runs.Run, num_examples: int,
+                seed: int) -> list[dict[str, Any]]:
+  """The model's answers to random sequences of the run's task.
+
+  Args:
+    run: A trained Nth Farthest run.
+    num_examples: Sequences to draw.
+    seed: Seed of the sequences.
+
+  Returns:
+    One dict per sequence: ``vectors`` ``[K, F]`` by object id,
+    ``reference`` and ``rank`` (the question), ``answer`` (the right object
+    id), ``predicted`` (the model's) and ``probabilities`` ``[K]`` by id.
+  """
+  config = run.hyperparameters
+  k, f = config['num_objects'], config['num_features']
+  batch = jax.jit(functools.partial(
+      nth_farthest.generate, batch_size=num_examples, num_objects=k,
+      num_features=f))(jax.random.key(seed))
+  logits = jax.jit(run.model.apply)(run.params, batch.inputs)  # [S, K]
+  inputs = np.asarray(batch.inputs)  # [S, K, F + 3K]
+  probabilities = np.asarray(jax.nn.softmax(logits, axis=-1))
+  examples = []
+  for s in range(num_examples):
+    ids = np.argmax(inputs[s, :, f:f + k], axis=-1)  # [K], rows' object ids.
+    examples.append({
+        'vectors': inputs[s, np.argsort(ids), :f],  # [K, F]
+        'reference': int(np.argmax(inputs[s, 0, f + k:f + 2 * k])),
+        'rank': int(np.argmax(inputs[s, 0, f + 2 * k:])),
+        'answer': int(batch.labels[s]),
+        'predicted': int(np.argmax(probabilities[s])),
+        'probabilities': probabilities[s]})
+  return examples
+
+
+def predict_main() -> None:
+  """``--mode=predict``: questions, the model's answers and the right ones."""
+  run, _ = common.trained_run('nth_farthest', HYPERPARAMETERS)
+  examples = predictions(run, _NUM_EXAMPLES.value, common.SEED.value)
+  print(f'Nth Farthest, step {run.step} of {run.workdir}: which object is '
+        'at rank n in distance from the reference (n=0: the reference '
+        'itself, then nearest first)?')
+  for s, example in enumerate(examples):
+    reference = example['vectors'][example['reference']]
+    distances = np.linalg.norm(example['vectors'] - reference, axis=-1)
+    print(f'\nSequence {s}: rank n={example["rank"]} from object '
+          f'{example["reference"]}.')
+    for i, vector in enumerate(example['vectors']):
+      features = ' '.join(f'{x:+.2f}' for x in vector)
+      print(f'  object {i}: distance {distances[i]:.3f}  [{features}]')
+    predicted = example['predicted']
+    verdict = 'right' if predicted == example['answer'] else 'wrong'
+    print(f'  Answer: object {example["answer"]}. The model says object '
+          f'{predicted} (p={example["probabilities"][predicted]:.3f}): '
+          f'{verdict}.')
+  right = sum(e['predicted'] == e['answer'] for e in examples)
+  print(f'\n{right} of {len(examples)} right.')
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
+  mode = common.check_mode('nth_farthest', MODES)
+  if mode == 'evaluate':
+    evaluate_main()
+    return
+  if mode == 'predict':
+    predict_main()
+    return
   config = common.resolve_config(PRESETS, DEFAULT_PRESET, HYPERPARAMETERS)
   if config['rank_curriculum'] and common.SYNTHETIC_INPUT.value:
     raise app.UsageError('--synthetic_input feeds one fixed batch; it cannot '
                          'follow --rank_curriculum.')
   parallel = common.data_parallel(('batch_size', config['batch_size']))
-  evaluation = common.run_and_report(run, config, parallel)
+  evaluation = common.run_and_report(
+      run, config, parallel, 'nth_farthest',
+      data={'generator': 'rmc.data.nth_farthest.generate'})
   if evaluation is None:
     return
-  k = config['num_objects']
-  held_out = config['eval_batches'] * config['batch_size']
-  plateau_overall, plateau_other = plateau(k)
-  print(f'Held-out accuracy {evaluation["eval_accuracy"]:.4f} '
-        f'(rank 0: {evaluation["eval_accuracy_rank_0"]:.4f}, other ranks: '
-        f'{evaluation["eval_accuracy_other_ranks"]:.4f}; loss '
-        f'{evaluation["eval_loss"]:.4f}, {held_out} sequences) at step '
-        f'{evaluation["step"]}, stopped by {evaluation["stopped_by"]}.')
-  print(f'With {k} objects chance is {1 / k:.4f}; the plateau where only '
-        f'rank 0 (the reference) is solved is {plateau_overall:.4f} overall, '
-        f'{plateau_other:.4f} on the other ranks.')
+  _report(evaluation, config)
 
 
 if __name__ == '__main__':

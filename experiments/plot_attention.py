@@ -13,13 +13,13 @@
 # limitations under the License.
 r"""Draws an Nth Farthest RMC's attention, as in the paper's Figure 3.
 
-Usage (needs matplotlib: ``pip install -e '.[plot]'``), with the ``--preset``
-and hyperparameter flags the run was trained with:
+Usage (needs matplotlib: ``pip install -e '.[plot]'``); the run's
+configuration is read from ``<workdir>/config.json``:
 
-  python -m experiments.plot_attention --workdir=/tmp/nf --preset=cpu \
+  python -m experiments.plot_attention --workdir=/tmp/nf \
       --output=attention.png [--step=S] [--num_sequences=2] [--block=0]
 
-Loads the checkpoint, runs the first held-out sequences that ask for a rank
+Loads the checkpoint (:func:`rmc.load_run`), runs the first held-out sequences that ask for a rank
 other than 0 (rank 0, the reference itself, needs no comparison), and draws,
 for each sequence and each head, one heatmap per time step: the attention
 weights of every memory row (a query, down) over the memory rows and the
@@ -37,11 +37,8 @@ import numpy as np
 
 from experiments import common
 from experiments import nth_farthest
-from rmc import checkpoint
+from rmc import runs
 
-_STEP = flags.DEFINE_integer(
-    'step', None, 'Checkpoint step to load; unset means the newest.',
-    lower_bound=0)
 _NUM_SEQUENCES = flags.DEFINE_integer(
     'num_sequences', 2, 'Held-out sequences to draw (one panel row per '
     'sequence and head).', lower_bound=1, upper_bound=8)
@@ -65,7 +62,7 @@ def attention_maps(config: dict[str, Any], params: Any, inputs: jax.Array,
     weights of each memory row over the ``N`` memory rows and the input row
     at each step, and the logits ``[S, K]``.
   """
-  model = nth_farthest.make_model(config, return_diagnostics=True)
+  model = runs.nth_farthest_model(config, return_diagnostics=True)
   logits, outputs = jax.jit(
       lambda p, x: model.apply(p, x, return_core_outputs=True))(params, inputs)
   weights = outputs.attention_weights[block]  # [S, T, H, R, R], R = N + 1.
@@ -153,12 +150,8 @@ def draw(weights: np.ndarray, inputs: np.ndarray, labels: np.ndarray,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
-  workdir = common.WORKDIR.value
-  if not workdir:
-    raise app.UsageError('--workdir is required.')
-  config = common.resolve_config(nth_farthest.PRESETS,
-                                 nth_farthest.DEFAULT_PRESET,
-                                 nth_farthest.HYPERPARAMETERS)
+  run, config = common.trained_run('nth_farthest',
+                                   nth_farthest.HYPERPARAMETERS)
   if config['core'] != 'rmc':
     raise app.UsageError(
         f'Attention maps need --core=rmc; got --core={config["core"]}.')
@@ -170,13 +163,8 @@ def main(argv):
   except ImportError as e:
     raise app.UsageError(
         "matplotlib is needed: pip install -e '.[plot]'") from e
-  try:
-    step, params = nth_farthest.load_params(config, workdir, _STEP.value)
-  except checkpoint.CheckpointError as e:
-    raise app.UsageError(
-        f'{e} Give the --preset and flags the run was trained with.') from e
-
-  held_out = nth_farthest.held_out_set(config, common.SEED.value)
+  step, params = run.step, run.params
+  held_out = nth_farthest.held_out_set(config, run.config['seed'])
   k = config['num_objects']
   inputs = np.asarray(held_out.inputs).reshape(-1, *held_out.inputs.shape[2:])
   labels = np.asarray(held_out.labels).reshape(-1)

@@ -49,6 +49,7 @@ log-likelihood over ``eval_tokens`` targets.
 """
 
 import functools
+import os
 from typing import Any
 
 from absl import app
@@ -57,10 +58,12 @@ from absl import logging
 import haiku as hk
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from experiments import common
 from rmc import models
 from rmc import parallel as rmc_parallel
+from rmc import runs
 from rmc import training
 from rmc.data import wikitext
 
@@ -104,6 +107,25 @@ flags.DEFINE_integer(
     'at once, forward and backward (recomputed there); 0 for the whole '
     'segment. Results are the same; smaller chunks need less memory.',
     lower_bound=0)
+_SPLIT = flags.DEFINE_string(
+    'split', 'test', 'With --mode=evaluate: the split to score.')
+_PROMPT = flags.DEFINE_string(
+    'prompt', '', 'With --mode=sample: the text to continue (words split on '
+    'spaces, as in WikiText; words not in the vocabulary become <unk>). The '
+    'model first reads <eos>, as at the start of a line.')
+_NUM_WORDS = flags.DEFINE_integer(
+    'num_words', 50, 'With --mode=sample: words to draw.', lower_bound=1)
+_TEMPERATURE = flags.DEFINE_float(
+    'temperature', 1.0, 'With --mode=sample: divides the log-probabilities '
+    'before drawing; 0 takes the most likely word (greedy).',
+    lower_bound=0.0)
+_TOP_K = flags.DEFINE_integer(
+    'top_k', 0, 'With --mode=sample: draw only from the k most likely '
+    'words; 0 for all.', lower_bound=0)
+common.finite_floats('temperature')
+
+MODES = ('train', 'evaluate', 'sample')
+
 flags.DEFINE_integer('eval_batch_size', None,
                      'Columns for evaluation; 1 carries the state through '
                      'the whole split (the paper\'s protocol).',
@@ -157,48 +179,6 @@ DEFAULT_PRESET = 'cpu'
 BATCH_AXES = dict(inputs=1, targets=1, reset=0)
 
 
-def make_model_module(config: dict[str, Any],
-                      vocab_size: int) -> models.LanguageModel:
-  """The language model module of a resolved configuration (in a transform).
-
-  Args:
-    config: Resolved hyperparameters (every name in ``HYPERPARAMETERS``).
-    vocab_size: Words ``V``.
-  """
-  core = models.make_core(
-      config['core'], lstm_hidden_size=config['lstm_hidden_size'],
-      **common.rmc_kwargs(config))
-  return models.LanguageModel(
-      core, vocab_size, embed_size=config['embed_size'],
-      dropout_rate=config['dropout_rate'], softmax=config['softmax'],
-      cutoffs=[int(c) for c in config['adaptive_cutoffs']],
-      div_value=config['adaptive_div_value'],
-      loss_chunk_size=config['loss_chunk_size'])
-
-
-def make_model(config: dict[str, Any], vocab_size: int
-               ) -> tuple[hk.Transformed, hk.Transformed]:
-  """The transformed language model of a resolved configuration.
-
-  Args:
-    config: Resolved hyperparameters (every name in ``HYPERPARAMETERS``).
-    vocab_size: Words ``V``.
-
-  Returns:
-    ``(model, initial)``: ``model.apply(params, rng, inputs [T, B],
-    targets [T, B], state, reset [B] or None, is_training)`` gives
-    ``(log_probs [T, B], state)``; ``initial.apply(None, batch_size)`` the
-    core's initial state.
-  """
-  model = hk.transform(
-      lambda inputs, targets, state, reset, is_training: make_model_module(
-          config, vocab_size)(inputs, targets, state, reset, is_training))
-  initial = hk.without_apply_rng(hk.transform(
-      lambda batch_size: make_model_module(
-          config, vocab_size).initial_state(batch_size)))
-  return model, initial
-
-
 def make_loss_fn(model: hk.Transformed) -> training.LossFn:
   """The training loss: mean negative log-likelihood of a segment's targets.
 
@@ -213,6 +193,27 @@ def make_loss_fn(model: hk.Transformed) -> training.LossFn:
                                    True)
     return -jnp.mean(log_probs), ({}, carry)
   return loss_fn
+
+
+def make_split_evaluator(config: dict[str, Any], corpus: wikitext.Corpus,
+                         split: str,
+                         parallel: rmc_parallel.DataParallel | None = None):
+  """``evaluate(params) -> {loss, perplexity, tokens}`` of one split.
+
+  Every token is scored once, with the state carried through each of
+  ``eval_batch_size`` columns (:func:`rmc.training.make_stream_evaluator`).
+  """
+  model, initial = runs.language_model(config, len(corpus.vocabulary))
+
+  def eval_apply(params, inputs, targets, state):
+    return model.apply(params, None, inputs, targets, state, None, False)
+
+  segments = wikitext.eval_segments(
+      corpus.splits[split], config['eval_batch_size'],
+      config['unroll_length'], corpus.vocabulary.id(wikitext.EOS))
+  return training.make_stream_evaluator(
+      eval_apply, initial.apply(None, config['eval_batch_size']), segments,
+      parallel)
 
 
 def run(config: dict[str, Any], workdir: str, seed: int,
@@ -235,7 +236,7 @@ def run(config: dict[str, Any], workdir: str, seed: int,
     test split's ``test_loss``, ``test_perplexity`` and ``test_tokens``.
   """
   vocabulary = corpus.vocabulary
-  model, initial = make_model(config, len(vocabulary))
+  model, initial = runs.language_model(config, len(vocabulary))
   parallel = parallel or rmc_parallel.DataParallel()
   batch_size, unroll = config['batch_size'], config['unroll_length']
   try:
@@ -253,20 +254,8 @@ def run(config: dict[str, Any], workdir: str, seed: int,
   logging.info('Parameters: %d; vocabulary: %d words; %d training segments '
                'per epoch.', hk.data_structures.tree_size(params),
                len(vocabulary), stream.segments_per_epoch)
-
-  loss_fn = make_loss_fn(model)
-
-  def eval_apply(params, inputs, targets, state):
-    return model.apply(params, None, inputs, targets, state, None, False)
-
-  @functools.cache  # One evaluator (and compilation) per split.
-  def evaluator(split):
-    segments = wikitext.eval_segments(
-        corpus.splits[split], config['eval_batch_size'], unroll,
-        vocabulary.id(wikitext.EOS))
-    return training.make_stream_evaluator(
-        eval_apply, initial.apply(None, config['eval_batch_size']), segments,
-        parallel)
+  if parallel.is_primary:  # The run's own copy, for sampling and load_run.
+    vocabulary.save(os.path.join(workdir, runs.VOCABULARY_FILE))
 
   optimizer, schedule = common.optimizer(config)
   return training.train(
@@ -274,18 +263,135 @@ def run(config: dict[str, Any], workdir: str, seed: int,
       state=training.init_state(params, optimizer, train_key,
                                 carry=initial_carry),
       train_chunk=training.make_train_chunk(
-          loss_fn, optimizer, schedule, with_carry=True, parallel=parallel,
-          batch_axes=BATCH_AXES),
-      evaluate=evaluator(splits['valid']),
+          make_loss_fn(model), optimizer, schedule, with_carry=True,
+          parallel=parallel, batch_axes=BATCH_AXES),
+      evaluate=make_split_evaluator(config, corpus, splits['valid'],
+                                    parallel),
       config=common.loop_config(config, stream.tokens_per_step),
       data=common.training_data(stream, parallel, BATCH_AXES),
-      final_evaluate=evaluator(splits['test']),
-      parallel=parallel)
+      final_evaluate=make_split_evaluator(config, corpus, splits['test'],
+                                          parallel),
+      parallel=parallel,
+      tensorboard=common.TENSORBOARD.value)
+
+
+def _load_corpus(data_dir: str, splits: list[str], vocab_split: str,
+                 cache_dir: str | None) -> wikitext.Corpus:
+  try:
+    return wikitext.load(data_dir, splits=sorted(set(splits)),
+                         vocab_split=vocab_split, cache_dir=cache_dir)
+  except wikitext.DataError as e:
+    raise app.UsageError(str(e)) from e
+
+
+def evaluate_main() -> dict[str, Any]:
+  """``--mode=evaluate``: a split, scored by a checkpoint of the run.
+
+  The corpus is the run's (``data_dir`` and ``cache_dir`` from config.json,
+  unless given), checked against its vocabulary and SHA-256 sums.
+  """
+  run, config = common.trained_run('wikitext103', HYPERPARAMETERS,
+                                   may_override=('eval_batch_size',))
+  data = run.config['data']
+  data_dir = _DATA_DIR.value or data['data_dir']
+  cache_dir = _CACHE_DIR.value or (None if _DATA_DIR.value
+                                   else data['cache_dir'])
+  split = _SPLIT.value
+  corpus = _load_corpus(data_dir, [split], data['vocab_split'], cache_dir)
+  if corpus.vocabulary.words != run.vocabulary.words:
+    raise app.UsageError(
+        f'The corpus in {data_dir} is not the one the run in {run.workdir} '
+        f'was trained on: its vocabulary ({len(corpus.vocabulary)} words from '
+        f'{data["vocab_split"]}) differs from the run\'s {runs.VOCABULARY_FILE} '
+        f'({len(run.vocabulary)} words). Pass the run\'s --data_dir.')
+  saved = data.get('sources', {}).get(split)
+  if saved is not None and saved['sha256'] != corpus.sources[split]['sha256']:
+    raise app.UsageError(
+        f'The {split} split in {data_dir} differs from the one the run was '
+        f'trained with (SHA-256 {corpus.sources[split]["sha256"][:12]}..., '
+        f'not {saved["sha256"][:12]}...).')
+  parallel = common.data_parallel(('batch_size', config['batch_size']))
+  figures = make_split_evaluator(config, corpus, split, parallel)(run.params)
+  record = common.append_evaluation(
+      run, figures, eval_split=split,
+      eval_batch_size=config['eval_batch_size'])
+  print(f'{split} perplexity {record["eval_perplexity"]:.2f} (loss '
+        f'{record["eval_loss"]:.4f} nats) over {record["eval_tokens"]} '
+        f'tokens, {config["eval_batch_size"]} columns, at step {run.step}.')
+  return record
+
+
+def prompt_ids(vocabulary: wikitext.Vocabulary,
+               prompt: str) -> tuple[np.ndarray, list[str]]:
+  """``(ids [P], unknown words)`` of ``<eos>`` and the prompt's words."""
+  words = prompt.split()
+  unknown = [w for w in words if w not in vocabulary.index]
+  ids = [vocabulary.id(wikitext.EOS)] + [
+      vocabulary.index.get(w, vocabulary.index.get(wikitext.UNK, 0))
+      for w in words]
+  return np.asarray(ids, np.int32), unknown
+
+
+def sample(run: runs.Run, prompt: str, num_words: int, temperature: float,
+           top_k: int, seed: int) -> tuple[list[str], list[str]]:
+  """Words drawn from a trained language model after ``prompt``.
+
+  Args:
+    run: A trained ``wikitext103`` run.
+    prompt: The text to continue.
+    num_words: Words to draw.
+    temperature: As :meth:`rmc.models.LanguageModel.sample`; 0 is greedy.
+    top_k: As :meth:`rmc.models.LanguageModel.sample`; 0 for all words.
+    seed: Seed of the draws.
+
+  Returns:
+    ``(words, unknown)``: the words drawn, and the prompt's words that are
+    not in the vocabulary (read as ``<unk>``).
+  """
+  vocabulary = run.vocabulary
+  ids, unknown = prompt_ids(vocabulary, prompt)
+
+  def draw(prompt, rng):  # prompt [P, 1] -> words [W, 1]
+    module = runs.language_model_module(run.hyperparameters, len(vocabulary))
+    return module.sample(prompt, module.initial_state(1), num_words, rng,
+                         temperature, top_k)[0]
+
+  words = jax.jit(hk.transform(draw).apply)(
+      run.params, None, jnp.asarray(ids)[:, None], jax.random.key(seed))
+  return [vocabulary.words[i] for i in np.asarray(words)[:, 0]], unknown
+
+
+def sample_main() -> None:
+  """``--mode=sample``: continues ``--prompt``."""
+  run, _ = common.trained_run('wikitext103', HYPERPARAMETERS)
+  try:
+    words, unknown = sample(run, _PROMPT.value, _NUM_WORDS.value,
+                            _TEMPERATURE.value, _TOP_K.value,
+                            common.SEED.value)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
+  if unknown:
+    print(f'Not in the vocabulary, read as {wikitext.UNK}: '
+          f'{" ".join(unknown)}')
+  print(f'Step {run.step} of {run.workdir}: {len(words)} words after the '
+        f'prompt, temperature {_TEMPERATURE.value}, top_k {_TOP_K.value}, '
+        f'seed {common.SEED.value}.')
+  text = ' '.join(words).replace(f' {wikitext.EOS} ', '\n').replace(
+      wikitext.EOS, '\n')  # Line ends as in the corpus.
+  prompt = ' '.join(_PROMPT.value.split())
+  print(f'{prompt} >>> {text}' if prompt else text)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
+  mode = common.check_mode('wikitext103', MODES)
+  if mode == 'evaluate':
+    evaluate_main()
+    return
+  if mode == 'sample':
+    sample_main()
+    return
   if flags.FLAGS['eval_batches'].present:
     raise app.UsageError('--eval_batches is not used here: evaluation scores '
                          'whole splits (see --eval_batch_size).')
@@ -303,18 +409,19 @@ def main(argv):
     raise app.UsageError('--softmax=adaptive needs --adaptive_cutoffs.')
   splits = {'train': _TRAIN_SPLIT.value, 'valid': _VALID_SPLIT.value,
             'test': _TEST_SPLIT.value}
-  try:
-    corpus = wikitext.load(_DATA_DIR.value, splits=sorted(set(
-        splits.values())), vocab_split=_VOCAB_SPLIT.value,
-                           cache_dir=_CACHE_DIR.value)
-  except wikitext.DataError as e:
-    raise app.UsageError(str(e)) from e
+  corpus = _load_corpus(_DATA_DIR.value, list(splits.values()),
+                        _VOCAB_SPLIT.value, _CACHE_DIR.value)
   if cutoffs and cutoffs[-1] >= len(corpus.vocabulary):
     raise app.UsageError(
         f'--adaptive_cutoffs={cutoffs} must be below the vocabulary size '
         f'{len(corpus.vocabulary)}.')
   evaluation = common.run_and_report(
-      functools.partial(run, corpus=corpus, splits=splits), config, parallel)
+      functools.partial(run, corpus=corpus, splits=splits), config, parallel,
+      'wikitext103', data={
+          'data_dir': os.path.abspath(_DATA_DIR.value),
+          'cache_dir': os.path.abspath(corpus.cache_dir),
+          'vocab_split': _VOCAB_SPLIT.value, 'splits': splits,
+          **corpus.fingerprint()})
   if evaluation is None:
     return
   print(f'Validation ({splits["valid"]}) perplexity '

@@ -15,10 +15,14 @@
 
 from rmc.relational_memory import RelationalMemory
 from rmc.relational_memory import RelationalMemoryOutput
+from rmc.runs import load_run
+from rmc.runs import Run
 
 __version__ = '0.1.0'
 
 __all__ = (
     'RelationalMemory',
     'RelationalMemoryOutput',
+    'Run',
+    'load_run',
 )

@@ -110,12 +110,17 @@ def save(directory: str, step: int, tree: Any, keep: int = 3) -> str:
   return path
 
 
-def restore(path: str, template: Any) -> Any:
+def restore(path: str, template: Any, prefix: str = '') -> Any:
   """Reads the checkpoint at ``path`` into the structure of ``template``.
 
   Args:
     path: A file written by :func:`save`.
-    template: A pytree with the structure, shapes and dtypes to restore.
+    template: A pytree with the structure, shapes and dtypes to restore: of
+      arrays (or ``jax.ShapeDtypeStruct``s) and PRNG keys.
+    prefix: Restore only the part of the checkpoint under this path (the
+      ``jax.tree_util.keystr`` of a subtree, e.g. ``'[0].params'`` for the
+      parameters of a training state saved as ``(state, data_state)``);
+      ``template`` is that subtree.
 
   Returns:
     A pytree like ``template`` holding the checkpoint's values (NumPy arrays,
@@ -130,7 +135,8 @@ def restore(path: str, template: Any) -> Any:
   leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
   try:
     with np.load(path, allow_pickle=False) as data:
-      stored = {name: data[name] for name in data.files}
+      stored = {name[len(prefix):]: data[name] for name in data.files
+                if name.startswith(prefix)}
   except PermissionError as e:  # The file may be fine: not set aside.
     raise CheckpointError(f'Cannot read checkpoint {path}: {e}') from e
   except _READ_ERRORS as e:
@@ -140,19 +146,23 @@ def restore(path: str, template: Any) -> Any:
   if set(stored) != expected:
     raise CheckpointError(
         f'Checkpoint {path} does not match the model: missing '
-        f'{sorted(expected - set(stored))}, unexpected '
-        f'{sorted(set(stored) - expected)}.')
+        f'{sorted(prefix + n for n in expected - set(stored))}, unexpected '
+        f'{sorted(prefix + n for n in set(stored) - expected)}.')
   values = []
   for p, leaf in leaves:
     name = jax.tree_util.keystr(p)
     value = stored[name]
-    want = jax.random.key_data(leaf) if _is_key(leaf) else np.asarray(leaf)
-    if value.dtype.kind == 'V' and value.dtype.itemsize == want.dtype.itemsize:
-      value = value.view(want.dtype)  # e.g. bfloat16, stored as raw bytes.
-    if value.shape != want.shape or value.dtype != want.dtype:
+    want = (jax.eval_shape(jax.random.key_data, leaf) if _is_key(leaf)
+            else leaf if isinstance(leaf, jax.ShapeDtypeStruct)
+            else np.asarray(leaf))
+    want_dtype = np.dtype(want.dtype)
+    if value.dtype.kind == 'V' and value.dtype.itemsize == want_dtype.itemsize:
+      value = value.view(want_dtype)  # e.g. bfloat16, stored as raw bytes.
+    if value.shape != tuple(want.shape) or value.dtype != want_dtype:
       raise CheckpointError(
-          f'Checkpoint {path}: {name} has shape {value.shape} and dtype '
-          f'{value.dtype}; the model expects {want.shape} and {want.dtype}.')
+          f'Checkpoint {path}: {prefix}{name} has shape {value.shape} and '
+          f'dtype {value.dtype}; the model expects {tuple(want.shape)} and '
+          f'{want_dtype}.')
     if _is_key(leaf):
       value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf))
     values.append(value)

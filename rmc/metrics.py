@@ -14,20 +14,47 @@
 """Metrics to absl logging and to a JSON-lines file that survives a kill.
 
 Each record is one JSON object on one line of ``<workdir>/metrics.jsonl``,
-written with a single ``write`` and flushed to disk. When a run resumes from
-the checkpoint of step S, records after S (written after that checkpoint by
-the interrupted run, and about to be written again) and any torn last line are
+written with a single ``write`` and flushed to disk, with the wall-clock
+``time`` (Unix seconds) it was written at. When a run resumes from the
+checkpoint of step S, records after S (written after that checkpoint by the
+interrupted run, and about to be written again) and any torn last line are
 dropped, by rewriting the file atomically.
+
+Optionally (``tensorboard_dir``) every record is also written as TensorBoard
+scalars, through the ``tensorboardX`` package (``pip install
+'rmc[tensorboard]'``): tag ``<split>/<name>``, where ``name`` is the record's
+key without an ``eval_`` or ``test_`` prefix (``train/loss``,
+``eval/accuracy``, ``test/perplexity``, ``evaluate/loss``), at the record's
+step and time. The event files are made from ``metrics.jsonl``: a resumed run
+writes the records it kept into a new event file and then deletes the old
+ones, so TensorBoard shows every step once, however often the run was
+interrupted.
 """
 
+import glob
 import json
 import math
 import os
+import struct
+import time
+import uuid
 from typing import Any
 
 from absl import logging
 
 from rmc import atomic_file
+
+TENSORBOARD_DIR = 'tensorboard'
+_EVENTS_PATTERN = 'events.out.tfevents.*'
+
+
+class TensorBoardMissingError(ImportError):
+  """``tensorboardX`` is not installed."""
+
+  def __init__(self):
+    super().__init__(
+        'Writing TensorBoard scalars needs the tensorboardX package: '
+        "pip install 'rmc[tensorboard]' (or pip install tensorboardX).")
 
 
 def read_records(path: str) -> list[dict[str, Any]]:
@@ -37,10 +64,14 @@ def read_records(path: str) -> list[dict[str, Any]]:
     return []
   records = []
   with open(path, encoding='utf-8') as f:
-    for line in f:
+    for number, line in enumerate(f, 1):
       if not line.endswith('\n'):
         break  # Torn by a kill mid-write.
-      records.append(json.loads(line))
+      try:
+        records.append(json.loads(line))
+      except ValueError:  # A torn line that a later writer appended after.
+        logging.warning('Skipping line %d of %s, which is not JSON: %r',
+                        number, path, line[:80])
   return records
 
 
@@ -67,29 +98,147 @@ def _format(value: Any) -> str:
   return str(value)
 
 
-class MetricWriter:
-  """Writes metric records to absl logging and ``metrics.jsonl``."""
+def tensorboard_scalars(record: dict[str, Any]) -> list[tuple[str, float]]:
+  """The ``(tag, value)`` TensorBoard scalars of a metrics record.
 
-  def __init__(self, path: str, resume_step: int = 0,
-               write_file: bool = True):
+  Every number but ``step`` and ``time`` (booleans and None are skipped),
+  tagged ``<split>/<key without an eval_ or test_ prefix>``.
+  """
+  split = record.get('split', 'train')
+  scalars = []
+  for key, value in record.items():
+    if (key in ('step', 'time') or isinstance(value, bool)
+        or not isinstance(value, (int, float))):
+      continue
+    for prefix in ('eval_', 'test_'):
+      if key.startswith(prefix):
+        key = key[len(prefix):]
+        break
+    scalars.append((f'{split}/{key}', float(value)))
+  return scalars
+
+
+class TensorBoardWriter:
+  """Writes metric records as TensorBoard scalars (with ``tensorboardX``)."""
+
+  def __init__(self, logdir: str, records: list[dict[str, Any]] = (),
+               replace: bool = True):
+    """Opens a new event file in ``logdir``, holding ``records``.
+
+    Args:
+      logdir: The TensorBoard log directory (created if missing).
+      records: Records to write first (e.g. those of a resumed run).
+      replace: Delete the event files already in ``logdir`` once
+        ``records`` are written (they held the same records, or ones that a
+        resumed run dropped).
+
+    Raises:
+      TensorBoardMissingError: If ``tensorboardX`` is not installed.
+    """
+    try:
+      import tensorboardX  # pylint: disable=g-import-not-at-top
+    except ImportError as e:
+      raise TensorBoardMissingError() from e
+    os.makedirs(logdir, exist_ok=True)
+    old = sorted(glob.glob(os.path.join(logdir, _EVENTS_PATTERN)))
+    # A unique suffix: two writers in one second must not share a file.
+    self._writer = tensorboardX.SummaryWriter(
+        logdir, flush_secs=10**6, filename_suffix=f'.{uuid.uuid4().hex[:12]}')
+    for record in records:
+      self.write(record, flush=False)
+    self._writer.flush()
+    if replace:
+      for name in old:
+        os.remove(name)
+
+  def write(self, record: dict[str, Any], flush: bool = True) -> None:
+    """Writes the scalars of ``record`` at its step (and time)."""
+    for tag, value in tensorboard_scalars(record):
+      self._writer.add_scalar(tag, value, global_step=record['step'],
+                              walltime=record.get('time'))
+    if flush:
+      self._writer.flush()
+
+  def close(self) -> None:
+    self._writer.close()
+
+
+def read_tensorboard_scalars(
+    logdir: str) -> list[tuple[str, int, float]]:
+  """The ``(tag, step, value)`` scalars of the event files in ``logdir``.
+
+  Files are read in name order (as TensorBoard does), records in file
+  order; a torn last record is skipped.
+
+  Raises:
+    TensorBoardMissingError: If ``tensorboardX`` is not installed.
+  """
+  try:
+    from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise TensorBoardMissingError() from e
+  scalars = []
+  for name in sorted(glob.glob(os.path.join(logdir, _EVENTS_PATTERN))):
+    with open(name, 'rb') as f:
+      data = f.read()
+    offset = 0
+    while offset + 12 <= len(data):  # A TFRecord: length, CRC, data, CRC.
+      (length,) = struct.unpack('<Q', data[offset:offset + 8])
+      end = offset + 12 + length + 4
+      if end > len(data):
+        break
+      event = event_pb2.Event.FromString(data[offset + 12:end - 4])
+      for value in event.summary.value:
+        scalars.append((value.tag, event.step, value.simple_value))
+      offset = end
+  return scalars
+
+
+class MetricWriter:
+  """Writes metric records to absl logging, ``metrics.jsonl`` and, if asked,
+  TensorBoard."""
+
+  def __init__(self, path: str, resume_step: int | None = 0,
+               write_file: bool = True, tensorboard_dir: str | None = None):
     """Opens ``path``, keeping only records with ``step <= resume_step``.
 
     Args:
       path: The JSON-lines file.
-      resume_step: The step training resumes from (0 for a fresh run).
-      write_file: If False, records are only logged, and the file is left
+      resume_step: The step training resumes from (0 for a fresh run); None
+        only appends, keeping every record (e.g. to add an evaluation).
+      write_file: If False, records are only logged, and the files are left
         alone (e.g. in processes other than the one that writes).
+      tensorboard_dir: If set, also write TensorBoard scalars there (see the
+        module docstring): with a ``resume_step``, the kept records are
+        written anew and the old event files deleted; with None, new records
+        go to a new event file beside the others.
+
+    Raises:
+      TensorBoardMissingError: With ``tensorboard_dir``, if ``tensorboardX``
+        is not installed.
     """
     self._path = path
     self._write_file = write_file
-    if not write_file or not os.path.exists(path):
+    self._tensorboard = None
+    if not write_file:
       return
-    records = read_records(path)
-    kept = [r for r in records if r.get('step', 0) <= resume_step]
-    with open(path, 'rb') as f:
-      torn = not f.read().endswith(b'\n') and os.path.getsize(path) > 0
-    if torn or len(kept) != len(records):
-      self._rewrite(kept)
+    kept = []
+    if os.path.exists(path):
+      records = read_records(path)
+      kept = records if resume_step is None else [
+          r for r in records if r.get('step', 0) <= resume_step]
+      with open(path, 'rb') as f:
+        torn = not f.read().endswith(b'\n') and os.path.getsize(path) > 0
+      if resume_step is None:
+        if torn:  # Start on a line of our own after a killed writer's.
+          with open(path, 'ab') as f:
+            f.write(b'\n')
+      elif torn or len(kept) != len(records):
+        self._rewrite(kept)
+    if tensorboard_dir is not None:
+      replace = resume_step is not None
+      self._tensorboard = TensorBoardWriter(
+          tensorboard_dir, kept if replace else [], replace=replace)
 
   @property
   def path(self) -> str:
@@ -102,11 +251,16 @@ class MetricWriter:
       f.write(payload)
 
   def write(self, record: dict[str, Any]) -> None:
-    """Logs ``record`` and appends it as one line to the file (if any)."""
+    """Logs ``record`` and appends it as one line to the file (if any).
+
+    The line also holds ``time``, the Unix time of writing (unless
+    ``record`` has one).
+    """
     logging.info('%s', ', '.join(
         f'{k}={_format(v)}' for k, v in record.items()))
     if not self._write_file:
       return
+    record = dict(record, time=record.get('time', time.time()))
     line = _line(record).encode('utf-8')
     # Unbuffered, so that closing after a failed write has nothing to flush.
     with open(self._path, 'ab', buffering=0) as f:
@@ -121,6 +275,13 @@ class MetricWriter:
           raise
         f.truncate(start)  # No torn line; every earlier line stays.
         raise atomic_file.DiskFullError(self._path, len(line)) from e
+    if self._tensorboard is not None:
+      self._tensorboard.write(record)
+
+  def close(self) -> None:
+    """Closes the TensorBoard event file, if any."""
+    if self._tensorboard is not None:
+      self._tensorboard.close()
 
 
 def _line(record: dict[str, Any]) -> str:

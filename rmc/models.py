@@ -427,6 +427,63 @@ class LanguageModel(hk.Module):
                          self._softmax_bias(hidden.dtype))  # [T, B, V]
     return jax.nn.log_softmax(logits, axis=-1), state
 
+  @hk.name_like('__call__')
+  def sample(self, prompt: jax.Array, state: Any, num_words: int,
+             rng: jax.Array, temperature: float = 1.0,
+             top_k: int = 0) -> tuple[jax.Array, Any]:
+    """Continues ``prompt`` with ``num_words`` words drawn from the model.
+
+    The prompt is read with the state carried from ``state``; then each word
+    is drawn from the model's next-word distribution, divided by
+    ``temperature`` and restricted to the ``top_k`` most likely words, and
+    fed back, in one ``hk.scan``.
+
+    Args:
+      prompt: ``[P, B]`` word ids, ``P >= 1``.
+      state: Core state before the prompt (batch-leading leaves).
+      num_words: Words to draw, ``>= 1``.
+      rng: PRNG key of the draws (unused when ``temperature`` is 0).
+      temperature: Divides the log-probabilities; 0 takes the most likely
+        word (greedy decoding).
+      top_k: Draw only from the ``top_k`` most likely words; 0 for all.
+
+    Returns:
+      ``(words [num_words, B], state)``: the state after the prompt and every
+      word but the last, so that ``words[-1:]`` is the prompt that continues.
+
+    Raises:
+      ValueError: For ``num_words < 1``, a negative temperature, or
+        ``top_k`` outside ``[0, V]``.
+    """
+    if num_words < 1:
+      raise ValueError(f'num_words must be >= 1; got {num_words}.')
+    if temperature < 0:
+      raise ValueError(f'temperature must be >= 0; got {temperature}.')
+    if not 0 <= top_k <= self._vocab_size:
+      raise ValueError(f'top_k must be in [0, V={self._vocab_size}]; got '
+                       f'{top_k}.')
+
+    def choose(log_probs, key):  # [B, V] -> [B]
+      if temperature == 0:
+        return jnp.argmax(log_probs, axis=-1)
+      logits = log_probs / temperature
+      if top_k:
+        kth = jax.lax.top_k(logits, top_k)[0][:, -1:]  # [B, 1]
+        logits = jnp.where(logits < kth, -jnp.inf, logits)
+      return jax.random.categorical(key, logits, axis=-1)
+
+    keys = jax.random.split(rng, num_words)
+    log_probs, state = self.log_probs(prompt, state)  # [P, B, V]
+    first = choose(log_probs[-1], keys[0])  # [B]
+
+    def step(carry, key):
+      word, state = carry
+      log_probs, state = self.log_probs(word[None], state)  # [1, B, V]
+      return (choose(log_probs[0], key), state), word
+
+    (last, state), words = hk.scan(step, (first, state), keys[1:])
+    return jnp.concatenate([words, last[None]], axis=0), state  # [W, B]
+
 def tied_logits(hidden: jax.Array, embeddings: jax.Array,
                 bias: jax.Array) -> jax.Array:
   """``hidden @ embeddings.T + bias``: ``[..., E]`` to ``[..., V]``."""

@@ -486,6 +486,7 @@ def train(
     data: HostData | None = None,
     final_evaluate: Callable[[hk.Params], dict[str, float]] | None = None,
     parallel: parallel_lib.DataParallel | None = None,
+    tensorboard: bool = False,
 ) -> dict[str, Any]:
   """Trains, resuming from the newest checkpoint in ``workdir`` if any.
 
@@ -506,6 +507,9 @@ def train(
       checkpoints from ``workdir`` (which all of them must see), and only
       process 0 writes there. The decision to stop early (time budget,
       signal) is process 0's.
+    tensorboard: Also write every metrics record as TensorBoard scalars
+      under ``<workdir>/tensorboard`` (see :mod:`rmc.metrics`; needs
+      ``tensorboardX``).
 
   Returns:
     A summary: ``step`` reached, ``stopped_by`` (``'num_steps'``,
@@ -534,7 +538,9 @@ def train(
   state = parallel.put_global(state, _STATE_AXES)
   writer = metrics_lib.MetricWriter(
       os.path.join(workdir, 'metrics.jsonl'), resume_step=start,
-      write_file=primary)
+      write_file=primary,
+      tensorboard_dir=(os.path.join(workdir, metrics_lib.TENSORBOARD_DIR)
+                       if tensorboard else None))
   logging.info('Process %d of %d; training on %d devices: %s.',
                jax.process_index(), jax.process_count(), parallel.num_devices,
                parallel.mesh.devices.tolist())
@@ -654,4 +660,5 @@ def train(
       summary['test'] = {'step': step, 'split': 'test', **{
           f'test_{k}': v for k, v in final_evaluate(state.params).items()}}
       writer.write(summary['test'])
+  writer.close()
   return summary

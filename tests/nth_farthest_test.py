@@ -31,6 +31,7 @@ import numpy as np
 from rmc import checkpoint
 from rmc import metrics
 from rmc import models
+from rmc import runs
 
 import binary_testing
 from experiments import nth_farthest
@@ -284,7 +285,7 @@ class BinaryTest(parameterized.TestCase):
           nth_farthest.HYPERPARAMETERS)
     k = config['num_objects']
     inputs = jnp.zeros([2, k, config['num_features'] + 3 * k])  # [B, K, F+3K]
-    model = nth_farthest.make_model(config)
+    model = runs.nth_farthest_model(config)
     # Shapes only (nothing is compiled), so every preset costs no time.
     params = jax.eval_shape(model.init, jax.random.PRNGKey(0), inputs)
     logits = jax.eval_shape(model.apply, params, inputs)

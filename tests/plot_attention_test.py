@@ -18,18 +18,18 @@ import shutil
 import tempfile
 
 from absl import app
-from absl import flags
 from absl.testing import absltest
-from absl.testing import flagsaver
 import jax
 import numpy as np
 
+import rmc
+from rmc import checkpoint
+from rmc import run_config
+
 import binary_testing
-from experiments import common
 from experiments import nth_farthest
 from experiments import plot_attention
 
-FLAGS = flags.FLAGS
 
 
 class PlotAttentionTest(absltest.TestCase):
@@ -46,16 +46,9 @@ class PlotAttentionTest(absltest.TestCase):
     shutil.rmtree(cls.workdir)
     super().tearDownClass()
 
-  def _config(self, *args):
-    with flagsaver.flagsaver():
-      FLAGS(['plot_attention', '--preset=smoke', *args])
-      return common.resolve_config(nth_farthest.PRESETS,
-                                   nth_farthest.DEFAULT_PRESET,
-                                   nth_farthest.HYPERPARAMETERS)
-
   def test_attention_maps_are_softmax_rows_of_the_trained_model(self):
-    config = self._config()
-    step, params = nth_farthest.load_params(config, self.workdir)
+    run = rmc.load_run(self.workdir)
+    config, step, params = run.hyperparameters, run.step, run.params
     self.assertEqual(step, 20)
     held_out = nth_farthest.held_out_set(config, seed=0)
     inputs = held_out.inputs[0, :5]  # [S, K, F + 3K]
@@ -65,7 +58,7 @@ class PlotAttentionTest(absltest.TestCase):
     self.assertTrue(np.all(weights >= 0))
     np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
     # The same logits as the training model (diagnostics change nothing).
-    plain = nth_farthest.make_model(config).apply(params, inputs)
+    plain = run.model.apply(params, inputs)
     np.testing.assert_allclose(logits, plain, rtol=1e-5, atol=1e-5)
     # Trained parameters, not a fresh initialisation.
     fresh = jax.tree.leaves(nth_farthest.initial_state(config, 0)[0].params)
@@ -75,7 +68,7 @@ class PlotAttentionTest(absltest.TestCase):
   def test_writes_a_png(self):
     output = os.path.join(self.create_tempdir().full_path, 'attention.png')
     printed = binary_testing.run_main(
-        plot_attention, '--preset=smoke', f'--workdir={self.workdir}',
+        plot_attention, f'--workdir={self.workdir}',
         '--step=20', '--num_sequences=3', f'--output={output}')
     self.assertIn('3 held-out sequences, step 20', printed)
     with open(output, 'rb') as f:
@@ -86,18 +79,19 @@ class PlotAttentionTest(absltest.TestCase):
     output = os.path.join(self.create_tempdir().full_path, 'a.png')
     empty = self.create_tempdir().full_path
     for args, regex in (
-        ((f'--workdir={empty}',), 'No checkpoint in'),
+        ((f'--workdir={empty}',), 'config.json does not exist'),
         ((f'--workdir={self.workdir}', '--step=7'),
          r'No checkpoint of step 7 .* holds steps \[20\]'),
         ((f'--workdir={self.workdir}', '--head_size=8'),
-         'does not match|has shape.*the run was trained with'),
-        ((f'--workdir={self.workdir}', '--core=lstm'), 'need --core=rmc'),
+         'config.json; drop --head_size'),
         ((f'--workdir={self.workdir}', '--block=1'), 'out of range'),
         ((), '--workdir is required'),
     ):
       with self.subTest(args=args):
-        with self.assertRaisesRegex(app.UsageError, regex):
-          binary_testing.run_main(plot_attention, '--preset=smoke', *args,
+        with self.assertRaisesRegex(
+            (app.UsageError, run_config.ConfigError,
+             checkpoint.CheckpointError), regex):
+          binary_testing.run_main(plot_attention, *args,
                                   f'--output={output}')
     self.assertFalse(os.path.exists(output))
 

@@ -146,6 +146,114 @@ def generate_program(rng: random.Random, task: str, length: int,
   return Program(code=code[1:-1], target=str(value))
 
 
+class _ProgramReader:
+  """Reads and evaluates a program of :func:`generate_program`'s grammar."""
+
+  def __init__(self, code: str):
+    self._code = code
+    self._pos = 0
+    self.literal_digits = 0  # The longest literal's digits.
+
+  def _fail(self, expected: str) -> ValueError:
+    return ValueError(
+        f'Cannot read the program {self._code!r} at character {self._pos}: '
+        f'expected {expected}.')
+
+  def _take(self, text: str) -> bool:
+    if self._code.startswith(text, self._pos):
+      self._pos += len(text)
+      return True
+    return False
+
+  def _expect(self, text: str) -> None:
+    if not self._take(text):
+      raise self._fail(repr(text))
+
+  def _digits(self) -> str:
+    start = self._pos
+    while self._pos < len(self._code) and self._code[self._pos].isdigit():
+      self._pos += 1
+    if self._pos == start:
+      raise self._fail('a number')
+    return self._code[start:self._pos]
+
+  def _literal(self) -> int:
+    digits = self._digits()
+    self.literal_digits = max(self.literal_digits, len(digits))
+    return int(digits)
+
+  def _operand(self) -> int:
+    if self._take('('):
+      value = self._expression()
+      self._expect(')')
+      return value
+    return self._literal()
+
+  def _expression(self) -> int:
+    if self._take('x='):  # x=a for[n] x+=b: a + n * b.
+      a = self._operand()
+      self._expect('for[')
+      loops = int(self._digits())
+      self._expect(']x+=')
+      return a + loops * self._literal()
+    a = self._operand()
+    for symbol, apply in (('+', lambda x, y: x + y), ('-', lambda x, y: x - y),
+                          ('*', lambda x, y: x * y)):
+      if self._take(symbol):
+        return apply(a, self._literal())
+    if self._take('if'):  # a if b < c (or b > c) else d.
+      b = self._literal()
+      if self._take('<'):
+        less = True
+      elif self._take('>'):
+        less = False
+      else:
+        raise self._fail("'<' or '>'")
+      c = self._literal()
+      self._expect('else')
+      d = self._literal()
+      return a if (b < c if less else b > c) else d
+    return a
+
+  def value(self) -> int:
+    value = self._expression()
+    if self._pos != len(self._code):
+      raise self._fail('the end of the program')
+    return value
+
+
+def evaluate_program(code: str, task: str) -> str:
+  """The target :func:`generate_program` gives a program's code.
+
+  Reads the operations of the table above (nested in parentheses, as
+  generated) and computes their value with Python integers. Unless the task
+  is a memory task, the result is taken modulo ``10 ** (length + 1)``, where
+  ``length`` is the number of digits of the literals (of the longest, for a
+  program whose literals differ in length; the generator's all have the
+  same). A memory task's program is one literal, whose digits are copied,
+  reversed or doubled.
+
+  Args:
+    code: The program text, e.g. ``'(65125-15306)-77013'``.
+    task: A key of :data:`TASKS`.
+
+  Returns:
+    The target text, e.g. ``'972806'``.
+
+  Raises:
+    ValueError: For an unknown task, or a program that is not of the
+      grammar (the message says where).
+  """
+  _check_task(task)
+  if task in MEMORY_TASKS:
+    if not code.isdigit():
+      raise ValueError(f'A {task} program is a number; got {code!r}.')
+    return {'copy': code, 'reverse': code[::-1], 'double': code * 2}[task]
+  reader = _ProgramReader(code)
+  value = reader.value()
+  return str(value % 10 ** (reader.literal_digits + 1))
+
+
 def sequence_lengths(task: str, max_length: int, max_nesting: int,
                      token_by_char: bool = True) -> tuple[int, int]:
   """Padded input and target lengths (Sonnet's formulas).

@@ -45,7 +45,7 @@ import os
 import struct
 import tempfile
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from absl import logging
 import numpy as np
@@ -351,10 +351,24 @@ class Corpus:
     vocabulary: The training vocabulary.
     splits: ``{split: int32 [num_tokens]}``, memory-mapped from the cache.
     cache_dir: Where the cache lives.
+    sources: ``{split: record}`` of the text each loaded split (and the
+      vocabulary's split) was encoded from: ``sha256``, ``size`` (bytes),
+      ``tokens`` and ``unknown`` (tokens not in the vocabulary).
   """
   vocabulary: Vocabulary
   splits: dict[str, np.ndarray]
   cache_dir: str
+  sources: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+  def fingerprint(self) -> dict[str, Any]:
+    """What identifies the corpus: the vocabulary's size and SHA-256 (of its
+    words in id order) and each split's SHA-256 and token count."""
+    words = '\n'.join(self.vocabulary.words).encode('utf-8')
+    return {'vocab_size': len(self.vocabulary),
+            'vocab_sha256': hashlib.sha256(words).hexdigest(),
+            'sources': {split: {'sha256': record['sha256'],
+                                'tokens': record['tokens']}
+                        for split, record in sorted(self.sources.items())}}
 
 
 def load(
@@ -437,7 +451,10 @@ def load(
     if arrays[split].size != manifest['splits'][split]['tokens']:
       raise DataError(f'The cache file {split}.npy in {cache_dir} does not '
                       'match its manifest; delete the directory to rebuild.')
-  return Corpus(vocabulary, arrays, cache_dir)
+  sources = {split: {key: manifest['splits'][split][key]
+                     for key in ('sha256', 'size', 'tokens', 'unknown')}
+             for split in (vocab_split, *splits)}
+  return Corpus(vocabulary, arrays, cache_dir, sources)
 
 
 class TrainStream:

@@ -1,0 +1,432 @@
+# Copyright 2026 The rmc Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The experiments' models from their configurations, and trained runs.
+
+The three binaries (``experiments/``) build their models here from their
+resolved hyperparameters, so that :func:`load_run` builds the same model from
+a work directory's ``config.json`` (:mod:`rmc.run_config`) and restores its
+trained parameters::
+
+  run = rmc.load_run('/tmp/nth_farthest')  # The newest checkpoint.
+  logits = run.model.apply(run.params, inputs)  # The binary's model.
+  run.core_params  # The trained core's parameters, for a model of your own.
+"""
+
+import dataclasses
+import os
+from typing import Any
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+
+from rmc import checkpoint
+from rmc import models
+from rmc import relational_memory
+from rmc import run_config
+from rmc.data import learn_to_execute as lte
+from rmc.data import nth_farthest
+from rmc.data import wikitext
+
+BINARIES = ('nth_farthest', 'learn_to_execute', 'wikitext103')
+# The language model's vocabulary, copied into its work directory.
+VOCABULARY_FILE = 'vocab.txt'
+
+_RMC_ARGUMENTS = ('mem_slots', 'head_size', 'num_heads', 'num_blocks',
+                  'key_size', 'attention_mlp_layers', 'gate_style',
+                  'forget_bias', 'input_bias', 'attention_scale')
+
+
+def core_kwargs(hyperparameters: dict[str, Any]) -> dict[str, Any]:
+  """Arguments of :class:`rmc.RelationalMemory` from resolved hyperparameters.
+
+  Args:
+    hyperparameters: A binary's resolved hyperparameters (``mem_slots``,
+      ``head_size``, ..., ``gate_style`` with ``'none'`` for None, and
+      optionally ``compute_dtype``).
+  """
+  kwargs = {name: hyperparameters[name] for name in _RMC_ARGUMENTS}
+  if kwargs['gate_style'] == 'none':
+    kwargs['gate_style'] = None
+  dtype = hyperparameters.get('compute_dtype', 'float32')
+  kwargs['compute_dtype'] = None if dtype == 'float32' else dtype
+  return kwargs
+
+
+def core_description(hyperparameters: dict[str, Any]) -> dict[str, Any]:
+  """The ``core`` entry of config.json: the core's type and arguments."""
+  if hyperparameters['core'] == 'rmc':
+    return {'type': 'rmc', 'kwargs': core_kwargs(hyperparameters)}
+  return {'type': hyperparameters['core'],
+          'hidden_size': hyperparameters['lstm_hidden_size']}
+
+
+def make_core(binary: str, hyperparameters: dict[str, Any],
+              name: str | None = None, **rmc_overrides: Any) -> hk.RNNCore:
+  """The recurrent core a binary builds (inside ``hk.transform``).
+
+  Args:
+    binary: One of :data:`BINARIES`.
+    hyperparameters: Its resolved hyperparameters.
+    name: Module name of an RMC (by default ``relational_memory``).
+    **rmc_overrides: Further arguments of an RMC (e.g.
+      ``return_diagnostics=True``).
+
+  Returns:
+    :class:`rmc.RelationalMemory`, or the LSTM baseline: ``hk.LSTM``, or for
+    Learning to Execute two stacked LSTMs with skip connections.
+  """
+  if hyperparameters['core'] == 'lstm' and binary == 'learn_to_execute':
+    return models.make_lstm_with_skips(hyperparameters['lstm_hidden_size'])
+  if hyperparameters['core'] == 'rmc':
+    return relational_memory.RelationalMemory(
+        **core_kwargs(hyperparameters), **rmc_overrides, name=name)
+  return models.make_core(
+      hyperparameters['core'],
+      lstm_hidden_size=hyperparameters['lstm_hidden_size'])
+
+
+def nth_farthest_model(hyperparameters: dict[str, Any],
+                       return_diagnostics: bool = False) -> hk.Transformed:
+  """The Nth Farthest model.
+
+  Args:
+    hyperparameters: Resolved hyperparameters of ``nth_farthest``.
+    return_diagnostics: Build the RMC with ``return_diagnostics=True``; the
+      parameters are the same.
+
+  Returns:
+    ``apply(params, inputs [B, K, F + 3K], return_core_outputs=False)``
+    gives the logits ``[B, K]`` (and, with ``return_core_outputs``, the
+    core's outputs at every step, batch-major), without an RNG.
+  """
+  def forward(inputs, return_core_outputs=False):
+    overrides = ({'return_diagnostics': True}
+                 if return_diagnostics and hyperparameters['core'] == 'rmc'
+                 else {})
+    core = make_core('nth_farthest', hyperparameters, **overrides)
+    return models.SequenceClassifier(core, hyperparameters['num_objects'])(
+        inputs, return_core_outputs=return_core_outputs)
+
+  return hk.without_apply_rng(hk.transform(forward))
+
+
+def learn_to_execute_vocabulary(
+    hyperparameters: dict[str, Any]) -> lte.Vocabulary:
+  """The token vocabulary of a Learning to Execute configuration."""
+  return lte.Vocabulary(hyperparameters['token_mode'] == 'char',
+                        hyperparameters['max_length'])
+
+
+def learn_to_execute_model(hyperparameters: dict[str, Any]) -> hk.Transformed:
+  """The Learning to Execute sequence-to-sequence model.
+
+  Args:
+    hyperparameters: Resolved hyperparameters of ``learn_to_execute``.
+
+  Returns:
+    ``apply(params, batch)`` gives the logits ``[T_out, B, V]`` of a batch
+    (a dict of the fields of :class:`rmc.data.learn_to_execute.Batch`),
+    without an RNG.
+  """
+  vocab_size = len(learn_to_execute_vocabulary(hyperparameters))
+
+  def forward(batch):
+    encoder = make_core('learn_to_execute', hyperparameters,
+                        name='relational_memory')
+    decoder = (make_core('learn_to_execute', hyperparameters, name='decoder')
+               if hyperparameters['separate_cores'] else encoder)
+    model = models.Seq2Seq(
+        encoder, decoder, vocab_size,
+        teacher_forcing=hyperparameters['decoder'] == 'teacher_forcing')
+    return model(batch['inputs'], batch['input_lengths'],
+                 batch['decoder_inputs'], batch['target_lengths'])
+
+  return hk.without_apply_rng(hk.transform(forward))
+
+
+def language_model_module(hyperparameters: dict[str, Any],
+                          vocab_size: int) -> models.LanguageModel:
+  """The WikiText language model module (call inside ``hk.transform``).
+
+  Args:
+    hyperparameters: Resolved hyperparameters of ``wikitext103``.
+    vocab_size: Words ``V``.
+  """
+  return models.LanguageModel(
+      make_core('wikitext103', hyperparameters), vocab_size,
+      embed_size=hyperparameters['embed_size'],
+      dropout_rate=hyperparameters['dropout_rate'],
+      softmax=hyperparameters['softmax'],
+      cutoffs=[int(c) for c in hyperparameters['adaptive_cutoffs']],
+      div_value=hyperparameters['adaptive_div_value'],
+      loss_chunk_size=hyperparameters['loss_chunk_size'])
+
+
+def language_model(hyperparameters: dict[str, Any], vocab_size: int
+                   ) -> tuple[hk.Transformed, hk.Transformed]:
+  """The transformed WikiText language model.
+
+  Args:
+    hyperparameters: Resolved hyperparameters of ``wikitext103``.
+    vocab_size: Words ``V``.
+
+  Returns:
+    ``(model, initial)``: ``model.apply(params, rng, inputs [T, B],
+    targets [T, B], state, reset [B] or None, is_training)`` gives
+    ``(log_probs [T, B], state)``; ``initial.apply(None, batch_size)`` the
+    core's initial state.
+  """
+  def forward(inputs, targets, state, reset, is_training):
+    return language_model_module(hyperparameters, vocab_size)(
+        inputs, targets, state, reset, is_training)
+
+  def initial_state(batch_size):
+    return language_model_module(hyperparameters,
+                                 vocab_size).initial_state(batch_size)
+
+  return (hk.transform(forward),
+          hk.without_apply_rng(hk.transform(initial_state)))
+
+
+def core_input_size(binary: str, hyperparameters: dict[str, Any],
+                    vocab_size: int | None = None) -> int:
+  """The size of what the binary's model feeds its core at each step.
+
+  Nth Farthest feeds each object's row (``F + 3K``), Learning to Execute
+  one-hot tokens (``V``), the language model word embeddings (``E``).
+  """
+  if binary == 'nth_farthest':
+    return nth_farthest.feature_size(hyperparameters['num_objects'],
+                                     hyperparameters['num_features'])
+  if binary == 'learn_to_execute':
+    return len(learn_to_execute_vocabulary(hyperparameters))
+  return hyperparameters['embed_size']
+
+
+def params_shapes(binary: str, hyperparameters: dict[str, Any],
+                  vocab_size: int | None = None) -> hk.Params:
+  """The shapes and dtypes of a binary's parameters, without computing them.
+
+  Args:
+    binary: One of :data:`BINARIES`.
+    hyperparameters: Its resolved hyperparameters.
+    vocab_size: The language model's ``V`` (``wikitext103`` only).
+
+  Returns:
+    A pytree of ``jax.ShapeDtypeStruct``, like the parameters.
+  """
+  key = jax.random.key(0)
+  if binary == 'nth_farthest':
+    model = nth_farthest_model(hyperparameters)
+    inputs = jax.ShapeDtypeStruct(
+        (1, hyperparameters['num_objects'],
+         core_input_size(binary, hyperparameters)), jnp.float32)
+    return jax.eval_shape(model.init, key, inputs)
+  if binary == 'learn_to_execute':
+    steps_in, steps_out = lte.sequence_lengths(
+        hyperparameters['task'], hyperparameters['max_length'],
+        hyperparameters['max_nesting'],
+        hyperparameters['token_mode'] == 'char')
+    tokens = lambda steps: jax.ShapeDtypeStruct((steps, 1), jnp.int32)
+    lengths = jax.ShapeDtypeStruct((1,), jnp.int32)
+    batch = dict(inputs=tokens(steps_in), targets=tokens(steps_out),
+                 decoder_inputs=tokens(steps_out), input_lengths=lengths,
+                 target_lengths=lengths)
+    return jax.eval_shape(learn_to_execute_model(hyperparameters).init, key,
+                          batch)
+  if binary == 'wikitext103':
+    model, initial = language_model(hyperparameters, vocab_size)
+    state = jax.eval_shape(lambda: initial.apply(None, 1))
+    words = jax.ShapeDtypeStruct((hyperparameters['unroll_length'], 1),
+                                 jnp.int32)
+    return jax.eval_shape(
+        lambda k, x, s: model.init(k, x, x, s, None, False), key, words,
+        state)
+  raise ValueError(f'Unknown binary {binary!r}; expected one of '
+                   f'{list(BINARIES)}.')
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """A trained run of one of the experiment binaries.
+
+  Attributes:
+    workdir: Its work directory.
+    config: Its ``config.json`` (see :mod:`rmc.run_config`).
+    step: The step of the checkpoint the parameters are from.
+    params: The whole model's parameters.
+    model: The binary's model, ``hk.transform``-ed: for ``nth_farthest``
+      ``apply(params, inputs [B, K, F + 3K])`` gives logits ``[B, K]``; for
+      ``learn_to_execute`` ``apply(params, batch)`` gives logits
+      ``[T_out, B, V]``; for ``wikitext103`` ``apply(params, rng,
+      inputs [T, B], targets [T, B], state, reset, is_training)`` gives
+      ``(log_probs [T, B], state)`` (see :func:`language_model`).
+    core_params: The core's part of ``params``, named as a core made by
+      :meth:`make_core` at the top of a transform (Learning to Execute's
+      encoder, which is also its decoder unless ``separate_cores``).
+    core_input_size: The size of the core's input at each step.
+    vocabulary: The binary's vocabulary
+      (:class:`rmc.data.learn_to_execute.Vocabulary` or
+      :class:`rmc.data.wikitext.Vocabulary`), None for Nth Farthest.
+    initial_state: The language model's ``initial_state`` transform
+      (``apply(None, batch_size)``); None for the other binaries.
+  """
+  workdir: str
+  config: dict[str, Any]
+  step: int
+  params: hk.Params
+  model: hk.Transformed
+  core_params: hk.Params
+  core_input_size: int
+  vocabulary: Any = None
+  initial_state: hk.Transformed | None = None
+
+  @property
+  def binary(self) -> str:
+    """The binary that trained the run."""
+    return self.config['binary']
+
+  @property
+  def hyperparameters(self) -> dict[str, Any]:
+    """The run's resolved hyperparameters."""
+    return self.config['hyperparameters']
+
+  def make_core(self, **rmc_overrides: Any) -> hk.RNNCore:
+    """A core with the trained core's arguments (inside ``hk.transform``).
+
+    Made at the top of a transform, its parameters are named as
+    :attr:`core_params`, so ``hk.data_structures.merge(params,
+    run.core_params)`` puts the trained values in.
+
+    Args:
+      **rmc_overrides: Further arguments of an RMC core, e.g.
+        ``return_diagnostics=True``.
+    """
+    name = 'relational_memory' if self.binary == 'learn_to_execute' else None
+    return make_core(self.binary, self.hyperparameters, name=name,
+                     **rmc_overrides)
+
+  @property
+  def core(self) -> hk.Transformed:
+    """The core alone: ``apply(core_params, inputs [T, B, D_in])``.
+
+    Unrolls the core over time-major inputs from its initial state and
+    gives ``(outputs [T, B, D_out], final_state)``; no RNG.
+    """
+    def unroll(inputs):
+      core = self.make_core()
+      return models.unroll(core, inputs, core.initial_state(inputs.shape[1]))
+    return hk.without_apply_rng(hk.transform(unroll))
+
+
+def restore_params(workdir: str, template: hk.Params,
+                   step: int | None = None) -> tuple[int, hk.Params]:
+  """The parameters held by a checkpoint of a run's training state.
+
+  Args:
+    workdir: The run's work directory.
+    template: The parameters' structure, shapes and dtypes (arrays or
+      ``jax.ShapeDtypeStruct``s, e.g. from :func:`params_shapes`).
+    step: The checkpoint's step; None means the newest.
+
+  Returns:
+    ``(step, params)``, NumPy arrays.
+
+  Raises:
+    checkpoint.CheckpointError: If there is no such checkpoint, or it does
+      not hold parameters of this structure.
+  """
+  steps = checkpoint.list_steps(workdir)
+  if not steps:
+    raise checkpoint.CheckpointError(
+        f'No checkpoint in {workdir}: train first (--mode=train), or pass '
+        'the work directory of a trained run.')
+  if step is None:
+    step = steps[-1]
+  elif step not in steps:
+    raise checkpoint.CheckpointError(
+        f'No checkpoint of step {step} in {workdir}; it holds steps {steps}.')
+  # Checkpoints hold (TrainState, data state); the parameters are at
+  # [0].params (see rmc.training.train).
+  params = checkpoint.restore(checkpoint.path_for_step(workdir, step),
+                              template, prefix='[0].params')
+  return step, params
+
+
+def load_run(workdir: str, step: int | None = None) -> Run:
+  """Loads a trained run of an experiment binary from its work directory.
+
+  Args:
+    workdir: A work directory the binary trained in: it holds config.json
+      and checkpoints (and, for the language model, vocab.txt).
+    step: The checkpoint to load; None means the newest.
+
+  Returns:
+    The :class:`Run`: configuration, parameters and models.
+
+  Raises:
+    rmc.run_config.ConfigError: If config.json is missing or unreadable.
+    rmc.checkpoint.CheckpointError: If there is no such checkpoint, or it
+      does not match the configuration's model.
+    rmc.data.wikitext.DataError: If a language model's vocab.txt is missing
+      or unreadable.
+  """
+  config = run_config.read(workdir)
+  binary = config.get('binary')
+  if binary not in BINARIES:
+    raise run_config.ConfigError(
+        f'{run_config.path(workdir)} names the binary {binary!r}; expected '
+        f'one of {list(BINARIES)}.')
+  hyperparameters = config['hyperparameters']
+  vocabulary, initial = None, None
+  vocab_size = None
+  if binary == 'nth_farthest':
+    model = nth_farthest_model(hyperparameters)
+  elif binary == 'learn_to_execute':
+    model = learn_to_execute_model(hyperparameters)
+    vocabulary = learn_to_execute_vocabulary(hyperparameters)
+  else:
+    vocabulary = load_vocabulary(workdir)
+    vocab_size = len(vocabulary)
+    model, initial = language_model(hyperparameters, vocab_size)
+  template = params_shapes(binary, hyperparameters, vocab_size)
+  step, params = restore_params(workdir, template, step)
+  input_size = core_input_size(binary, hyperparameters, vocab_size)
+  run = Run(workdir=workdir, config=config, step=step, params=params,
+            model=model, core_params={}, core_input_size=input_size,
+            vocabulary=vocabulary, initial_state=initial)
+  core_shapes = jax.eval_shape(
+      run.core.init, jax.random.key(0),
+      jax.ShapeDtypeStruct((1, 1, input_size), jnp.float32))
+  core_params = {name: params[name] for name in core_shapes if name in params}
+  if jax.tree.map(lambda x: (x.shape, x.dtype), core_shapes) != jax.tree.map(
+      lambda x: (x.shape, x.dtype), core_params):
+    raise checkpoint.CheckpointError(
+        f'The core parameters in {workdir} do not match its configuration.')
+  return dataclasses.replace(run, core_params=core_params)
+
+
+def load_vocabulary(workdir: str) -> wikitext.Vocabulary:
+  """The language model's vocabulary saved in its work directory.
+
+  Raises:
+    wikitext.DataError: If ``<workdir>/vocab.txt`` is missing or malformed.
+  """
+  target = os.path.join(workdir, VOCABULARY_FILE)
+  if not os.path.exists(target):
+    raise wikitext.DataError(
+        f'{target} does not exist: the language model\'s vocabulary is '
+        'saved there when it starts training.')
+  return wikitext.Vocabulary.load(target)
