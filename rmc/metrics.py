@@ -228,13 +228,14 @@ class MetricWriter:
       kept = records if resume_step is None else [
           r for r in records if r.get('step', 0) <= resume_step]
       with open(path, 'rb') as f:
-        torn = not f.read().endswith(b'\n') and os.path.getsize(path) > 0
+        content = f.read()
+      torn = bool(content) and not content.endswith(b'\n')
       if resume_step is None:
         if torn:  # Start on a line of our own after a killed writer's.
           with open(path, 'ab') as f:
             f.write(b'\n')
-      elif torn or len(kept) != len(records):
-        self._rewrite(kept)
+      elif torn or len(kept) != content.count(b'\n'):
+        self._rewrite(kept)  # Drops later, torn and unreadable lines.
     if tensorboard_dir is not None:
       replace = resume_step is not None
       self._tensorboard = TensorBoardWriter(

@@ -205,8 +205,15 @@ class FaultsTest(parameterized.TestCase):
         'checkpoint .*checkpoint_0000000020.npz')
     self.assertEqual(checkpoint.list_steps(workdir), [20, 40])  # Untouched.
 
-  def test_checkpoint_of_another_model(self):
+  def test_flags_or_checkpoint_of_another_model(self):
     workdir = self.resumable_copy(keep_steps=(20,))
+    rc, stderr = _binary('experiments.nth_farthest', *_SMOKE, '--head_size=8',
+                         f'--workdir={workdir}')
+    self.assertOneLineError(rc, stderr, r'These flags differ from the run in '
+                            r'.*: hyperparameters.head_size 4 -> 8\.')
+    # Without config.json (a run from before rmc wrote it), the checkpoint
+    # itself is refused.
+    os.remove(os.path.join(workdir, 'config.json'))
     rc, stderr = _binary('experiments.nth_farthest', *_SMOKE, '--head_size=8',
                          f'--workdir={workdir}')
     self.assertOneLineError(rc, stderr, 'Checkpoint .*checkpoint_0000000020'

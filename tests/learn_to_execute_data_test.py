@@ -28,73 +28,6 @@ import numpy as np
 from rmc.data import learn_to_execute as lte
 
 
-class _Parser:
-  """Evaluates program text: operand (op ...)?, where an operand is a literal
-  or a parenthesised program, and `x=<operand>for[i]x+=<literal>` loops."""
-
-  def __init__(self, text):
-    self.text, self.pos = text, 0
-
-  def _eat(self, token):
-    if not self.text.startswith(token, self.pos):
-      raise SyntaxError(f'{token!r} expected at {self.pos} in {self.text!r}')
-    self.pos += len(token)
-
-  def _literal(self):
-    match = re.compile(r'\d+').match(self.text, self.pos)
-    if match is None:
-      raise SyntaxError(f'number expected at {self.pos} in {self.text!r}')
-    self.pos = match.end()
-    return int(match.group())
-
-  def _operand(self):
-    if self.text.startswith('(', self.pos):
-      self._eat('(')
-      value = self.program()
-      self._eat(')')
-      return value
-    return self._literal()
-
-  def program(self):
-    if self.text.startswith('x=', self.pos):
-      self._eat('x=')
-      start = self._operand()
-      self._eat('for[')
-      loops = self._literal()
-      self._eat(']x+=')
-      return start + loops * self._literal()
-    value = self._operand()
-    rest = self.text[self.pos:]
-    if rest.startswith('+'):
-      self._eat('+')
-      return value + self._literal()
-    if rest.startswith('-'):
-      self._eat('-')
-      return value - self._literal()
-    if rest.startswith('*'):
-      self._eat('*')
-      return value * self._literal()
-    if rest.startswith('if'):
-      self._eat('if')
-      b = self._literal()
-      less = self.text.startswith('<', self.pos)
-      self._eat('<' if less else '>')
-      c = self._literal()
-      self._eat('else')
-      d = self._literal()
-      return value if (b < c if less else b > c) else d
-    return value
-
-
-def evaluate(code, length):
-  """The target of a program task, independently of the generator."""
-  parser = _Parser(code)
-  value = parser.program()
-  if parser.pos != len(code):
-    raise SyntaxError(f'trailing text in {code!r}')
-  return str(value % 10 ** (length + 1))
-
-
 _SPEC_EXAMPLES = (  # sonnet_rmc.md section 6.1, from running Sonnet.
     ('(65125-15306)-77013', 5, '972806'),
     ('(x=88892for[5]x+=29262)+19665', 5, '254867'),
@@ -113,8 +46,29 @@ _SPEC_VOCABULARY = (
 class GeneratorTest(parameterized.TestCase):
 
   @parameterized.parameters(*_SPEC_EXAMPLES)
-  def test_independent_evaluator_on_spec_examples(self, code, length, target):
-    self.assertEqual(evaluate(code, length), target)
+  def test_evaluator_on_spec_examples(self, code, length, target):
+    del length  # The evaluator counts the literals' digits.
+    self.assertEqual(lte.evaluate_program(code, 'all'), target)
+
+  @parameterized.parameters(
+      ('12+', 'at character 3: expected a number'),
+      ('(12+3', "at character 5: expected '\\)'"),
+      ('12if3=4else5', "expected '<' or '>'"),
+      ('x=1for[2]y+=3', r"expected '\]x\+='"),
+      ('1+2)', 'expected the end of the program'),
+      ('', 'expected a number'))
+  def test_evaluator_names_where_a_program_is_wrong(self, code, regex):
+    with self.assertRaisesRegex(ValueError, regex):
+      lte.evaluate_program(code, 'all')
+
+  def test_evaluator_of_memory_tasks_and_mixed_literal_lengths(self):
+    self.assertEqual(lte.evaluate_program('1230', 'copy'), '1230')
+    self.assertEqual(lte.evaluate_program('1230', 'reverse'), '0321')
+    self.assertEqual(lte.evaluate_program('12', 'double'), '1212')
+    with self.assertRaisesRegex(ValueError, 'is a number'):
+      lte.evaluate_program('1+2', 'copy')
+    # The longest literal sets the modulus: 10 ** (3 + 1).
+    self.assertEqual(lte.evaluate_program('999*99', 'all'), '8901')
 
   @parameterized.product(task=('algebra', 'control', 'all', 'alg_ctrl',
                                'addition'),
@@ -124,8 +78,8 @@ class GeneratorTest(parameterized.TestCase):
     rng = random.Random(f'{task}-{length}-{nesting}')
     for _ in range(300):
       program = lte.generate_program(rng, task, length, nesting)
-      self.assertEqual(program.target, evaluate(program.code, length),
-                       program.code)
+      self.assertEqual(program.target,
+                       lte.evaluate_program(program.code, task), program.code)
       self.assertNotIn(' ', program.code)
       # Every literal has exactly `length` digits (loop counts are [i]).
       literals = re.findall(r'\d+', re.sub(r'\[\d\]', '', program.code))
@@ -146,11 +100,14 @@ class GeneratorTest(parameterized.TestCase):
         self.assertEqual(marker in codes, op in lte.TASKS[task], (task, op))
 
   def test_negative_results_wrap_with_floor_modulo(self):
+    self.assertEqual(lte.evaluate_program('12-34', 'all'), '978')  # -22.
     rng = random.Random(0)
     seen_negative = False
     for _ in range(500):
       program = lte.generate_program(rng, 'alg_ctrl', 5, 2)
-      seen_negative |= _Parser(program.code).program() < 0
+      # (a-b)... with b > a is negative before the modulus.
+      first = re.match(r'\((\d+)-(\d+)\)', program.code)
+      seen_negative |= bool(first) and int(first[1]) < int(first[2])
       self.assertGreaterEqual(int(program.target), 0)
       self.assertLess(int(program.target), 10 ** 6)
     self.assertTrue(seen_negative)
@@ -158,7 +115,8 @@ class GeneratorTest(parameterized.TestCase):
   def test_multiplication_does_not_overflow(self):
     rng = random.Random(1)
     program = lte.generate_program(rng, 'algebra', 9, 4)
-    self.assertEqual(program.target, evaluate(program.code, 9))
+    self.assertEqual(program.target,
+                     lte.evaluate_program(program.code, 'algebra'))
 
   @parameterized.parameters(('copy', 1), ('reverse', 1), ('double', 1),
                             ('copy', 4), ('reverse', 6), ('double', 3))
@@ -312,8 +270,7 @@ class BatchTest(absltest.TestCase):
       self.assertTrue(np.all(batch.inputs[n_in:, b] == pad))
       self.assertTrue(np.all(batch.targets[n_out:, b] == pad))
       nesting = code.count('(') + 1
-      length = len(re.findall(r'\d+', re.sub(r'\[\d\]', '', code))[0])
-      self.assertEqual(target, evaluate(code, length))
+      self.assertEqual(target, lte.evaluate_program(code, 'alg_ctrl'))
       self.assertLessEqual(nesting, 2)
       self.assertEqual(batch.decoder_inputs[0, b], vocabulary.id(lte.SOS))
       np.testing.assert_array_equal(batch.decoder_inputs[1:, b],

@@ -31,6 +31,7 @@ import numpy as np
 from rmc import checkpoint
 from rmc import metrics
 from rmc import models
+from rmc import run_config
 from rmc import runs
 
 import binary_testing
@@ -209,6 +210,12 @@ class BinaryTest(parameterized.TestCase):
     workdir = self.create_tempdir().full_path
     _run_main('--preset=smoke', '--num_steps=5', '--checkpoint_every=5',
               '--log_every=5', '--eval_every=5', f'--workdir={workdir}')
+    with self.assertRaisesRegex(run_config.ConfigMismatchError,
+                                r'hyperparameters.head_size 4 -> 8'):
+      _run_main('--preset=smoke', '--head_size=8', f'--workdir={workdir}')
+    # Without config.json (a run from before rmc wrote it), the checkpoint
+    # still refuses another model.
+    os.remove(os.path.join(workdir, 'config.json'))
     with self.assertRaisesRegex(checkpoint.CheckpointError,
                                 r'Checkpoint .* (does not match|has shape)'):
       _run_main('--preset=smoke', '--head_size=8', f'--workdir={workdir}')

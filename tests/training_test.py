@@ -304,7 +304,9 @@ class MetricWriterTest(absltest.TestCase):
   def test_non_finite_values_are_null(self):
     path = os.path.join(self.create_tempdir().full_path, 'metrics.jsonl')
     metrics.MetricWriter(path).write({'step': 1, 'loss': float('nan')})
-    self.assertEqual(metrics.read_records(path), [{'step': 1, 'loss': None}])
+    (record,) = metrics.read_records(path)
+    self.assertAlmostEqual(record.pop('time'), time.time(), delta=60)
+    self.assertEqual(record, {'step': 1, 'loss': None})
 
   def test_full_disk_leaves_no_torn_line(self):
     path = os.path.join(self.create_tempdir().full_path, 'metrics.jsonl')
@@ -315,14 +317,17 @@ class MetricWriterTest(absltest.TestCase):
       del fd
       raise OSError(errno.ENOSPC, 'No space left on device')
 
-    line = json.dumps({'step': 2, 'loss': 0.25}) + '\n'
+    record = {'step': 2, 'loss': 0.25, 'time': 1.5}
+    line = json.dumps(record) + '\n'
     with mock.patch.object(os, 'fsync', no_space):
       with self.assertRaisesRegex(
           atomic_file.DiskFullError,
           f'write {path}: it needs {len(line)} bytes; ') as cm:
-        writer.write({'step': 2, 'loss': 0.25})
+        writer.write(record)
     self.assertEqual(cm.exception.filename, path)
-    self.assertEqual(metrics.read_records(path), [{'step': 1, 'loss': 0.5}])
+    self.assertEqual([{k: r[k] for k in ('step', 'loss')}
+                      for r in metrics.read_records(path)],
+                     [{'step': 1, 'loss': 0.5}])
     writer.write({'step': 2, 'loss': 0.25})  # Space again: appends as usual.
     self.assertLen(metrics.read_records(path), 2)
 

@@ -1,0 +1,497 @@
+# Copyright 2026 The rmc Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Using trained runs: config.json, the evaluate, predict and sample modes,
+rmc.load_run and TensorBoard, on `smoke` runs of the three binaries."""
+
+import io
+import json
+import os
+import random
+import re
+import shutil
+import sys
+import tempfile
+from unittest import mock
+
+from absl import app
+from absl.testing import absltest
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import rmc
+from rmc import checkpoint
+from rmc import metrics
+from rmc import run_config
+from rmc import runs
+from rmc.data import learn_to_execute as lte
+from rmc.data import nth_farthest as nth_farthest_data
+
+import binary_testing
+from experiments import learn_to_execute
+from experiments import nth_farthest
+from experiments import wikitext103
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _records(workdir):
+  return metrics.read_records(os.path.join(workdir, 'metrics.jsonl'))
+
+
+def _copy(workdir):
+  """A copy of a work directory, removed at exit."""
+  copy = os.path.join(tempfile.mkdtemp(), 'run')
+  shutil.copytree(workdir, copy)
+  return copy
+
+
+def _eval_figures(record):
+  return {k: v for k, v in record.items()
+          if k.startswith('eval_') and isinstance(v, float)}
+
+
+class NthFarthestRunTest(absltest.TestCase):
+  """A smoke run with --tensorboard, trained once for every test."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.workdir = os.path.join(tempfile.mkdtemp(), 'nf')
+    binary_testing.run_main(nth_farthest, '--preset=smoke', '--tensorboard',
+                            f'--workdir={cls.workdir}')
+
+  def _run(self, *args):
+    return binary_testing.run_main(nth_farthest, *args)
+
+  def test_config_json_holds_the_resolved_configuration(self):
+    config = run_config.read(self.workdir)
+    self.assertEqual(config['binary'], 'nth_farthest')
+    self.assertEqual(config['seed'], 0)
+    hyperparameters = config['hyperparameters']
+    smoke = nth_farthest.PRESETS['smoke']
+    self.assertEqual({k: hyperparameters[k] for k in smoke},
+                     json.loads(json.dumps(smoke)))
+    self.assertEqual(hyperparameters['preset'], 'smoke')
+    self.assertEqual(hyperparameters['compute_dtype'], 'float32')
+    self.assertEqual(config['core'], {'type': 'rmc', 'kwargs': json.loads(
+        json.dumps(runs.core_kwargs(hyperparameters)))})
+    self.assertEqual(config['code']['rmc'], rmc.__version__)
+    self.assertEqual(config['code']['jax'], jax.__version__)
+    self.assertEqual(config['run']['devices'], 1)
+    self.assertTrue(config['run']['tensorboard'])
+    self.assertFalse([n for n in os.listdir(self.workdir)
+                      if n.startswith('.tmp')])
+
+  def test_resuming_with_other_model_or_data_flags_names_every_key(self):
+    workdir = _copy(self.workdir)
+    with open(run_config.path(workdir), 'rb') as f:
+      before = f.read()
+    with self.assertRaises(run_config.ConfigMismatchError) as raised:
+      self._run('--preset=smoke', '--mem_slots=3', '--num_features=4',
+                '--seed=1', f'--workdir={workdir}')
+    message = str(raised.exception)
+    for change in ('hyperparameters.mem_slots 2 -> 3',
+                   'hyperparameters.num_features 2 -> 4', 'seed 0 -> 1'):
+      self.assertIn(change, message)
+    self.assertNotIn('core.', message)  # Made from the hyperparameters.
+    with open(run_config.path(workdir), 'rb') as f:
+      self.assertEqual(f.read(), before)
+    self.assertEqual(checkpoint.list_steps(workdir), [20, 40])
+
+  def test_budgets_cadences_and_the_preset_name_may_change_on_resume(self):
+    workdir = _copy(self.workdir)
+    self._run('--preset=demo', '--num_features=2', '--num_objects=3',
+              '--batch_size=16', '--learning_rate=3e-3',
+              '--min_learning_rate=1e-3', '--decay_steps=100',
+              '--max_grad_norm=1', '--warmup_steps=0', '--eval_batches=2',
+              '--mem_slots=2', '--head_size=4', '--lstm_hidden_size=16',
+              '--num_steps=50', '--log_every=5', '--steps_per_chunk=5',
+              '--eval_every=10', '--checkpoint_every=10',
+              '--keep_checkpoints=2', f'--workdir={workdir}')
+    config = run_config.read(workdir)
+    self.assertEqual(config['hyperparameters']['num_steps'], 50)
+    self.assertEqual(config['hyperparameters']['preset'], 'demo')
+    self.assertFalse(config['run']['tensorboard'])
+    self.assertEqual(checkpoint.list_steps(workdir), [40, 50])
+    self.assertEqual([r['step'] for r in _records(workdir)
+                      if r['split'] == 'train'][-2:], [45, 50])
+
+  def test_evaluate_equals_the_evaluation_logged_in_training(self):
+    workdir = _copy(self.workdir)
+    printed = self._run('--mode=evaluate', f'--workdir={workdir}')
+    records = _records(workdir)
+    logged = [r for r in records if r['split'] == 'eval']
+    evaluated = records[-1]
+    self.assertEqual(evaluated['split'], 'evaluate')
+    self.assertEqual(evaluated['step'], 40)
+    self.assertEqual(evaluated['eval_sequences'], 32)
+    self.assertEqual(set(_eval_figures(evaluated)),
+                     set(_eval_figures(logged[-1])))
+    for name, value in _eval_figures(logged[-1]).items():
+      self.assertAlmostEqual(evaluated[name], value, places=6, msg=name)
+    self.assertIn(f'Held-out accuracy {evaluated["eval_accuracy"]:.4f}',
+                  printed)
+    self.assertEqual(checkpoint.list_steps(workdir), [20, 40])  # No new one.
+    # An older checkpoint, by --step.
+    self._run('--mode=evaluate', '--step=20', f'--workdir={workdir}')
+    at_20 = [r for r in logged if r['step'] == 20][0]
+    evaluated = _records(workdir)[-1]
+    self.assertEqual(evaluated['step'], 20)
+    for name, value in _eval_figures(at_20).items():
+      self.assertAlmostEqual(evaluated[name], value, places=6, msg=name)
+    # Training records are untouched.
+    self.assertEqual(_records(workdir)[:len(records) - 1], records[:-1])
+
+  def test_the_other_modes_have_clear_errors(self):
+    no_checkpoint = tempfile.mkdtemp()
+    shutil.copy(run_config.path(self.workdir), no_checkpoint)
+    for args, error, regex in (
+        ((f'--workdir={no_checkpoint}',), checkpoint.CheckpointError,
+         'No checkpoint in'),
+        ((f'--workdir={tempfile.mkdtemp()}',), run_config.ConfigError,
+         'config.json does not exist'),
+        ((f'--workdir={self.workdir}', '--step=30'),
+         checkpoint.CheckpointError, r'holds steps \[20, 40\]'),
+        ((f'--workdir={self.workdir}', '--preset=smoke', '--mem_slots=3'),
+         app.UsageError, 'drop --preset, --mem_slots'),
+        ((f'--workdir={self.workdir}', '--seed=3'), app.UsageError,
+         'drop --seed'),
+        ((), app.UsageError, '--workdir is required'),
+    ):
+      with self.subTest(args=args):
+        with self.assertRaisesRegex(error, regex):
+          self._run('--mode=evaluate', *args)
+    with self.assertRaisesRegex(app.UsageError, 'not of learn_to_execute'):
+      binary_testing.run_main(learn_to_execute, '--mode=evaluate',
+                              f'--workdir={self.workdir}')
+    with self.assertRaisesRegex(app.UsageError, 'no --mode=sample'):
+      self._run('--mode=sample', f'--workdir={self.workdir}')
+
+  def test_predict_gives_the_models_answers_and_the_right_ones(self):
+    run = rmc.load_run(self.workdir)
+    examples = nth_farthest.predictions(run, num_examples=6, seed=3)
+    batch = nth_farthest_data.generate(jax.random.key(3), 6, 3, 2)
+    logits = run.model.apply(run.params, batch.inputs)  # [6, K]
+    self.assertEqual([e['answer'] for e in examples],
+                     np.asarray(batch.labels).tolist())
+    self.assertEqual([e['predicted'] for e in examples],
+                     np.argmax(logits, axis=-1).tolist())
+    for example, row in zip(examples, jax.nn.softmax(logits)):
+      # Probabilities by object id; the rows were shuffled.
+      np.testing.assert_allclose(np.sort(example['probabilities']),
+                                 np.sort(row), rtol=1e-5)
+      self.assertEqual(example['vectors'].shape, (3, 2))
+      # The answer is at rank n from the reference, nearest first.
+      distances = np.linalg.norm(
+          example['vectors'] - example['vectors'][example['reference']],
+          axis=-1)
+      self.assertEqual(np.argsort(distances)[example['rank']],
+                       example['answer'])
+    printed = self._run('--mode=predict', '--num_examples=6', '--seed=3',
+                        f'--workdir={self.workdir}')
+    right = sum(e['predicted'] == e['answer'] for e in examples)
+    self.assertIn(f'{right} of 6 right.', printed)
+    self.assertEqual(printed.count('Answer: object'), 6)
+    self.assertEqual(printed, self._run('--mode=predict', '--num_examples=6',
+                                        '--seed=3',
+                                        f'--workdir={self.workdir}'))
+
+  def test_load_run_gives_the_checkpoint_and_the_core(self):
+    run = rmc.load_run(self.workdir, step=20)
+    self.assertEqual((run.binary, run.step), ('nth_farthest', 20))
+    with np.load(checkpoint.path_for_step(self.workdir, 20)) as data:
+      for module, values in run.params.items():
+        for name, value in values.items():
+          np.testing.assert_array_equal(
+              value, data[f"[0].params['{module}']['{name}']"])
+    self.assertTrue(run.core_params)
+    self.assertTrue(all(m.startswith('relational_memory')
+                        for m in run.core_params))
+    self.assertLess(len(run.core_params), len(run.params))  # Not the head.
+    # The core alone gives the outputs the whole model's core gives.
+    inputs = nth_farthest_data.generate(jax.random.key(0), 4, 3, 2).inputs
+    _, core_outputs = runs.nth_farthest_model(run.hyperparameters).apply(
+        run.params, inputs, return_core_outputs=True)  # [B, T, D]
+    outputs, _ = run.core.apply(run.core_params,
+                                jnp.swapaxes(inputs, 0, 1))  # [T, B, D]
+    np.testing.assert_allclose(outputs, jnp.swapaxes(core_outputs, 0, 1),
+                               rtol=1e-5, atol=1e-6)
+
+  def test_the_readme_snippet_runs_on_a_trained_run(self):
+    with open(os.path.join(_ROOT, 'README.md'), encoding='utf-8') as f:
+      readme = f.read()
+    snippet = re.search(r'<!-- tested: load_run -->\n```python\n(.*?)```',
+                        readme, re.S).group(1)
+    self.assertIn("rmc.load_run('/tmp/nf')", snippet)
+    namespace = {}
+    printed = io.StringIO()
+    with mock.patch('sys.stdout', printed):
+      exec(snippet.replace("'/tmp/nf'", repr(self.workdir)), namespace)  # pylint: disable=exec-used
+    self.assertIn('(2, 10)', printed.getvalue())
+    run = namespace['run']
+    for module, values in run.core_params.items():
+      for name, value in values.items():
+        np.testing.assert_array_equal(namespace['params'][module][name],
+                                      value)
+    self.assertIn('linear', namespace['params'])  # The new head.
+
+  def test_tensorboard_holds_every_metrics_record_once(self):
+    workdir = _copy(self.workdir)
+    # An interrupted run: it had written records up to step 40 but its last
+    # checkpoint was of step 20. Resuming drops those records and writes
+    # them again, in metrics.jsonl and in TensorBoard.
+    os.remove(checkpoint.path_for_step(workdir, 40))
+    self._run('--preset=smoke', '--tensorboard', f'--workdir={workdir}')
+    self._run('--mode=evaluate', '--tensorboard', f'--workdir={workdir}')
+    records = _records(workdir)
+    self.assertEqual([(r['step'], r['split']) for r in records],
+                     [(0, 'eval'), (10, 'train'), (20, 'train'), (20, 'eval'),
+                      (30, 'train'), (40, 'train'), (40, 'eval'),
+                      (40, 'evaluate')])
+    expected = [(tag, r['step'], value) for r in records
+                for tag, value in metrics.tensorboard_scalars(r)]
+    scalars = metrics.read_tensorboard_scalars(
+        os.path.join(workdir, metrics.TENSORBOARD_DIR))
+    self.assertEqual(len(scalars), len(set((t, s) for t, s, _ in scalars)))
+    self.assertEqual(sorted((t, s) for t, s, _ in scalars),
+                     sorted((t, s) for t, s, _ in expected))
+    by_key = {(t, s): v for t, s, v in scalars}
+    for tag, step, value in expected:  # TensorBoard holds float32.
+      np.testing.assert_allclose(by_key[tag, step], value, rtol=1e-6,
+                                 err_msg=f'{tag} at {step}')
+    for tag in ('train/loss', 'train/accuracy', 'eval/loss',
+                'eval/accuracy_rank_0', 'evaluate/accuracy'):
+      self.assertIn(tag, {t for t, _, _ in scalars})
+
+  def test_tensorboard_without_tensorboardx_is_a_clear_error(self):
+    with mock.patch.dict(sys.modules, {'tensorboardX': None}):
+      with self.assertRaisesRegex(metrics.TensorBoardMissingError,
+                                  r"pip install 'rmc\[tensorboard\]'"):
+        self._run('--preset=smoke', '--tensorboard',
+                  f'--workdir={tempfile.mkdtemp()}')
+
+
+class LearnToExecuteRunTest(absltest.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.workdir = os.path.join(tempfile.mkdtemp(), 'lte')
+    binary_testing.run_main(learn_to_execute, '--preset=smoke',
+                            f'--workdir={cls.workdir}')
+
+  def test_evaluate_equals_the_final_evaluation(self):
+    workdir = _copy(self.workdir)
+    binary_testing.run_main(learn_to_execute, '--mode=evaluate',
+                            f'--workdir={workdir}')
+    records = _records(workdir)
+    logged = [r for r in records if r['split'] == 'eval'][-1]
+    evaluated = records[-1]
+    self.assertEqual((evaluated['split'], evaluated['step']),
+                     ('evaluate', 30))
+    for name in ('eval_loss', 'eval_accuracy', 'eval_solved'):
+      self.assertAlmostEqual(evaluated[name], logged[name], places=6)
+
+  def test_predict_answers_held_out_programs_as_evaluation_does(self):
+    run = rmc.load_run(self.workdir)
+    config = run.hyperparameters
+    batch = jax.tree.map(lambda x: x[0], learn_to_execute.held_out_set(
+        config, run.config['seed']))
+    programs = [run.vocabulary.decode(batch['inputs'][:n, b])
+                for b, n in enumerate(batch['input_lengths'])]
+    results = learn_to_execute.predict(run, programs)
+    argmax = np.asarray(jnp.argmax(run.model.apply(run.params, batch), -1))
+    for b, result in enumerate(results):
+      length = batch['target_lengths'][b]
+      self.assertEqual(result['target'],
+                       run.vocabulary.decode(batch['targets'][:length, b]))
+      self.assertEqual(result['answer'],
+                       run.vocabulary.decode(argmax[:length, b]))
+    figures = learn_to_execute.make_metrics_fn(config)(run.params, batch)
+    self.assertAlmostEqual(np.mean([r['answer'] == r['target']
+                                    for r in results]),
+                           float(figures['solved']), places=6)
+
+  def test_predict_reads_flags_or_stdin(self):
+    printed = binary_testing.run_main(
+        learn_to_execute, '--mode=predict', f'--workdir={self.workdir}',
+        '--program=12+34', '--program=(99+1)+50')
+    self.assertIn('12+34\n  true value 46, model ', printed)
+    self.assertIn('(99+1)+50\n  true value 150, model ', printed)
+    with mock.patch('sys.stdin', io.StringIO('11+22\n\n 5+5 \n')):
+      printed = binary_testing.run_main(learn_to_execute, '--mode=predict',
+                                        f'--workdir={self.workdir}')
+    self.assertIn('11+22\n  true value 33', printed)
+    self.assertIn('5+5\n  true value 10', printed)
+    self.assertIn('of 2 solved.', printed)
+    for program, regex in (('(12+3', "expected '\\)'"),
+                           ('12#3', 'expected the end'),
+                           ('1' * 60 + '+1', 'more than the')):
+      with self.subTest(program=program):
+        with self.assertRaisesRegex(app.UsageError, regex):
+          binary_testing.run_main(learn_to_execute, '--mode=predict',
+                                  f'--workdir={self.workdir}',
+                                  f'--program={program}')
+
+  def test_teacher_forcing_decodes_greedily_from_its_own_tokens(self):
+    config = dict(rmc.load_run(self.workdir).hyperparameters,
+                  decoder='teacher_forcing', task='all', max_length=1)
+    model = runs.learn_to_execute_model(config)
+    vocabulary = runs.learn_to_execute_vocabulary(config)
+    batch = lte.make_batch(random.Random(0), 4, 'all',
+                           lte.BaselineCurriculum(1, 2), vocabulary)
+    params = model.init(jax.random.key(1), vars(batch))
+    run = runs.Run(workdir='', config={'binary': 'learn_to_execute',
+                                       'hyperparameters': config},
+                   step=0, params=params, model=model, core_params={},
+                   core_input_size=len(vocabulary), vocabulary=vocabulary)
+    programs = [vocabulary.decode(batch.inputs[:n, b])
+                for b, n in enumerate(batch.input_lengths)]
+    results = learn_to_execute.predict(run, programs)
+    for b, result in enumerate(results):
+      # One token at a time, each fed back behind the start symbol.
+      fed = [vocabulary.id(lte.SOS)]
+      one = {k: v[..., b:b + 1] for k, v in vars(batch).items()}
+      for t in range(batch.target_lengths[b]):
+        inputs = np.full_like(one['targets'], vocabulary.id(lte.SOS))
+        inputs[:len(fed), 0] = fed
+        logits = model.apply(params, dict(one, decoder_inputs=inputs))
+        fed.append(int(jnp.argmax(logits[t, 0])))
+      self.assertEqual(result['answer'], vocabulary.decode(fed[1:]))
+
+
+class LanguageModelRunTest(absltest.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.data_dir = tempfile.mkdtemp()
+    binary_testing.write_wikitext_corpus(cls.data_dir)
+    cls.workdir = os.path.join(tempfile.mkdtemp(), 'lm')
+    binary_testing.run_main(wikitext103, '--preset=smoke',
+                            f'--data_dir={cls.data_dir}',
+                            f'--workdir={cls.workdir}')
+    cls.trained = rmc.load_run(cls.workdir)
+
+  def test_config_names_the_corpus_and_the_vocabulary_is_saved(self):
+    data = self.trained.config['data']
+    self.assertEqual(data['data_dir'], os.path.abspath(self.data_dir))
+    self.assertEqual(data['splits'], {'train': 'train', 'valid': 'valid',
+                                      'test': 'test'})
+    self.assertEqual(set(data['sources']), {'train', 'valid', 'test'})
+    for split, source in data['sources'].items():
+      self.assertLen(source['sha256'], 64)
+      self.assertLen(np.load(os.path.join(data['cache_dir'],
+                                          f'{split}.npy')), source['tokens'])
+    self.assertEqual(data['vocab_size'], len(self.trained.vocabulary))
+    self.assertIn('the', self.trained.vocabulary.index)
+
+  def test_evaluate_equals_the_test_and_validation_scores(self):
+    workdir = _copy(self.workdir)
+    records = _records(workdir)
+    test = [r for r in records if r['split'] == 'test'][-1]
+    valid = [r for r in records if r['split'] == 'eval'][-1]
+    printed = binary_testing.run_main(wikitext103, '--mode=evaluate',
+                                      f'--workdir={workdir}')
+    evaluated = _records(workdir)[-1]
+    self.assertEqual((evaluated['eval_split'], evaluated['step']),
+                     ('test', 40))
+    self.assertEqual(evaluated['eval_tokens'], test['test_tokens'])
+    self.assertAlmostEqual(evaluated['eval_perplexity'],
+                           test['test_perplexity'], places=4)
+    self.assertIn(f'test perplexity {test["test_perplexity"]:.2f}', printed)
+    # Another split, from a copy of the corpus elsewhere (the run's cache
+    # stays where it was).
+    moved = os.path.join(tempfile.mkdtemp(), 'moved')
+    shutil.copytree(self.data_dir, moved, ignore=shutil.ignore_patterns(
+        'rmc_cache'))
+    binary_testing.run_main(wikitext103, '--mode=evaluate', '--split=valid',
+                            f'--data_dir={moved}', f'--workdir={workdir}')
+    evaluated = _records(workdir)[-1]
+    self.assertEqual(evaluated['eval_split'], 'valid')
+    self.assertAlmostEqual(evaluated['eval_perplexity'],
+                           valid['eval_perplexity'], places=4)
+    # Another corpus is refused.
+    other = tempfile.mkdtemp()
+    for name in os.listdir(self.data_dir):
+      if name.endswith('.tokens'):
+        with open(os.path.join(self.data_dir, name)) as f:
+          text = f.read()
+        with open(os.path.join(other, name), 'w') as f:
+          f.write(text.replace(' cat ', ' cow '))
+    with self.assertRaisesRegex(app.UsageError, 'is not the one the run'):
+      binary_testing.run_main(wikitext103, '--mode=evaluate',
+                              f'--data_dir={other}', f'--workdir={workdir}')
+
+  def _sample(self, prompt='the cat', num_words=12, temperature=1.0,
+              top_k=0, seed=0):
+    return wikitext103.sample(self.trained, prompt, num_words, temperature,
+                              top_k, seed)[0]
+
+  def test_sampling_is_deterministic_given_the_seed(self):
+    self.assertEqual(self._sample(seed=1), self._sample(seed=1))
+    self.assertNotEqual(self._sample(seed=1), self._sample(seed=2))
+    self.assertLen(self._sample(num_words=7), 7)
+
+  def test_low_temperature_and_top_1_are_greedy(self):
+    greedy = self._sample(temperature=0.0)
+    self.assertEqual(self._sample(temperature=1e-6, seed=5), greedy)
+    self.assertEqual(self._sample(top_k=1, seed=6), greedy)
+
+  def test_greedy_words_are_the_argmax_of_one_pass_over_the_text(self):
+    # The samples carry the state from word to word: feeding the prompt and
+    # the words in one pass gives, at each position, the next word.
+    greedy = self._sample(temperature=0.0)
+    vocabulary = self.trained.vocabulary
+    ids, _ = wikitext103.prompt_ids(vocabulary, 'the cat')
+    text = np.concatenate([ids, [vocabulary.id(w) for w in greedy]])
+    log_probs = hk.without_apply_rng(hk.transform(
+        lambda x: runs.language_model_module(
+            self.trained.hyperparameters, len(vocabulary)).log_probs(
+                x, self.trained.initial_state.apply(None, 1))[0])).apply(
+                    self.trained.params, jnp.asarray(text)[:, None])
+    predicted = np.argmax(log_probs[:, 0], axis=-1)  # [P + W]
+    np.testing.assert_array_equal(predicted[len(ids) - 1:-1], text[len(ids):])
+
+  def test_top_k_draws_only_the_k_most_likely_words(self):
+    vocabulary = self.trained.vocabulary
+    words = self._sample(num_words=20, top_k=3, temperature=2.0, seed=4)
+    ids, _ = wikitext103.prompt_ids(vocabulary, 'the cat')
+    text = np.concatenate([ids, [vocabulary.id(w) for w in words]])
+    log_probs = hk.without_apply_rng(hk.transform(
+        lambda x: runs.language_model_module(
+            self.trained.hyperparameters, len(vocabulary)).log_probs(
+                x, self.trained.initial_state.apply(None, 1))[0])).apply(
+                    self.trained.params, jnp.asarray(text)[:, None])
+    top3 = np.argsort(-np.asarray(log_probs[:, 0]), axis=-1)[:, :3]
+    for position in range(len(ids) - 1, len(text) - 1):
+      self.assertIn(text[position + 1], top3[position])
+
+  def test_sample_mode_prints_the_prompt_and_the_words(self):
+    printed = binary_testing.run_main(
+        wikitext103, '--mode=sample', f'--workdir={self.workdir}',
+        '--prompt=the zebra sat', '--num_words=5', '--temperature=0')
+    self.assertIn('Not in the vocabulary, read as <unk>: zebra', printed)
+    greedy = wikitext103.sample(self.trained, 'the zebra sat', 5, 0.0, 0, 0)[0]
+    self.assertIn('the zebra sat >>> ' + ' '.join(greedy).replace(
+        ' <eos> ', '\n').replace('<eos>', '\n'), printed)
+    with self.assertRaisesRegex(app.UsageError, 'top_k must be in'):
+      binary_testing.run_main(wikitext103, '--mode=sample',
+                              f'--workdir={self.workdir}',
+                              '--top_k=100000')
+
+
+if __name__ == '__main__':
+  absltest.main()
