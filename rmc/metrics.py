@@ -37,7 +37,6 @@ import math
 import os
 import struct
 import time
-import uuid
 from typing import Any
 
 from absl import logging
@@ -141,9 +140,12 @@ class TensorBoardWriter:
       raise TensorBoardMissingError() from e
     os.makedirs(logdir, exist_ok=True)
     old = sorted(glob.glob(os.path.join(logdir, _EVENTS_PATTERN)))
-    # A unique suffix: two writers in one second must not share a file.
+    # Files are named events.out.tfevents.<second>.<host><suffix>, and read
+    # in name order: the suffix keeps two writers of one second apart, in
+    # the order they started.
     self._writer = tensorboardX.SummaryWriter(
-        logdir, flush_secs=10**6, filename_suffix=f'.{uuid.uuid4().hex[:12]}')
+        logdir, flush_secs=10**6,
+        filename_suffix=f'.{time.time_ns():020d}.{os.getpid()}')
     for record in records:
       self.write(record, flush=False)
     self._writer.flush()

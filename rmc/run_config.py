@@ -85,17 +85,21 @@ def code_version() -> dict[str, Any]:
   version = {'rmc': __version__, 'git_commit': None, 'git_dirty': None,
              'python': platform.python_version(), 'jax': jax.__version__,
              'haiku': haiku.__version__}
-  source = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  source = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+
+  def git(*args):
+    return subprocess.run(['git', *args], cwd=source, capture_output=True,
+                          text=True, timeout=10, check=True).stdout.strip()
+
   try:
-    commit = subprocess.run(
-        ['git', 'rev-parse', 'HEAD'], cwd=source, capture_output=True,
-        text=True, timeout=10, check=True).stdout.strip()
-    status = subprocess.run(
-        ['git', 'status', '--porcelain', '--untracked-files=no'], cwd=source,
-        capture_output=True, text=True, timeout=10, check=True).stdout
+    # Only rmc's own checkout: an installed copy may sit inside another repo.
+    if os.path.realpath(git('rev-parse', '--show-toplevel')) != source:
+      return version
+    commit = git('rev-parse', 'HEAD')
+    dirty = bool(git('status', '--porcelain', '--untracked-files=no'))
   except (OSError, subprocess.SubprocessError):
     return version  # Not a git checkout (e.g. installed), or no git.
-  version.update(git_commit=commit, git_dirty=bool(status.strip()))
+  version.update(git_commit=commit, git_dirty=dirty)
   return version
 
 
@@ -199,10 +203,8 @@ def check_resume(saved: dict[str, Any], current: dict[str, Any],
         f'which would train another model or on other data: '
         f'{_describe(fixed)}. Give the run\'s flags to resume it, or another '
         '--workdir for a new run.')
-  allowed = {k: v for k, v in changes.items()
-             if not k.startswith(('code.', 'run.'))}
-  if allowed:
-    logging.info('Resuming with changed settings: %s.', _describe(allowed))
+  if changes:
+    logging.info('Resuming with changed settings: %s.', _describe(changes))
   return changes
 
 

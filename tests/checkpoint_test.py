@@ -54,6 +54,27 @@ class CheckpointTest(absltest.TestCase):
       self.assertEqual(np.asarray(a).dtype, np.asarray(b).dtype)
       np.testing.assert_array_equal(a, b)
 
+  def test_restores_a_subtree_into_shapes(self):
+    directory = self.create_tempdir().full_path
+    tree = (_tree(3), {'curriculum': np.ones([2], np.int32)})
+    path = checkpoint.save(directory, 3, tree)
+    shapes = jax.eval_shape(lambda: tree[0]['params'])
+    params = checkpoint.restore(path, shapes, prefix="[0]['params']")
+    for got, want in zip(jax.tree.leaves(params),
+                         jax.tree.leaves(tree[0]['params'])):
+      self.assertEqual(got.dtype, want.dtype)
+      np.testing.assert_array_equal(got, want)
+    wrong = dict(shapes, linear=dict(
+        shapes['linear'], w=jax.ShapeDtypeStruct((2, 2), jnp.float32)))
+    with self.assertRaisesRegex(
+        checkpoint.CheckpointError,
+        r"\[0\]\['params'\]\['linear'\]\['w'\] has shape \(3, 2\)"):
+      checkpoint.restore(path, wrong, prefix="[0]['params']")
+    with self.assertRaisesRegex(checkpoint.CheckpointError,
+                                r"missing \[\"\[1\]\['other'\]\"\]"):
+      checkpoint.restore(path, {'other': shapes['linear']['b']},
+                         prefix='[1]')
+
   def test_keeps_last_k_and_leaves_no_temporary_files(self):
     directory = self.create_tempdir().full_path
     for step in (10, 20, 30, 40):
