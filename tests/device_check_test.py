@@ -97,15 +97,12 @@ class RunPartTest(absltest.TestCase):
 
 class LmMemoryTest(absltest.TestCase):
 
-  def test_analysis_and_measured_steps(self):
+  def test_measured_steps_do_not_depend_on_the_chunks(self):
+    # (The analysis is checked in TinyCommandTest, by the lm_memory part.)
     config = dict(wikitext103.PRESETS['smoke'], compute_dtype='float32')
     losses = []
     for chunk_size in (0, 3):
       chunked = dict(config, loss_chunk_size=chunk_size)
-      memory = lm_memory.analyse(chunked, 50)['memory_analysis_mib']
-      self.assertAlmostEqual(
-          memory['peak'], memory['argument'] + memory['output']
-          + memory['temp'] - memory['alias'], places=0)
       measured = lm_memory.run_steps(chunked, 50, 2)
       self.assertGreater(measured['peak_rss_mib'], 0)
       losses.append(measured['loss'])
@@ -144,8 +141,12 @@ class TinyCommandTest(absltest.TestCase):
     self.assertLen(parts['lm_first_steps']['losses'], 3)
     memory = parts['lm_memory']['results']
     self.assertEqual([r['loss_chunk_size'] for r in memory], [0, 3])
-    self.assertTrue(all(r['memory_analysis_mib']['peak'] > 0
-                        for r in memory))
+    for result in memory:
+      analysis = result['memory_analysis_mib']
+      self.assertGreater(analysis['temp'], 0)
+      self.assertAlmostEqual(
+          analysis['peak'], analysis['argument'] + analysis['output']
+          + analysis['temp'] - analysis['alias'], delta=0.2)  # Rounded.
     with open(os.path.join(out, 'device_check.md')) as f:
       table = f.read()
     self.assertIn('| wikitext103_tied | bfloat16 | 20 |', table)
