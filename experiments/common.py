@@ -235,6 +235,7 @@ COMMON_HYPERPARAMETERS = (
     'attention_mlp_layers', 'gate_style', 'forget_bias', 'input_bias',
     'attention_scale')
 
+
 def constant_learning_rate(learning_rate: float) -> dict[str, float]:
   """Preset entries for an undecayed learning rate (the paper's LTE and LM)."""
   return dict(learning_rate=learning_rate, min_learning_rate=learning_rate,

@@ -18,6 +18,10 @@ Usage (from the repository root):
   python -m experiments.learn_to_execute --preset=cpu --workdir=/tmp/lte
   python -m experiments.learn_to_execute --preset=paper --task=control \
       --workdir=/tmp/lte_control
+  # A trained run (its configuration from <workdir>/config.json):
+  python -m experiments.learn_to_execute --mode=evaluate --workdir=/tmp/lte
+  python -m experiments.learn_to_execute --mode=predict --workdir=/tmp/lte \
+      --program='(12+34)+56'
 
 Presets (explicit flags override them):
 

@@ -18,6 +18,9 @@ Usage (from the repository root):
   python -m experiments.nth_farthest --workdir=/tmp/nth_farthest
   python -m experiments.nth_farthest --preset=paper --workdir=/tmp/paper
   python -m experiments.nth_farthest --preset=demo --core=lstm --workdir=...
+  # A trained run (its configuration from <workdir>/config.json):
+  python -m experiments.nth_farthest --mode=evaluate --workdir=/tmp/paper
+  python -m experiments.nth_farthest --mode=predict --workdir=/tmp/paper
 
 Presets (explicit flags override them):
 

@@ -22,6 +22,10 @@ Usage (from the repository root):
       --data_dir=../shared/data/wikitext-2-subset \
       --vocab_split=valid --train_split=valid --valid_split=test \
       --cache_dir=/tmp/wt2_cache --workdir=/tmp/wt2
+  # A trained run (its configuration from <workdir>/config.json):
+  python -m experiments.wikitext103 --mode=evaluate --workdir=/tmp/wt2
+  python -m experiments.wikitext103 --mode=sample --workdir=/tmp/wt2 \
+      --prompt='The game was' --num_words=50 --temperature=0.8 --top_k=40
 
 ``--data_dir`` holds ``wiki.{train,valid,test}.tokens`` (or
 ``{train,valid,test}.txt``); the first run encodes them into a cache
