@@ -37,7 +37,9 @@ demo: $(INSTALLED)
 	    "trained on (make demo DEMO_ARGS=--preset=cpu_k3) it reaches 90%" \
 	    "after 130,000 steps (5 minutes on one core). The study's 4-object" \
 	    "preset (DEMO_ARGS=--preset=cpu) leaves it after 10-12 minutes and" \
-	    "reaches 90% after 23-27. See the README's Nth Farthest results."
+	    "reaches 90% after 23-27. See the README's Nth Farthest results." && \
+	echo "What the trained model answers: $(VENV_PYTHON) -m" \
+	    "experiments.nth_farthest --mode=predict --workdir=$$workdir"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

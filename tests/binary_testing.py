@@ -14,9 +14,13 @@
 """Helpers for the tests of the experiment binaries."""
 
 import contextlib
+import fcntl
+import hashlib
 import io
 import os
 import random
+import shutil
+import tempfile
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -26,6 +30,7 @@ from absl.testing import flagsaver
 import numpy as np
 from rmc import checkpoint
 from rmc import metrics
+from rmc.data import wikitext
 
 
 def run_main(binary: ModuleType, *args: str) -> str:
@@ -40,6 +45,55 @@ def run_main(binary: ModuleType, *args: str) -> str:
     with contextlib.redirect_stdout(out):
       binary.main([name])
   return out.getvalue()
+
+
+@contextlib.contextmanager
+def _made_once(name: str):
+  """Yields ``(path, done)`` under an exclusive lock for ``name`` in the
+  session's shared directory; ``done`` says whether it was made already."""
+  root = os.environ.get('RMC_TEST_RUNS_DIR') or tempfile.gettempdir()
+  path = os.path.join(root, name)
+  with open(path + '.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # Other test processes wait here.
+    yield path, os.path.exists(path + '.done')
+
+
+def shared_wikitext_corpus() -> tuple[str, dict[str, int]]:
+  """``(data_dir, tokens per split)`` of one small corpus per session.
+
+  Its cache (``<data_dir>/rmc_cache``, vocabulary from ``train``) is built
+  here, so that runs only read it.
+  """
+  with _made_once('wikitext_corpus') as (path, done):
+    if not done:
+      shutil.rmtree(path, ignore_errors=True)
+      os.makedirs(path)
+      write_wikitext_corpus(path)
+      wikitext.load(path)
+      with open(path + '.done', 'w'):
+        pass
+  return path, _corpus_counts(path)
+
+
+def shared_run(binary: ModuleType, *args: str) -> tuple[str, str]:
+  """A run of ``binary`` with ``args``, trained once per test session.
+
+  Every test process of the session shares it (in ``$RMC_TEST_RUNS_DIR``,
+  made by conftest.py), so tests that read the same trained run pay for one
+  training. Tests must not change it: copy it first.
+
+  Returns:
+    ``(workdir, printed)``: the work directory and what the run printed.
+  """
+  key = hashlib.sha256(repr((binary.__name__, args)).encode()).hexdigest()
+  with _made_once(f'run_{key[:16]}') as (workdir, done):
+    if not done:
+      shutil.rmtree(workdir, ignore_errors=True)
+      printed = run_main(binary, *args, f'--workdir={workdir}')
+      with open(workdir + '.done', 'w') as f:
+        f.write(printed)
+    with open(workdir + '.done') as f:
+      return workdir, f.read()
 
 
 def records_by_dtype(binary: ModuleType, make_workdir: Callable[[], Any],
@@ -86,12 +140,19 @@ def checkpoint_arrays(workdir: str) -> tuple[int, dict[str, np.ndarray]]:
     return step, {k: data[k] for k in data.files}
 
 
+def _corpus_counts(directory: str) -> dict[str, int]:
+  counts = {}
+  for split in ('train', 'valid', 'test'):
+    with open(os.path.join(directory, f'wiki.{split}.tokens')) as f:
+      counts[split] = sum(len(line.split()) + 1 for line in f)
+  return counts
+
+
 def write_wikitext_corpus(directory: str) -> dict[str, int]:
   """Writes a small corpus in the WikiText format; returns tokens per split."""
   rng = random.Random(0)
   words = ['the', 'cat', 'sat', 'on', 'a', 'mat', '.', ',', '@-@', '<unk>',
            'dog', 'ran', 'big', 'red']
-  counts = {}
   for split, paragraphs in (('train', 120), ('valid', 20), ('test', 20)):
     lines = [' ', ' = Title = ', ' ']
     for i in range(paragraphs):
@@ -100,5 +161,4 @@ def write_wikitext_corpus(directory: str) -> dict[str, int]:
                    if i % 4 else ' ')
     with open(os.path.join(directory, f'wiki.{split}.tokens'), 'w') as f:
       f.write('\n'.join(lines) + '\n')
-    counts[split] = sum(len(line.split()) + 1 for line in lines)
-  return counts
+  return _corpus_counts(directory)

@@ -39,6 +39,12 @@ def pytest_configure(config):
         prefix='rmc-test-jax-cache-')
     config.add_cleanup(functools.partial(
         shutil.rmtree, os.environ['JAX_COMPILATION_CACHE_DIR'], True))
+  # Trained smoke runs that several tests read (binary_testing.shared_run),
+  # made once per session by whichever test process needs one first.
+  if 'RMC_TEST_RUNS_DIR' not in os.environ:
+    os.environ['RMC_TEST_RUNS_DIR'] = tempfile.mkdtemp(prefix='rmc-test-runs-')
+    config.add_cleanup(functools.partial(
+        shutil.rmtree, os.environ['RMC_TEST_RUNS_DIR'], True))
   os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
   os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
   if _ROOT not in sys.path:

@@ -45,10 +45,9 @@ class BinaryTest(parameterized.TestCase):
       ('rmc', 'teacher_forcing', True, ()),
       ('rmc', 'zeros', False, ('--synthetic_input',)))
   def test_smoke_preset_learns(self, core, decoder, separate, extra_flags):
-    workdir = self.create_tempdir().full_path
-    printed = _run_main('--preset=smoke', f'--core={core}',
-                        f'--decoder={decoder}', *extra_flags,
-                        f'--separate_cores={separate}', f'--workdir={workdir}')
+    workdir, printed = binary_testing.shared_run(
+        learn_to_execute, '--preset=smoke', f'--core={core}',
+        f'--decoder={decoder}', *extra_flags, f'--separate_cores={separate}')
     self.assertIn('Held-out per-character accuracy', printed)
     self.assertIn('at step 30, stopped by num_steps', printed)
     records = metrics.read_records(os.path.join(workdir, 'metrics.jsonl'))

@@ -103,9 +103,8 @@ class BinaryTest(parameterized.TestCase):
 
   @parameterized.parameters('rmc', 'lstm')
   def test_smoke_preset_learns(self, core):
-    workdir = self.create_tempdir().full_path
-    printed = _run_main('--preset=smoke', f'--core={core}',
-                        f'--workdir={workdir}')
+    workdir, printed = binary_testing.shared_run(
+        nth_farthest, '--preset=smoke', f'--core={core}')
     self.assertIn('Held-out accuracy', printed)
     self.assertIn('at step 40, stopped by num_steps', printed)
     records = metrics.read_records(os.path.join(workdir, 'metrics.jsonl'))

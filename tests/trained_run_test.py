@@ -68,9 +68,9 @@ class NthFarthestRunTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.workdir = os.path.join(tempfile.mkdtemp(), 'nf')
-    binary_testing.run_main(nth_farthest, '--preset=smoke', '--tensorboard',
-                            f'--workdir={cls.workdir}')
+    # The run nth_farthest_test's smoke test trains, made once.
+    cls.workdir, _ = binary_testing.shared_run(
+        nth_farthest, '--preset=smoke', '--core=rmc')
 
   def _run(self, *args):
     return binary_testing.run_main(nth_farthest, *args)
@@ -89,8 +89,8 @@ class NthFarthestRunTest(absltest.TestCase):
         json.dumps(runs.core_kwargs(hyperparameters)))})
     self.assertEqual(config['code']['rmc'], rmc.__version__)
     self.assertEqual(config['code']['jax'], jax.__version__)
-    self.assertEqual(config['run']['devices'], 1)
-    self.assertTrue(config['run']['tensorboard'])
+    self.assertEqual(config['run'], {'devices': 1, 'processes': 1,
+                                     'platform': 'cpu', 'tensorboard': False})
     self.assertFalse([n for n in os.listdir(self.workdir)
                       if n.startswith('.tmp')])
 
@@ -128,7 +128,6 @@ class NthFarthestRunTest(absltest.TestCase):
     self.assertEqual(config['hyperparameters']['log_every'], 5)
     self.assertEqual(config['hyperparameters']['keep_checkpoints'], 3)
     self.assertEqual(config['hyperparameters']['time_budget_s'], 100)
-    self.assertFalse(config['run']['tensorboard'])
 
   def test_evaluate_equals_the_evaluation_logged_in_training(self):
     workdir = _copy(self.workdir)
@@ -252,12 +251,17 @@ class NthFarthestRunTest(absltest.TestCase):
 
   def test_tensorboard_holds_every_metrics_record_once(self):
     workdir = _copy(self.workdir)
-    # An interrupted run: it had written records up to step 40 but its last
-    # checkpoint was of step 20. Resuming drops those records and writes
-    # them again, in metrics.jsonl and in TensorBoard.
+    logdir = os.path.join(workdir, metrics.TENSORBOARD_DIR)
+    self._run('--mode=evaluate', '--tensorboard', f'--workdir={workdir}')
+    self.assertLen(os.listdir(logdir), 1)  # The step-40 evaluation.
+    # As if interrupted: records were written up to step 40, but the last
+    # checkpoint is of step 20. Resuming drops the later records and writes
+    # them again, in metrics.jsonl and in TensorBoard (replacing the events
+    # of the dropped evaluation).
     os.remove(checkpoint.path_for_step(workdir, 40))
     self._run('--preset=smoke', '--tensorboard', f'--workdir={workdir}')
     self._run('--mode=evaluate', '--tensorboard', f'--workdir={workdir}')
+    self.assertLen(os.listdir(logdir), 2)  # Training's, and evaluation's.
     records = _records(workdir)
     self.assertEqual([(r['step'], r['split']) for r in records],
                      [(0, 'eval'), (10, 'train'), (20, 'train'), (20, 'eval'),
@@ -265,8 +269,7 @@ class NthFarthestRunTest(absltest.TestCase):
                       (40, 'evaluate')])
     expected = [(tag, r['step'], value) for r in records
                 for tag, value in metrics.tensorboard_scalars(r)]
-    scalars = metrics.read_tensorboard_scalars(
-        os.path.join(workdir, metrics.TENSORBOARD_DIR))
+    scalars = metrics.read_tensorboard_scalars(logdir)
     self.assertEqual(len(scalars), len(set((t, s) for t, s, _ in scalars)))
     self.assertEqual(sorted((t, s) for t, s, _ in scalars),
                      sorted((t, s) for t, s, _ in expected))
@@ -291,9 +294,10 @@ class LearnToExecuteRunTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.workdir = os.path.join(tempfile.mkdtemp(), 'lte')
-    binary_testing.run_main(learn_to_execute, '--preset=smoke',
-                            f'--workdir={cls.workdir}')
+    # The run learn_to_execute_test's smoke test trains, made once.
+    cls.workdir, _ = binary_testing.shared_run(
+        learn_to_execute, '--preset=smoke', '--core=rmc', '--decoder=zeros',
+        '--separate_cores=False')
 
   def test_evaluate_equals_the_final_evaluation(self):
     workdir = _copy(self.workdir)
@@ -381,12 +385,11 @@ class LanguageModelRunTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.data_dir = tempfile.mkdtemp()
-    binary_testing.write_wikitext_corpus(cls.data_dir)
-    cls.workdir = os.path.join(tempfile.mkdtemp(), 'lm')
-    binary_testing.run_main(wikitext103, '--preset=smoke',
-                            f'--data_dir={cls.data_dir}',
-                            f'--workdir={cls.workdir}')
+    # The run wikitext103_test's smoke test trains, made once.
+    cls.data_dir, _ = binary_testing.shared_wikitext_corpus()
+    cls.workdir, _ = binary_testing.shared_run(
+        wikitext103, '--preset=smoke', '--core=rmc', '--softmax=tied',
+        '--adaptive_cutoffs=4,9', f'--data_dir={cls.data_dir}')
     cls.trained = rmc.load_run(cls.workdir)
 
   def test_config_names_the_corpus_and_the_vocabulary_is_saved(self):

@@ -53,10 +53,11 @@ class BinaryTest(parameterized.TestCase):
   @parameterized.parameters(
       ('rmc', 'tied'), ('lstm', 'tied'), ('rmc', 'adaptive'))
   def test_smoke_preset_learns(self, core, softmax):
-    workdir = self.create_tempdir().full_path
-    printed = _run_main('--preset=smoke', f'--core={core}',
-                        f'--softmax={softmax}', '--adaptive_cutoffs=4,9',
-                        *self.data_args, f'--workdir={workdir}')
+    data_dir, counts = binary_testing.shared_wikitext_corpus()
+    self.assertEqual(counts, self.counts)  # The same text.
+    workdir, printed = binary_testing.shared_run(
+        wikitext103, '--preset=smoke', f'--core={core}', f'--softmax={softmax}',
+        '--adaptive_cutoffs=4,9', f'--data_dir={data_dir}')
     self.assertIn('at step 40, stopped by num_steps', printed)
     records = metrics.read_records(os.path.join(workdir, 'metrics.jsonl'))
     train = [r for r in records if r['split'] == 'train']
