@@ -24,7 +24,7 @@ $(INSTALLED): $(VENV_PYTHON) setup.py requirements.txt
 	touch $(INSTALLED)
 
 test: $(INSTALLED)
-	$(VENV_PYTHON) -m pytest -n auto --dist loadscope tests $(PYTEST_ARGS)
+	$(VENV_PYTHON) -m pytest -n auto tests $(PYTEST_ARGS)
 
 # The Nth Farthest main job on its `demo` preset, in a fresh work directory.
 demo: $(INSTALLED)

@@ -19,6 +19,7 @@ import subprocess
 import sys
 
 from absl.testing import absltest
+import numpy as np
 
 from benchmarks import device_check
 from benchmarks import lm_memory
@@ -97,17 +98,14 @@ class RunPartTest(absltest.TestCase):
 
 class LmMemoryTest(absltest.TestCase):
 
-  def test_measured_steps_do_not_depend_on_the_chunks(self):
-    # (The analysis is checked in TinyCommandTest, by the lm_memory part.)
+  def test_measured_steps(self):
+    # The analysis is checked by TinyCommandTest (its lm_memory part), and
+    # the chunked loss against the whole segment by language_model_test.
     config = dict(wikitext103.PRESETS['smoke'], compute_dtype='float32')
-    losses = []
-    for chunk_size in (0, 3):
-      chunked = dict(config, loss_chunk_size=chunk_size)
-      measured = lm_memory.run_steps(chunked, 50, 2)
-      self.assertGreater(measured['peak_rss_mib'], 0)
-      losses.append(measured['loss'])
-    # Same model, data and parameters: the loss does not depend on chunks.
-    self.assertAlmostEqual(losses[0], losses[1], places=5)
+    measured = lm_memory.run_steps(dict(config, loss_chunk_size=3), 50, 2)
+    self.assertGreater(measured['peak_rss_mib'], 0)
+    self.assertTrue(np.isfinite(measured['loss']))
+    self.assertLess(abs(measured['loss'] - np.log(50)), 1.0)  # Near chance.
 
 
 class TinyCommandTest(absltest.TestCase):
