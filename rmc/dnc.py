@@ -1,0 +1,313 @@
+# Copyright 2026 The rmc Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The Differentiable Neural Computer (Graves et al., 2016) as Haiku cores.
+
+What DeepMind's reference computes (github.com/google-deepmind/dnc,
+``dnc/access.py`` and ``dnc/dnc.py``; re-derived here, not copied), with the
+addressing in :mod:`rmc.dnc_addressing`:
+
+* :class:`MemoryAccess`: reads the interface from the controller output by
+  linear maps (write and erase vectors, free, allocation and write gates,
+  read modes, keys and strengths), updates the usage, writes (a mix of
+  allocation and content weights, gated), updates the temporal links and
+  reads (a mix of content weights and the links followed backward and
+  forward).
+* :class:`DNC`: an LSTM controller fed the input and the previous read
+  words, ``clip_value`` on the controller's output and state, the access
+  module, and a linear map of ``[controller output; read words]``.
+
+Content strengths: the reference applies ``softplus`` to them; the paper
+specifies ``oneplus`` (``1 + softplus``, a strength of at least 1). Both are
+offered (``strength_activation``); the reference's is the default, as these
+modules mirror it.
+"""
+
+from typing import Any, NamedTuple
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+
+from rmc import dnc_addressing as addressing
+
+_STRENGTH_ACTIVATIONS = {'softplus': jax.nn.softplus,
+                         'oneplus': addressing.oneplus}
+
+
+class AccessState(NamedTuple):
+  """The memory and its addressing state.
+
+  Attributes:
+    memory: ``[B, N, W]``.
+    read_weights: ``[B, R, N]``.
+    write_weights: ``[B, H, N]``.
+    linkage: The temporal links, :class:`rmc.dnc_addressing.
+      TemporalLinkageState`.
+    usage: ``[B, N]`` in [0, 1].
+  """
+  memory: jax.Array
+  read_weights: jax.Array
+  write_weights: jax.Array
+  linkage: addressing.TemporalLinkageState
+  usage: jax.Array
+
+
+class DNCState(NamedTuple):
+  """The DNC's state.
+
+  Attributes:
+    access_output: ``[B, R, W]``, the words read at the previous step.
+    access_state: The :class:`AccessState`.
+    controller_state: The controller's state.
+  """
+  access_output: jax.Array
+  access_state: AccessState
+  controller_state: Any
+
+
+def _check_positive(**sizes: int) -> None:
+  for name, value in sizes.items():
+    if not isinstance(value, int) or value < 1:
+      raise ValueError(f'{name} must be a positive integer; got {value!r}.')
+
+
+class MemoryAccess(hk.RNNCore):
+  """The DNC's memory with its read and write heads (the reference's)."""
+
+  def __init__(self, memory_size: int = 128, word_size: int = 20,
+               num_reads: int = 1, num_writes: int = 1,
+               strength_activation: str = 'softplus',
+               name: str = 'memory_access'):
+    """Constructs the access module.
+
+    Args:
+      memory_size: Memory slots ``N``.
+      word_size: Width ``W`` of each slot.
+      num_reads: Read heads ``R``.
+      num_writes: Write heads ``H`` (1 in the paper).
+      strength_activation: ``'softplus'`` (the reference's) or
+        ``'oneplus'`` (the paper's) on the content strengths.
+      name: Module name.
+
+    Raises:
+      ValueError: For a size that is not a positive integer, or an unknown
+        strength activation.
+    """
+    super().__init__(name=name)
+    _check_positive(memory_size=memory_size, word_size=word_size,
+                    num_reads=num_reads, num_writes=num_writes)
+    if strength_activation not in _STRENGTH_ACTIVATIONS:
+      raise ValueError(
+          f'strength_activation must be one of {sorted(_STRENGTH_ACTIVATIONS)}'
+          f'; got {strength_activation!r}.')
+    self._memory_size = memory_size
+    self._word_size = word_size
+    self._num_reads = num_reads
+    self._num_writes = num_writes
+    self._strength_op = _STRENGTH_ACTIVATIONS[strength_activation]
+
+  @property
+  def output_shape(self) -> tuple[int, int]:
+    """``(R, W)``: the words read at each step, per example."""
+    return self._num_reads, self._word_size
+
+  @hk.name_like('__call__')  # Parameters named memory_access/write_vectors.
+  def _interface(self, inputs: jax.Array) -> dict[str, jax.Array]:
+    """The controls read from the controller output ``inputs [B, D]``."""
+    batch_size = inputs.shape[0]
+
+    def linear(name, *shape):
+      size = 1
+      for dim in shape:
+        size *= dim
+      return hk.Linear(size, name=name)(inputs).reshape(
+          (batch_size,) + shape)
+
+    h, r, w = self._num_writes, self._num_reads, self._word_size
+    return {
+        'write_vectors': linear('write_vectors', h, w),  # [B, H, W]
+        'erase_vectors': jax.nn.sigmoid(linear('erase_vectors', h, w)),
+        'free_gate': jax.nn.sigmoid(linear('free_gate', r)),  # [B, R]
+        'allocation_gate': jax.nn.sigmoid(linear('allocation_gate', h)),
+        'write_gate': jax.nn.sigmoid(linear('write_gate', h)),  # [B, H]
+        # Per read head: H backward, H forward, then content.
+        'read_mode': jax.nn.softmax(linear('read_mode', r, 1 + 2 * h), -1),
+        'write_keys': linear('write_keys', h, w),  # [B, H, W]
+        'write_strengths': linear('write_strengths', h),  # [B, H]
+        'read_keys': linear('read_keys', r, w),  # [B, R, W]
+        'read_strengths': linear('read_strengths', r),  # [B, R]
+    }
+
+  def __call__(self, inputs: jax.Array,
+               prev_state: AccessState) -> tuple[jax.Array, AccessState]:
+    """One step: update the usage, write, link, read.
+
+    Args:
+      inputs: ``[B, D]``, the controller output.
+      prev_state: The previous :class:`AccessState`.
+
+    Returns:
+      ``(read_words [B, R, W], state)``.
+    """
+    controls = self._interface(inputs)
+    usage = addressing.updated_usage(
+        prev_state.write_weights, controls['free_gate'],
+        prev_state.read_weights, prev_state.usage)  # [B, N]
+
+    # Where to write: allocation or content, gated.
+    content = addressing.cosine_weights(
+        prev_state.memory, controls['write_keys'],
+        controls['write_strengths'], self._strength_op)  # [B, H, N]
+    allocation = addressing.write_allocation_weights(
+        usage, controls['allocation_gate'] * controls['write_gate'])
+    allocation_gate = controls['allocation_gate'][..., None]  # [B, H, 1]
+    write_weights = controls['write_gate'][..., None] * (
+        allocation_gate * allocation + (1 - allocation_gate) * content)
+
+    # Erase, then add: M <- M * prod_h (1 - w_h e_h^T) + sum_h w_h v_h^T.
+    erase = jnp.prod(1 - write_weights[..., None]
+                     * controls['erase_vectors'][:, :, None, :], axis=1)
+    memory = prev_state.memory * erase + jnp.einsum(
+        'bhn,bhw->bnw', write_weights, controls['write_vectors'])
+    linkage = addressing.updated_linkage(write_weights, prev_state.linkage)
+
+    # Where to read: content, and the links followed back and forward.
+    h = self._num_writes
+    mode = controls['read_mode']  # [B, R, 2H + 1]
+    content = addressing.cosine_weights(
+        memory, controls['read_keys'], controls['read_strengths'],
+        self._strength_op)  # [B, R, N]
+    forward = addressing.directional_read_weights(
+        linkage.link, prev_state.read_weights, forward=True)  # [B, R, H, N]
+    backward = addressing.directional_read_weights(
+        linkage.link, prev_state.read_weights, forward=False)
+    read_weights = (
+        mode[..., 2 * h:] * content
+        + jnp.einsum('brh,brhn->brn', mode[..., h:2 * h], forward)
+        + jnp.einsum('brh,brhn->brn', mode[..., :h], backward))
+    read_words = jnp.einsum('brn,bnw->brw', read_weights, memory)
+    return read_words, AccessState(
+        memory=memory, read_weights=read_weights,
+        write_weights=write_weights, linkage=linkage, usage=usage)
+
+  def initial_state(self, batch_size: int | None) -> AccessState:
+    """Zeros everywhere (an empty, unused memory), as the reference.
+
+    Args:
+      batch_size: ``B``, or None for unbatched leaves.
+    """
+    n, w = self._memory_size, self._word_size
+
+    def zeros(*shape):
+      return jnp.zeros(shape if batch_size is None else (batch_size,) + shape)
+
+    return AccessState(
+        memory=zeros(n, w), read_weights=zeros(self._num_reads, n),
+        write_weights=zeros(self._num_writes, n),
+        linkage=addressing.TemporalLinkageState(
+            link=zeros(self._num_writes, n, n),
+            precedence_weights=zeros(self._num_writes, n)),
+        usage=zeros(n))
+
+
+class DNC(hk.RNNCore):
+  """The DNC core: an LSTM controller and the memory access module."""
+
+  def __init__(self, access_config: dict[str, Any],
+               controller_config: dict[str, Any], output_size: int,
+               clip_value: float | None = None, name: str = 'dnc'):
+    """Constructs the DNC.
+
+    Args:
+      access_config: Arguments of :class:`MemoryAccess` (``memory_size``,
+        ``word_size``, ``num_reads``, ``num_writes``,
+        ``strength_activation``).
+      controller_config: ``hidden_size`` of the LSTM controller, and
+        optionally ``num_layers`` (1, as the reference, by default; more
+        stack ``hk.LSTM``s in an ``hk.DeepRNN``).
+      output_size: Size of the core's output.
+      clip_value: If set, the controller's output and state and the core's
+        output are clipped to ``[-clip_value, clip_value]``.
+      name: Module name.
+
+    Raises:
+      ValueError: For a bad size or configuration key.
+    """
+    super().__init__(name=name)
+    controller_config = dict(controller_config)
+    hidden_size = controller_config.pop('hidden_size', None)
+    num_layers = controller_config.pop('num_layers', 1)
+    if controller_config:
+      raise ValueError(f'Unknown controller_config keys: '
+                       f'{sorted(controller_config)}; expected hidden_size '
+                       'and num_layers.')
+    _check_positive(hidden_size=hidden_size, num_layers=num_layers,
+                    output_size=output_size)
+    if clip_value is not None and not clip_value >= 0:
+      raise ValueError(f'clip_value must be >= 0 or None; got {clip_value}.')
+    if num_layers == 1:
+      self._controller = hk.LSTM(hidden_size)
+    else:
+      self._controller = hk.DeepRNN(
+          [hk.LSTM(hidden_size, name=f'lstm_{i}') for i in range(num_layers)])
+    self._access = MemoryAccess(**access_config)
+    self._output_size = output_size
+    self._clip_value = clip_value or 0
+
+  def _clip(self, x: jax.Array) -> jax.Array:
+    if self._clip_value > 0:
+      return jnp.clip(x, -self._clip_value, self._clip_value)
+    return x
+
+  def __call__(self, inputs: jax.Array,
+               prev_state: DNCState) -> tuple[jax.Array, DNCState]:
+    """One step.
+
+    Args:
+      inputs: ``[B, ...]`` (flattened to ``[B, D_in]``).
+      prev_state: The previous :class:`DNCState`.
+
+    Returns:
+      ``(output [B, output_size], state)``.
+    """
+    batch_size = inputs.shape[0]
+    controller_input = jnp.concatenate(
+        [inputs.reshape(batch_size, -1),
+         prev_state.access_output.reshape(batch_size, -1)], axis=-1)
+    controller_output, controller_state = self._controller(
+        controller_input, prev_state.controller_state)
+    controller_output = self._clip(controller_output)
+    controller_state = jax.tree.map(self._clip, controller_state)
+    access_output, access_state = self._access(controller_output,
+                                               prev_state.access_state)
+    output = jnp.concatenate(
+        [controller_output, access_output.reshape(batch_size, -1)], axis=-1)
+    output = self._clip(hk.Linear(self._output_size,
+                                  name='output_linear')(output))
+    return output, DNCState(access_output=access_output,
+                            access_state=access_state,
+                            controller_state=controller_state)
+
+  def initial_state(self, batch_size: int | None) -> DNCState:
+    """Zero read words, an empty memory and the controller's initial state.
+
+    Args:
+      batch_size: ``B``, or None for unbatched leaves.
+    """
+    reads = self._access.output_shape
+    return DNCState(
+        access_output=jnp.zeros(reads if batch_size is None
+                                else (batch_size,) + reads),
+        access_state=self._access.initial_state(batch_size),
+        controller_state=self._controller.initial_state(batch_size))
