@@ -33,6 +33,7 @@ offered (``strength_activation``); the reference's is the default, as these
 modules mirror it.
 """
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import haiku as hk
@@ -80,6 +81,87 @@ def _check_positive(**sizes: int) -> None:
   for name, value in sizes.items():
     if not isinstance(value, int) or value < 1:
       raise ValueError(f'{name} must be a positive integer; got {value!r}.')
+
+
+def erase_and_write(memory: jax.Array, write_weights: jax.Array,
+                    erase_vectors: jax.Array,
+                    write_vectors: jax.Array) -> jax.Array:
+  """``M * prod_h (1 - w_h e_h^T) + sum_h w_h v_h^T``: erase, then add.
+
+  Args:
+    memory: ``[B, N, W]``.
+    write_weights: ``[B, H, N]``.
+    erase_vectors: ``[B, H, W]`` in [0, 1].
+    write_vectors: ``[B, H, W]``.
+
+  Returns:
+    ``[B, N, W]``.
+  """
+  erase = jnp.prod(1 - write_weights[..., None] * erase_vectors[:, :, None, :],
+                   axis=1)  # [B, N, W]
+  return memory * erase + jnp.einsum('bhn,bhw->bnw', write_weights,
+                                     write_vectors)
+
+
+def compute_write_weights(
+    controls: dict[str, jax.Array], memory: jax.Array, usage: jax.Array,
+    strength_op: Callable[[jax.Array], jax.Array] = jax.nn.softplus,
+) -> jax.Array:
+  """Where each write head writes: allocation or content, gated.
+
+  ``w = g_w * (g_a * allocation + (1 - g_a) * content)``.
+
+  Args:
+    controls: ``allocation_gate`` and ``write_gate`` ``[B, H]``,
+      ``write_keys`` ``[B, H, W]`` and ``write_strengths`` ``[B, H]``.
+    memory: ``[B, N, W]``, before the write.
+    usage: ``[B, N]``.
+    strength_op: The content strengths' activation.
+
+  Returns:
+    ``[B, H, N]``.
+  """
+  content = addressing.cosine_weights(
+      memory, controls['write_keys'], controls['write_strengths'],
+      strength_op)  # [B, H, N]
+  allocation = addressing.write_allocation_weights(
+      usage, controls['allocation_gate'] * controls['write_gate'])
+  allocation_gate = controls['allocation_gate'][..., None]  # [B, H, 1]
+  return controls['write_gate'][..., None] * (
+      allocation_gate * allocation + (1 - allocation_gate) * content)
+
+
+def compute_read_weights(
+    controls: dict[str, jax.Array], memory: jax.Array,
+    prev_read_weights: jax.Array, link: jax.Array,
+    strength_op: Callable[[jax.Array], jax.Array] = jax.nn.softplus,
+) -> jax.Array:
+  """Where each read head reads: content, and the links back and forward.
+
+  Args:
+    controls: ``read_keys`` ``[B, R, W]``, ``read_strengths`` ``[B, R]``
+      and ``read_mode`` ``[B, R, 2H + 1]`` (``H`` backward, ``H`` forward,
+      then content; each row summing to 1).
+    memory: ``[B, N, W]``, after the write.
+    prev_read_weights: ``[B, R, N]``.
+    link: ``[B, H, N, N]``, after the write.
+    strength_op: The content strengths' activation.
+
+  Returns:
+    ``[B, R, N]``.
+  """
+  mode = controls['read_mode']  # [B, R, 2H + 1]
+  h = link.shape[1]
+  content = addressing.cosine_weights(
+      memory, controls['read_keys'], controls['read_strengths'],
+      strength_op)  # [B, R, N]
+  forward = addressing.directional_read_weights(
+      link, prev_read_weights, forward=True)  # [B, R, H, N]
+  backward = addressing.directional_read_weights(
+      link, prev_read_weights, forward=False)
+  return (mode[..., 2 * h:] * content
+          + jnp.einsum('brh,brhn->brn', mode[..., h:2 * h], forward)
+          + jnp.einsum('brh,brhn->brn', mode[..., :h], backward))
 
 
 class MemoryAccess(hk.RNNCore):
@@ -164,38 +246,15 @@ class MemoryAccess(hk.RNNCore):
     usage = addressing.updated_usage(
         prev_state.write_weights, controls['free_gate'],
         prev_state.read_weights, prev_state.usage)  # [B, N]
-
-    # Where to write: allocation or content, gated.
-    content = addressing.cosine_weights(
-        prev_state.memory, controls['write_keys'],
-        controls['write_strengths'], self._strength_op)  # [B, H, N]
-    allocation = addressing.write_allocation_weights(
-        usage, controls['allocation_gate'] * controls['write_gate'])
-    allocation_gate = controls['allocation_gate'][..., None]  # [B, H, 1]
-    write_weights = controls['write_gate'][..., None] * (
-        allocation_gate * allocation + (1 - allocation_gate) * content)
-
-    # Erase, then add: M <- M * prod_h (1 - w_h e_h^T) + sum_h w_h v_h^T.
-    erase = jnp.prod(1 - write_weights[..., None]
-                     * controls['erase_vectors'][:, :, None, :], axis=1)
-    memory = prev_state.memory * erase + jnp.einsum(
-        'bhn,bhw->bnw', write_weights, controls['write_vectors'])
+    write_weights = compute_write_weights(controls, prev_state.memory, usage,
+                                          self._strength_op)
+    memory = erase_and_write(prev_state.memory, write_weights,
+                             controls['erase_vectors'],
+                             controls['write_vectors'])
     linkage = addressing.updated_linkage(write_weights, prev_state.linkage)
-
-    # Where to read: content, and the links followed back and forward.
-    h = self._num_writes
-    mode = controls['read_mode']  # [B, R, 2H + 1]
-    content = addressing.cosine_weights(
-        memory, controls['read_keys'], controls['read_strengths'],
-        self._strength_op)  # [B, R, N]
-    forward = addressing.directional_read_weights(
-        linkage.link, prev_state.read_weights, forward=True)  # [B, R, H, N]
-    backward = addressing.directional_read_weights(
-        linkage.link, prev_state.read_weights, forward=False)
-    read_weights = (
-        mode[..., 2 * h:] * content
-        + jnp.einsum('brh,brhn->brn', mode[..., h:2 * h], forward)
-        + jnp.einsum('brh,brhn->brn', mode[..., :h], backward))
+    read_weights = compute_read_weights(controls, memory,
+                                        prev_state.read_weights, linkage.link,
+                                        self._strength_op)
     read_words = jnp.einsum('brn,bnw->brw', read_weights, memory)
     return read_words, AccessState(
         memory=memory, read_weights=read_weights,

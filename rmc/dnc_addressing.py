@@ -245,8 +245,21 @@ def allocation(usage: jax.Array) -> jax.Array:
       [jnp.ones_like(sorted_usage[..., :1]),
        jnp.cumprod(sorted_usage[..., :-1], axis=-1)], axis=-1)
   sorted_allocation = sorted_nonusage * before  # [B, N]
-  unsort = jnp.argsort(order, axis=-1)  # The inverse permutation.
-  return jnp.take_along_axis(sorted_allocation, unsort, axis=-1)
+  return batch_gather(sorted_allocation, batch_invert_permutation(order))
+
+
+def batch_invert_permutation(permutations: jax.Array) -> jax.Array:
+  """The inverse of each row's permutation: ``p[inverse[j]] == j``.
+
+  Args:
+    permutations: Integer ``[B, N]``, each row a permutation of ``0..N-1``.
+  """
+  return jnp.argsort(permutations, axis=-1)
+
+
+def batch_gather(values: jax.Array, indices: jax.Array) -> jax.Array:
+  """``values[b, indices[b, j]]`` for every row ``b``: ``[B, N]``."""
+  return jnp.take_along_axis(values, indices, axis=-1)
 
 
 def write_allocation_weights(usage: jax.Array,

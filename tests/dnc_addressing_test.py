@@ -13,8 +13,9 @@
 # limitations under the License.
 """Tests for rmc/dnc_addressing.py.
 
-The reference's ``addressing_test.py`` re-expressed (every test), plus a
-NumPy re-computation of each function in float64 and gradient checks.
+The reference's ``addressing_test.py`` and ``util_test.py`` re-expressed
+(every test), plus a NumPy re-computation of each function in float64 and
+gradient checks.
 """
 
 from absl.testing import absltest
@@ -259,17 +260,18 @@ class FreenessTest(absltest.TestCase):
     rng = np.random.RandomState(9)
     with jax.enable_x64():
       usage = jnp.asarray(rng.rand(1, 5))
-      jax.test_util.check_grads(addressing.allocation, (usage,), order=1,
+      jax.test_util.check_grads(jax.jit(addressing.allocation), (usage,),
+                                order=1,
                                 modes=('rev',), eps=1e-5)
       gates = jnp.asarray(rng.rand(7, 3))
       usage = jnp.asarray(rng.rand(7, 5))
-      jax.test_util.check_grads(addressing.write_allocation_weights,
+      jax.test_util.check_grads(jax.jit(addressing.write_allocation_weights),
                                 (usage, gates), order=1, modes=('rev',),
                                 eps=1e-5)
       memory = jnp.asarray(rng.randn(2, 5, 3))
       keys = jnp.asarray(rng.randn(2, 2, 3))
       strengths = jnp.asarray(rng.randn(2, 2))
-      jax.test_util.check_grads(addressing.cosine_weights,
+      jax.test_util.check_grads(jax.jit(addressing.cosine_weights),
                                 (memory, keys, strengths), order=1,
                                 modes=('fwd', 'rev'), eps=1e-5)
 
@@ -277,6 +279,26 @@ class FreenessTest(absltest.TestCase):
     np.testing.assert_allclose(addressing.oneplus(np.array([-50.0, 0.0, 3.0])),
                                [1.0, 1 + np.log(2), 1 + _softplus(3.0)],
                                rtol=1e-6)
+
+
+
+class UtilTest(absltest.TestCase):
+  """The reference's util_test.py (its batch helpers)."""
+
+  def test_batch_invert_permutation(self):
+    rng = np.random.RandomState(10)
+    permutations = np.stack([rng.permutation(7) for _ in range(5)])
+    inverse = np.asarray(addressing.batch_invert_permutation(permutations))
+    for i in range(5):
+      for j in range(7):
+        self.assertEqual(permutations[i][inverse[i][j]], j)
+
+  def test_batch_gather(self):
+    values = np.array([[3, 1, 4, 1], [5, 9, 2, 6], [5, 3, 5, 7]])
+    indices = np.array([[1, 2, 0, 3], [3, 0, 1, 2], [0, 2, 1, 3]])
+    np.testing.assert_array_equal(
+        addressing.batch_gather(values, indices),
+        [[1, 4, 3, 1], [6, 5, 9, 2], [5, 5, 3, 7]])
 
 
 if __name__ == '__main__':

@@ -314,7 +314,7 @@ class DNCTest(parameterized.TestCase):
       # Not with respect to the state: the usage's stopped gradient of the
       # previous write weights (the reference's) is not the true derivative.
       jax.test_util.check_grads(
-          lambda p, x: model.apply(p, x, state), (params, inputs),
+          jax.jit(lambda p, x: model.apply(p, x, state)), (params, inputs),
           order=1, modes=('rev',), eps=1e-6, atol=1e-5, rtol=1e-5)
 
   @parameterized.parameters(
