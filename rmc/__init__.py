@@ -13,6 +13,7 @@
 # limitations under the License.
 """rmc: the Relational Memory Core (Santoro et al., 2018) in JAX and Haiku."""
 
+from rmc.dnc import DNC
 from rmc.relational_memory import RelationalMemory
 from rmc.relational_memory import RelationalMemoryOutput
 from rmc.runs import load_run
@@ -21,6 +22,7 @@ from rmc.runs import Run
 __version__ = '0.1.0'
 
 __all__ = (
+    'DNC',
     'RelationalMemory',
     'RelationalMemoryOutput',
     'Run',
