@@ -435,12 +435,28 @@ def run(main: Callable[[list[str]], Any]) -> None:
   app.run(main_with_one_line_errors)
 
 
-def check_mode(binary: str, modes: Sequence[str]) -> str:
-  """``--mode``, checked to be one of the binary's ``modes``."""
+def run_other_mode(binary: str,
+                   modes: dict[str, Callable[[], Any]]) -> bool:
+  """Runs ``modes[--mode]`` unless ``--mode=train``.
+
+  Args:
+    binary: The binary's module name.
+    modes: The binary's modes other than ``train``, each a function of no
+      arguments.
+
+  Returns:
+    Whether a mode other than ``train`` ran (then ``main`` is done).
+
+  Raises:
+    app.UsageError: If the binary has no such mode.
+  """
+  if MODE.value == 'train':
+    return False
   if MODE.value not in modes:
     raise app.UsageError(f'{binary} has no --mode={MODE.value}; its modes '
-                         f'are {", ".join(modes)}.')
-  return MODE.value
+                         f'are {", ".join(("train", *modes))}.')
+  modes[MODE.value]()
+  return True
 
 
 def check_tensorboard() -> None:
@@ -570,6 +586,34 @@ def trained_run(binary: str, names: Sequence[str],
       name: flags.FLAGS[name].value for name in may_override
       if flags.FLAGS[name].present})
   return run, hyperparameters
+
+
+def evaluate_held_out(
+    binary: str, names: Sequence[str],
+    make_evaluate: Callable[..., Callable[[Any], dict[str, float]]],
+    count_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+  """``--mode=evaluate`` on a binary's fixed held-out set.
+
+  The set is the run's own (its seed; ``--eval_batches`` may enlarge it).
+
+  Args:
+    binary: The binary's module name.
+    names: Its hyperparameter flags.
+    make_evaluate: ``make_evaluate(hyperparameters, seed, parallel)`` gives
+      ``evaluate(params) -> {name: value}``.
+    count_name: The record's entry for the number of held-out examples.
+
+  Returns:
+    ``(record, hyperparameters)``: the record appended to metrics.jsonl
+    (see :func:`append_evaluation`), and the hyperparameters evaluated with.
+  """
+  run, config = trained_run(binary, names, may_override=('eval_batches',))
+  parallel = data_parallel(('batch_size', config['batch_size']))
+  figures = make_evaluate(config, run.config['seed'], parallel)(run.params)
+  record = append_evaluation(
+      run, figures,
+      **{count_name: config['eval_batches'] * config['batch_size']})
+  return record, config
 
 
 def append_evaluation(run: runs.Run, figures: dict[str, Any],

@@ -89,8 +89,6 @@ _PROGRAM = flags.DEFINE_multi_string(
     '\'(123+456)*789\' (repeat the flag for several); without it, programs '
     'are read from stdin, one per line.')
 
-MODES = ('train', 'evaluate', 'predict')
-
 HYPERPARAMETERS = ('task', 'curriculum', 'max_length', 'max_nesting',
                    'token_mode', 'decoder', 'separate_cores', 'loss_average',
                    'curriculum_loss_threshold'
@@ -236,17 +234,10 @@ def _report(evaluation: dict[str, Any], config: dict[str, Any]) -> None:
         f'{evaluation["step"]}{stopped}.')
 
 
-def evaluate_main() -> dict[str, Any]:
+def evaluate_main() -> None:
   """``--mode=evaluate``: the held-out set, scored by a checkpoint."""
-  run, config = common.trained_run('learn_to_execute', HYPERPARAMETERS,
-                                   may_override=('eval_batches',))
-  parallel = common.data_parallel(('batch_size', config['batch_size']))
-  figures = make_evaluate(config, run.config['seed'], parallel)(run.params)
-  record = common.append_evaluation(
-      run, figures, eval_programs=config['eval_batches'] *
-      config['batch_size'])
-  _report(record, config)
-  return record
+  _report(*common.evaluate_held_out('learn_to_execute', HYPERPARAMETERS,
+                                    make_evaluate, 'eval_programs'))
 
 
 def predict(run: runs.Run, programs: list[str]) -> list[dict[str, Any]]:
@@ -357,12 +348,8 @@ def predict_main() -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
-  mode = common.check_mode('learn_to_execute', MODES)
-  if mode == 'evaluate':
-    evaluate_main()
-    return
-  if mode == 'predict':
-    predict_main()
+  if common.run_other_mode('learn_to_execute', {'evaluate': evaluate_main,
+                                                'predict': predict_main}):
     return
   config = common.resolve_config(PRESETS, DEFAULT_PRESET, HYPERPARAMETERS)
   try:

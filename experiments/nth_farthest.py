@@ -88,8 +88,6 @@ _NUM_EXAMPLES = flags.DEFINE_integer(
     'num_examples', 5, 'With --mode=predict: random sequences to show (drawn '
     'from --seed).', lower_bound=1, upper_bound=1000)
 
-MODES = ('train', 'evaluate', 'predict')
-
 HYPERPARAMETERS = (('num_objects', 'num_features', 'rank_curriculum',
                     'rank_curriculum_threshold')
                    + common.COMMON_HYPERPARAMETERS)
@@ -340,17 +338,10 @@ def _report(evaluation: dict[str, Any], config: dict[str, Any]) -> None:
         f'{plateau_other:.4f} on the other ranks.')
 
 
-def evaluate_main() -> dict[str, Any]:
+def evaluate_main() -> None:
   """``--mode=evaluate``: the held-out set, scored by a checkpoint."""
-  run, config = common.trained_run('nth_farthest', HYPERPARAMETERS,
-                                   may_override=('eval_batches',))
-  parallel = common.data_parallel(('batch_size', config['batch_size']))
-  figures = make_evaluate(config, run.config['seed'], parallel)(run.params)
-  record = common.append_evaluation(
-      run, figures, eval_sequences=config['eval_batches'] *
-      config['batch_size'])
-  _report(record, config)
-  return record
+  _report(*common.evaluate_held_out('nth_farthest', HYPERPARAMETERS,
+                                    make_evaluate, 'eval_sequences'))
 
 
 def predictions(run: runs.Run, num_examples: int,
@@ -415,12 +406,8 @@ def predict_main() -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
-  mode = common.check_mode('nth_farthest', MODES)
-  if mode == 'evaluate':
-    evaluate_main()
-    return
-  if mode == 'predict':
-    predict_main()
+  if common.run_other_mode('nth_farthest', {'evaluate': evaluate_main,
+                                            'predict': predict_main}):
     return
   config = common.resolve_config(PRESETS, DEFAULT_PRESET, HYPERPARAMETERS)
   if config['rank_curriculum'] and common.SYNTHETIC_INPUT.value:

@@ -128,8 +128,6 @@ _TOP_K = flags.DEFINE_integer(
     'words; 0 for all.', lower_bound=0)
 common.finite_floats('temperature')
 
-MODES = ('train', 'evaluate', 'sample')
-
 flags.DEFINE_integer('eval_batch_size', None,
                      'Columns for evaluation; 1 carries the state through '
                      'the whole split (the paper\'s protocol).',
@@ -288,7 +286,7 @@ def _load_corpus(data_dir: str, splits: list[str], vocab_split: str,
     raise app.UsageError(str(e)) from e
 
 
-def evaluate_main() -> dict[str, Any]:
+def evaluate_main() -> None:
   """``--mode=evaluate``: a split, scored by a checkpoint of the run.
 
   The corpus is the run's (``data_dir`` and ``cache_dir`` from config.json,
@@ -322,7 +320,6 @@ def evaluate_main() -> dict[str, Any]:
   print(f'{split} perplexity {record["eval_perplexity"]:.2f} (loss '
         f'{record["eval_loss"]:.4f} nats) over {record["eval_tokens"]} '
         f'tokens, {config["eval_batch_size"]} columns, at step {run.step}.')
-  return record
 
 
 def prompt_ids(vocabulary: wikitext.Vocabulary,
@@ -389,12 +386,8 @@ def sample_main() -> None:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
-  mode = common.check_mode('wikitext103', MODES)
-  if mode == 'evaluate':
-    evaluate_main()
-    return
-  if mode == 'sample':
-    sample_main()
+  if common.run_other_mode('wikitext103', {'evaluate': evaluate_main,
+                                           'sample': sample_main}):
     return
   if flags.FLAGS['eval_batches'].present:
     raise app.UsageError('--eval_batches is not used here: evaluation scores '

@@ -442,6 +442,19 @@ class LanguageModelRunTest(absltest.TestCase):
       binary_testing.run_main(wikitext103, '--mode=evaluate',
                               f'--data_dir={other}', f'--workdir={workdir}')
 
+  def _log_probs_after(self, prompt, words):
+    """``(ids of <eos> and the prompt [P], text [P + W], log-probabilities
+    [P + W, V])`` of one pass over the prompt and ``words``."""
+    vocabulary = self.trained.vocabulary
+    ids, _ = wikitext103.prompt_ids(vocabulary, prompt)
+    text = np.concatenate([ids, [vocabulary.id(w) for w in words]])
+    log_probs = hk.without_apply_rng(hk.transform(
+        lambda x: runs.language_model_module(
+            self.trained.hyperparameters, len(vocabulary)).log_probs(
+                x, self.trained.initial_state.apply(None, 1))[0])).apply(
+                    self.trained.params, jnp.asarray(text)[:, None])
+    return ids, text, np.asarray(log_probs[:, 0])
+
   def _sample(self, prompt='the cat', num_words=12, temperature=1.0,
               top_k=0, seed=0):
     return wikitext103.sample(self.trained, prompt, num_words, temperature,
@@ -461,28 +474,14 @@ class LanguageModelRunTest(absltest.TestCase):
     # The samples carry the state from word to word: feeding the prompt and
     # the words in one pass gives, at each position, the next word.
     greedy = self._sample(temperature=0.0)
-    vocabulary = self.trained.vocabulary
-    ids, _ = wikitext103.prompt_ids(vocabulary, 'the cat')
-    text = np.concatenate([ids, [vocabulary.id(w) for w in greedy]])
-    log_probs = hk.without_apply_rng(hk.transform(
-        lambda x: runs.language_model_module(
-            self.trained.hyperparameters, len(vocabulary)).log_probs(
-                x, self.trained.initial_state.apply(None, 1))[0])).apply(
-                    self.trained.params, jnp.asarray(text)[:, None])
-    predicted = np.argmax(log_probs[:, 0], axis=-1)  # [P + W]
+    ids, text, log_probs = self._log_probs_after('the cat', greedy)
+    predicted = np.argmax(log_probs, axis=-1)  # [P + W]
     np.testing.assert_array_equal(predicted[len(ids) - 1:-1], text[len(ids):])
 
   def test_top_k_draws_only_the_k_most_likely_words(self):
-    vocabulary = self.trained.vocabulary
     words = self._sample(num_words=20, top_k=3, temperature=2.0, seed=4)
-    ids, _ = wikitext103.prompt_ids(vocabulary, 'the cat')
-    text = np.concatenate([ids, [vocabulary.id(w) for w in words]])
-    log_probs = hk.without_apply_rng(hk.transform(
-        lambda x: runs.language_model_module(
-            self.trained.hyperparameters, len(vocabulary)).log_probs(
-                x, self.trained.initial_state.apply(None, 1))[0])).apply(
-                    self.trained.params, jnp.asarray(text)[:, None])
-    top3 = np.argsort(-np.asarray(log_probs[:, 0]), axis=-1)[:, :3]
+    ids, text, log_probs = self._log_probs_after('the cat', words)
+    top3 = np.argsort(-log_probs, axis=-1)[:, :3]
     for position in range(len(ids) - 1, len(text) - 1):
       self.assertIn(text[position + 1], top3[position])
 
