@@ -139,7 +139,20 @@ def step_flops(config: Config) -> int:
           + 2 * b * (1 + n) * d * 2 * d)
 
 
-def _median_seconds(fn: Callable[[], jax.Array]) -> float:
+def compile_lengths() -> list[int]:
+  """``--compile_lengths`` as integers.
+
+  Raises:
+    app.UsageError: If one is not an integer.
+  """
+  try:
+    return [int(n) for n in _COMPILE_LENGTHS.value]
+  except ValueError as e:
+    raise app.UsageError(f'--compile_lengths must be integers; got '
+                         f'{_COMPILE_LENGTHS.value}.') from e
+
+
+def median_seconds(fn: Callable[[], jax.Array]) -> float:
   """Median wall time of ``fn()`` (blocked on), after two warm-up calls."""
   for _ in range(2):
     jax.block_until_ready(fn())
@@ -164,7 +177,7 @@ def matmul_gflops(size: int, dtype: str = 'float32') -> float:
   a = jax.random.normal(keys[0], (size, size), dtype)
   b = jax.random.normal(keys[1], (size, size), dtype)
   dot = jax.jit(functools.partial(jnp.dot, preferred_element_type=jnp.float32))
-  return 2 * size ** 3 / _median_seconds(lambda: dot(a, b)) / 1e9
+  return 2 * size ** 3 / median_seconds(lambda: dot(a, b)) / 1e9
 
 
 def loop_product_shapes(config: Config) -> list[tuple[int, int, int]]:
@@ -209,7 +222,7 @@ def loop_products_gflops(config: Config, dtype: str = 'float32') -> float:
                         length=config.num_steps)[0]
 
   flops = config.num_steps * sum(2 * m * k * n for m, k, n in shapes)
-  return flops / _median_seconds(lambda: products(xs, ws)) / 1e9
+  return flops / median_seconds(lambda: products(xs, ws)) / 1e9
 
 
 def _functions(config: Config, implementation: str, compute_dtype: str):
@@ -260,7 +273,7 @@ def measure(name: str, implementation: str, compute_dtype: str,
   for kind, fn, multiple in (
       ('forward', lambda: forward(params, inputs), 1),
       ('forward_backward', lambda: forward_backward(params, inputs), 3)):
-    seconds = _median_seconds(fn)
+    seconds = median_seconds(fn)
     gflops = multiple * flops / seconds / 1e9
     result[kind] = {
         'ms': seconds * 1e3,
@@ -286,11 +299,7 @@ def main(argv):
     if name not in CONFIGS:
       raise app.UsageError(f'Unknown --config={name!r}; choose "all" or '
                            f'from {sorted(CONFIGS)}.')
-  try:
-    lengths = [int(n) for n in _COMPILE_LENGTHS.value]
-  except ValueError as e:
-    raise app.UsageError(f'--compile_lengths must be integers; got '
-                         f'{_COMPILE_LENGTHS.value}.') from e
+  lengths = compile_lengths()
   for implementation in _IMPLEMENTATIONS.value:
     if implementation not in ('unroll', 'dynamic_unroll'):
       raise app.UsageError(

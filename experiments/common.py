@@ -148,9 +148,9 @@ flags.DEFINE_integer('eval_batches', None,
                      lower_bound=1)
 
 # The recurrent core.
-flags.DEFINE_enum('core', None, ['rmc', 'lstm'],
-                  'Recurrent core: the Relational Memory Core or the hk.LSTM '
-                  'baseline.')
+flags.DEFINE_enum('core', None, ['rmc', 'lstm', 'dnc'],
+                  'Recurrent core: the Relational Memory Core, or a baseline: '
+                  'the hk.LSTM, or the DNC (rmc.DNC).')
 flags.DEFINE_integer('lstm_hidden_size', None,
                      'Hidden size of the LSTM baseline (--core=lstm).',
                      lower_bound=1)
@@ -177,6 +177,29 @@ flags.DEFINE_float('input_bias', None, 'RMC: input-gate bias.')
 flags.DEFINE_enum('attention_scale', None, ['key_size', 'qkv_size'],
                   'RMC: query scaling, key_size**-0.5 (Sonnet >= 1.27) or '
                   '(2*key_size+head_size)**-0.5 (Sonnet <= 1.26).')
+# The DNC baseline (--core=dnc, rmc.DNC): its output, fed to the binary's
+# head, has the controller's size.
+flags.DEFINE_integer('dnc_memory_size', None, 'DNC: memory slots N.',
+                     lower_bound=1)
+flags.DEFINE_integer('dnc_word_size', None, 'DNC: width W of each slot.',
+                     lower_bound=1)
+flags.DEFINE_integer('dnc_num_reads', None, 'DNC: read heads R.',
+                     lower_bound=1)
+flags.DEFINE_integer('dnc_num_writes', None, 'DNC: write heads.',
+                     lower_bound=1)
+flags.DEFINE_integer('dnc_controller_size', None,
+                     'DNC: hidden size of each LSTM layer of the controller, '
+                     'and the size of the core\'s output.', lower_bound=1)
+flags.DEFINE_integer('dnc_controller_layers', None,
+                     'DNC: stacked LSTM layers of the controller.',
+                     lower_bound=1)
+flags.DEFINE_float('dnc_clip_value', None,
+                   'DNC: clip the controller\'s output and state and the '
+                   'core\'s output to [-v, v]; 0 means no clipping.',
+                   lower_bound=0.0)
+flags.DEFINE_enum('dnc_strength_activation', None, ['oneplus', 'softplus'],
+                  'DNC: activation of the content strengths, the paper\'s '
+                  'oneplus (>= 1) or the reference code\'s softplus.')
 COMPUTE_DTYPE = flags.DEFINE_enum(
     'compute_dtype', 'float32', ['float32', 'bfloat16'],
     'RMC: operand dtype of the core\'s matrix products (bfloat16 for the fast '
@@ -224,7 +247,8 @@ SYNTHETIC_INPUT = flags.DEFINE_bool(
     'steps_per_sec with and without). Not for real training.')
 
 finite_floats('learning_rate', 'min_learning_rate', 'decay_rate',
-              'max_grad_norm', 'time_budget_s', 'forget_bias', 'input_bias')
+              'max_grad_norm', 'time_budget_s', 'forget_bias', 'input_bias',
+              'dnc_clip_value')
 
 COMMON_HYPERPARAMETERS = (
     'batch_size', 'learning_rate', 'min_learning_rate', 'decay_steps',
@@ -233,7 +257,24 @@ COMMON_HYPERPARAMETERS = (
     'keep_checkpoints', 'eval_batches', 'core', 'lstm_hidden_size',
     'mem_slots', 'head_size', 'num_heads', 'num_blocks', 'key_size',
     'attention_mlp_layers', 'gate_style', 'forget_bias', 'input_bias',
-    'attention_scale')
+    'attention_scale') + runs.DNC_HYPERPARAMETERS
+
+
+def dnc_preset(memory_size: int, word_size: int, num_reads: int,
+               num_writes: int, controller_size: int,
+               controller_layers: int = 2, clip_value: float = 20.0,
+               strength_activation: str = 'oneplus') -> dict[str, Any]:
+  """A preset's DNC entries (``dnc_memory_size``, ...), for --core=dnc.
+
+  The defaults are the paper's 2-layer controller and the reference's
+  ``clip_value`` of 20 (its ``train.py``).
+  """
+  return dict(dnc_memory_size=memory_size, dnc_word_size=word_size,
+              dnc_num_reads=num_reads, dnc_num_writes=num_writes,
+              dnc_controller_size=controller_size,
+              dnc_controller_layers=controller_layers,
+              dnc_clip_value=clip_value,
+              dnc_strength_activation=strength_activation)
 
 
 def constant_learning_rate(learning_rate: float) -> dict[str, float]:

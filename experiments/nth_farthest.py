@@ -96,6 +96,10 @@ _RMC_DEFAULTS = dict(
     num_blocks=1, key_size=None, attention_mlp_layers=2, gate_style='unit',
     forget_bias=1.0, input_bias=0.0, attention_scale='key_size',
     rank_curriculum=False, rank_curriculum_threshold=0.9)
+# --core=dnc on the CPU presets: 8 slots of 64, 2 read and 1 write heads, a
+# 2-layer controller of 128.
+_CPU_DNC = common.dnc_preset(memory_size=8, word_size=64, num_reads=2,
+                             num_writes=1, controller_size=128)
 
 # 3 objects, Adam 1e-3 with a warm-up and Sonnet's decay to 1e-4: the study's
 # first preset (experiments/results/nth_farthest_study.md), whose RMC left the
@@ -109,7 +113,7 @@ _CPU_K3 = dict(
     steps_per_chunk=20, log_every=1000, eval_every=5000,
     checkpoint_every=50_000, keep_checkpoints=3, eval_batches=128,
     core='rmc', lstm_hidden_size=256, mem_slots=3, head_size=32,
-    num_heads=2, **_RMC_DEFAULTS)
+    num_heads=2, **_RMC_DEFAULTS, **_CPU_DNC)
 
 # Chosen by the study: 4 objects (Sonnet's example size), one memory per
 # object, and a learning rate 3.3x lower than `cpu_k3`'s (3e-4 decaying to
@@ -128,7 +132,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         steps_per_chunk=10, log_every=100, eval_every=1000,
         checkpoint_every=5000, keep_checkpoints=3, eval_batches=10,
         core='rmc', lstm_hidden_size=1024, mem_slots=8, head_size=32,
-        num_heads=8, **_RMC_DEFAULTS),
+        num_heads=8, **_RMC_DEFAULTS,
+        # The paper's DNC grid: 1, 8 or 16 slots of 128, 512 or 1024 (the
+        # controller's size), 1, 2 or 4 read and write heads, a 2-layer
+        # controller. This is one point of it.
+        **common.dnc_preset(memory_size=16, word_size=512, num_reads=4,
+                            num_writes=1, controller_size=512)),
     'cpu': _CPU,
     'cpu_k3': _CPU_K3,
     # The first 100,000 steps of `cpu_k3` (about 4 minutes on one core):
@@ -141,7 +150,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         steps_per_chunk=5, log_every=10, eval_every=20,
         checkpoint_every=20, keep_checkpoints=2, eval_batches=2,
         core='rmc', lstm_hidden_size=16, mem_slots=2, head_size=4,
-        num_heads=2, **_RMC_DEFAULTS),
+        num_heads=2, **_RMC_DEFAULTS,
+        **common.dnc_preset(memory_size=4, word_size=4, num_reads=2,
+                            num_writes=1, controller_size=8)),
 }
 DEFAULT_PRESET = 'demo'
 

@@ -155,7 +155,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         steps_per_chunk=10, log_every=100, eval_every=5000,
         checkpoint_every=5000, keep_checkpoints=3, core='rmc',
         lstm_hidden_size=2048, mem_slots=1, head_size=625, num_heads=4,
-        attention_mlp_layers=5, **_RMC_DEFAULTS, **_SOFTMAX_DEFAULTS),
+        attention_mlp_layers=5, **_RMC_DEFAULTS, **_SOFTMAX_DEFAULTS,
+        # The paper has no DNC language model; these sizes are ours.
+        **common.dnc_preset(memory_size=128, word_size=256, num_reads=4,
+                            num_writes=1, controller_size=1024)),
     'cpu': dict(
         unroll_length=35, embed_size=128, dropout_rate=0.5,
         eval_batch_size=16, batch_size=32, loss_chunk_size=0,
@@ -165,7 +168,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         checkpoint_every=1000, keep_checkpoints=3, core='rmc',
         # An LSTM of 334 units has the RMC's parameter count.
         lstm_hidden_size=334, mem_slots=1, head_size=64, num_heads=4,
-        attention_mlp_layers=2, **_RMC_DEFAULTS, **_SOFTMAX_DEFAULTS),
+        attention_mlp_layers=2, **_RMC_DEFAULTS, **_SOFTMAX_DEFAULTS,
+        **common.dnc_preset(memory_size=32, word_size=64, num_reads=4,
+                            num_writes=1, controller_size=256)),
     'smoke': dict(
         unroll_length=8, embed_size=16, dropout_rate=0.1, eval_batch_size=3,
         batch_size=4, loss_chunk_size=3, **common.constant_learning_rate(3e-3),
@@ -173,7 +178,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         time_budget_s=0.0, steps_per_chunk=5, log_every=10, eval_every=20,
         checkpoint_every=20, keep_checkpoints=2, core='rmc',
         lstm_hidden_size=16, mem_slots=1, head_size=8, num_heads=2,
-        attention_mlp_layers=2, **_RMC_DEFAULTS, **_SOFTMAX_DEFAULTS),
+        attention_mlp_layers=2, **_RMC_DEFAULTS, **_SOFTMAX_DEFAULTS,
+        **common.dnc_preset(memory_size=4, word_size=4, num_reads=2,
+                            num_writes=1, controller_size=8)),
 }
 DEFAULT_PRESET = 'cpu'
 

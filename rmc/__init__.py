@@ -14,6 +14,7 @@
 """rmc: the Relational Memory Core (Santoro et al., 2018) in JAX and Haiku."""
 
 from rmc.dnc import DNC
+from rmc.dnc import DNCState
 from rmc.relational_memory import RelationalMemory
 from rmc.relational_memory import RelationalMemoryOutput
 from rmc.runs import load_run
@@ -23,6 +24,7 @@ __version__ = '0.1.0'
 
 __all__ = (
     'DNC',
+    'DNCState',
     'RelationalMemory',
     'RelationalMemoryOutput',
     'Run',

@@ -27,10 +27,12 @@ addressing in :mod:`rmc.dnc_addressing`:
   words, ``clip_value`` on the controller's output and state, the access
   module, and a linear map of ``[controller output; read words]``.
 
-Content strengths: the reference applies ``softplus`` to them; the paper
-specifies ``oneplus`` (``1 + softplus``, a strength of at least 1). Both are
-offered (``strength_activation``); the reference's is the default, as these
-modules mirror it.
+Content strengths: the paper specifies ``oneplus`` (``1 + softplus``, a
+strength of at least 1), which is the default; the reference's code applies
+``softplus`` (a strength that may approach 0, a content weighting that may
+flatten to uniform), which ``strength_activation='softplus'`` selects. The
+addressing functions themselves take the activation as an argument, with the
+reference's ``softplus`` as their default.
 """
 
 from collections.abc import Callable
@@ -169,7 +171,7 @@ class MemoryAccess(hk.RNNCore):
 
   def __init__(self, memory_size: int = 128, word_size: int = 20,
                num_reads: int = 1, num_writes: int = 1,
-               strength_activation: str = 'softplus',
+               strength_activation: str = 'oneplus',
                name: str = 'memory_access'):
     """Constructs the access module.
 
@@ -178,8 +180,8 @@ class MemoryAccess(hk.RNNCore):
       word_size: Width ``W`` of each slot.
       num_reads: Read heads ``R``.
       num_writes: Write heads ``H`` (1 in the paper).
-      strength_activation: ``'softplus'`` (the reference's) or
-        ``'oneplus'`` (the paper's) on the content strengths.
+      strength_activation: ``'oneplus'`` (the paper's) or ``'softplus'``
+        (the reference code's) on the content strengths.
       name: Module name.
 
     Raises:

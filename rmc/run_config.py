@@ -22,8 +22,8 @@ so that a trained run can be evaluated, sampled or loaded
 * ``hyperparameters``: every hyperparameter flag, resolved (the ``preset``,
   then the flags given), and ``compute_dtype``.
 * ``core``: the recurrent core, ``{'type': 'rmc', 'kwargs': {...}}`` with the
-  arguments of :class:`rmc.RelationalMemory`, or ``{'type': 'lstm',
-  'hidden_size': H}``.
+  arguments of :class:`rmc.RelationalMemory` (``'dnc'`` and those of
+  :class:`rmc.DNC`), or ``{'type': 'lstm', 'hidden_size': H}``.
 * ``data``: what the data is (e.g. the corpus's files and their SHA-256).
 * ``run``: how this process runs (devices, processes, TensorBoard).
 * ``code``: the rmc version, its git commit if it is a checkout, and the
@@ -35,7 +35,9 @@ model, or on other data) is a :class:`ConfigMismatchError` naming every
 differing key, except for the keys of :data:`RESUMABLE_HYPERPARAMETERS` and
 :data:`RESUMABLE_DATA` (budgets, cadences, the preset's name and where the
 files are), which may change, as may ``run`` and ``code``: those changes are
-logged and the file is rewritten with them. (``core`` is made from the
+logged and the file is rewritten with them. A hyperparameter of
+:data:`ADDED_HYPERPARAMETERS` missing from the saved file (a run from before
+it existed) is not a difference. (``core`` is made from the
 hyperparameters, so it is not compared on its own.)
 """
 
@@ -57,6 +59,13 @@ FORMAT_VERSION = 1
 RESUMABLE_HYPERPARAMETERS = (
     'preset', 'num_steps', 'time_budget_s', 'steps_per_chunk', 'log_every',
     'eval_every', 'checkpoint_every', 'keep_checkpoints')
+# Hyperparameters added after the first config.json format: a saved file
+# without one is from a run that predates it, whose core (an RMC or LSTM)
+# does not use it, so its absence there is not a difference.
+ADDED_HYPERPARAMETERS = (
+    'dnc_memory_size', 'dnc_word_size', 'dnc_num_reads', 'dnc_num_writes',
+    'dnc_controller_size', 'dnc_controller_layers', 'dnc_clip_value',
+    'dnc_strength_activation')
 # Data entries that may change: where the same files are.
 RESUMABLE_DATA = ('data_dir', 'cache_dir')
 # The sections compared on resume ('core' is not: it is made from the
@@ -151,6 +160,13 @@ def _flatten(value: Any, prefix: str) -> dict[str, Any]:
   return {prefix: value}
 
 
+def _added_later(key: str, saved: Any, current: Any) -> bool:
+  """Whether ``key`` is absent from a run saved before it was added."""
+  section, _, name = key.partition('.')
+  return (section == 'hyperparameters' and name in ADDED_HYPERPARAMETERS
+          and saved is None and current is not None)
+
+
 def _resumable(key: str) -> bool:
   section, _, name = key.partition('.')
   return ((section == 'hyperparameters'
@@ -195,7 +211,8 @@ def check_resume(saved: dict[str, Any], current: dict[str, Any],
   """
   current = json.loads(json.dumps(current))  # As saved: lists, not tuples.
   changes = {key: change for key, change in differences(saved, current).items()
-             if key != 'format' and not key.startswith('core.')}
+             if key != 'format' and not key.startswith('core.')
+             and not _added_later(key, *change)}
   fixed = {k: v for k, v in changes.items() if not _resumable(k)}
   if fixed:
     raise ConfigMismatchError(

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from rmc import checkpoint
+from rmc import dnc
 from rmc import models
 from rmc import relational_memory
 from rmc import run_config
@@ -42,6 +43,10 @@ from rmc.data import wikitext
 BINARIES = ('nth_farthest', 'learn_to_execute', 'wikitext103')
 # The language model's vocabulary, copied into its work directory.
 VOCABULARY_FILE = 'vocab.txt'
+
+# The DNC's hyperparameters (all those added after config.json's first
+# format are).
+DNC_HYPERPARAMETERS = run_config.ADDED_HYPERPARAMETERS
 
 _RMC_ARGUMENTS = ('mem_slots', 'head_size', 'num_heads', 'num_blocks',
                   'key_size', 'attention_mlp_layers', 'gate_style',
@@ -64,10 +69,38 @@ def core_kwargs(hyperparameters: dict[str, Any]) -> dict[str, Any]:
   return kwargs
 
 
+def dnc_kwargs(hyperparameters: dict[str, Any]) -> dict[str, Any]:
+  """Arguments of :class:`rmc.DNC` from resolved hyperparameters.
+
+  Args:
+    hyperparameters: A binary's resolved hyperparameters (``dnc_memory_size``,
+      ``dnc_word_size``, ..., ``dnc_clip_value`` with 0 for no clipping).
+
+  Returns:
+    ``access_config``, ``controller_config``, ``output_size`` (the
+    controller's size) and ``clip_value``.
+  """
+  size = hyperparameters['dnc_controller_size']
+  return dict(
+      access_config=dict(
+          memory_size=hyperparameters['dnc_memory_size'],
+          word_size=hyperparameters['dnc_word_size'],
+          num_reads=hyperparameters['dnc_num_reads'],
+          num_writes=hyperparameters['dnc_num_writes'],
+          strength_activation=hyperparameters['dnc_strength_activation']),
+      controller_config=dict(
+          hidden_size=size,
+          num_layers=hyperparameters['dnc_controller_layers']),
+      output_size=size,
+      clip_value=hyperparameters['dnc_clip_value'] or None)
+
+
 def core_description(hyperparameters: dict[str, Any]) -> dict[str, Any]:
   """The ``core`` entry of config.json: the core's type and arguments."""
   if hyperparameters['core'] == 'rmc':
     return {'type': 'rmc', 'kwargs': core_kwargs(hyperparameters)}
+  if hyperparameters['core'] == 'dnc':
+    return {'type': 'dnc', 'kwargs': dnc_kwargs(hyperparameters)}
   return {'type': hyperparameters['core'],
           'hidden_size': hyperparameters['lstm_hidden_size']}
 
@@ -79,14 +112,18 @@ def make_core(binary: str, hyperparameters: dict[str, Any],
   Args:
     binary: One of :data:`BINARIES`.
     hyperparameters: Its resolved hyperparameters.
-    name: Module name of an RMC (by default ``relational_memory``).
+    name: Module name of an RMC or DNC (by default ``relational_memory`` or
+      ``dnc``).
     **rmc_overrides: Further arguments of an RMC (e.g.
       ``return_diagnostics=True``).
 
   Returns:
-    :class:`rmc.RelationalMemory`, or the LSTM baseline: ``hk.LSTM``, or for
-    Learning to Execute two stacked LSTMs with skip connections.
+    :class:`rmc.RelationalMemory`; or a baseline: :class:`rmc.DNC`, or the
+    LSTM, ``hk.LSTM`` or for Learning to Execute two stacked LSTMs with skip
+    connections.
   """
+  if hyperparameters['core'] == 'dnc':
+    return dnc.DNC(**dnc_kwargs(hyperparameters), name=name or 'dnc')
   if hyperparameters['core'] == 'lstm' and binary == 'learn_to_execute':
     return models.make_lstm_with_skips(hyperparameters['lstm_hidden_size'])
   if hyperparameters['core'] == 'rmc':
@@ -143,8 +180,7 @@ def learn_to_execute_model(hyperparameters: dict[str, Any]) -> hk.Transformed:
   vocab_size = len(learn_to_execute_vocabulary(hyperparameters))
 
   def forward(batch):
-    encoder = make_core('learn_to_execute', hyperparameters,
-                        name='relational_memory')
+    encoder = make_core('learn_to_execute', hyperparameters)
     decoder = (make_core('learn_to_execute', hyperparameters, name='decoder')
                if hyperparameters['separate_cores'] else encoder)
     model = models.Seq2Seq(
@@ -314,9 +350,7 @@ class Run:
       **rmc_overrides: Further arguments of an RMC core, e.g.
         ``return_diagnostics=True``.
     """
-    name = 'relational_memory' if self.binary == 'learn_to_execute' else None
-    return make_core(self.binary, self.hyperparameters, name=name,
-                     **rmc_overrides)
+    return make_core(self.binary, self.hyperparameters, **rmc_overrides)
 
   @property
   def core(self) -> hk.Transformed:

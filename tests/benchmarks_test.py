@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import binary_testing
+from benchmarks import dnc_step
 from benchmarks import rmc_step
 from benchmarks import synthetic_text
 import rmc
@@ -124,6 +125,22 @@ class RmcStepTest(parameterized.TestCase):
     loop = sum(2 * m * k * n for m, k, n in rmc_step.loop_product_shapes(config))
     self.assertEqual(loop + outside_loop + attention,
                      rmc_step.step_flops(config))
+
+  def test_dnc_command_prints_every_figure(self):
+    printed = binary_testing.run_main(
+        dnc_step, '--dnc_config=tiny', '--compile_lengths=2,4',
+        '--min_time_s=0', '--min_repeats=2')
+    (result,) = json.loads(printed)['results']
+    self.assertEqual(result['config'], 'tiny')
+    self.assertGreater(result['parameters'], 0)
+    for kind in ('forward', 'forward_backward'):
+      self.assertGreater(result[kind]['ms'], 0)
+      self.assertAlmostEqual(result[kind]['ms_per_step'] * result['num_steps'],
+                             result[kind]['ms'])
+    self.assertEqual(sorted(result['forward_backward_compile_s']), ['2', '4'])
+    with self.assertRaisesRegex(app.UsageError,
+                                "Unknown --dnc_config='huge'"):
+      binary_testing.run_main(dnc_step, '--dnc_config=huge')
 
   def test_unknown_config(self):
     with self.assertRaisesRegex(app.UsageError, "Unknown --config='huge'"):

@@ -25,7 +25,8 @@ Every run writes its checkpoints (one per step) and metrics to a work
 directory under ``OUT_DIR``, which the test compares:
 
 * ``<binary>_<devices>``: Nth Farthest and Learning to Execute, one
-  training step on 2 devices and on 1;
+  training step on 2 devices and on 1 (and ``nth_farthest_dnc_<devices>``
+  with ``--core=dnc``);
 * the language model, whose recurrent state is split over the devices:
   ``resume``, 2 steps on 2 devices then resumed on 1 device to step 4; and
   ``straight``, 4 steps on 1 device.
@@ -68,12 +69,14 @@ def main(out_dir: str, data_dir: str) -> None:
   if jax.device_count() != 2:
     raise SystemExit(f'Need 2 devices; got {jax.devices()}.')
   flags.FLAGS.mark_as_parsed()
-  for binary in (nth_farthest, learn_to_execute):
-    name = binary.__name__.rsplit('.', 1)[-1]
+  for binary, name, core in ((nth_farthest, 'nth_farthest', 'rmc'),
+                             (nth_farthest, 'nth_farthest_dnc', 'dnc'),
+                             (learn_to_execute, 'learn_to_execute', 'rmc')):
     for devices in (2, 1):
       binary_testing.run_main(
-          binary, '--preset=smoke', '--num_steps=1', *_CADENCES,
-          f'--num_devices={devices}', f'--workdir={out_dir}/{name}_{devices}')
+          binary, '--preset=smoke', f'--core={core}', '--num_steps=1',
+          *_CADENCES, f'--num_devices={devices}',
+          f'--workdir={out_dir}/{name}_{devices}')
   lm_args = (f'--data_dir={data_dir}', f'--cache_dir={out_dir}/cache',
              '--eval_batch_size=4', *_CADENCES)
   for workdir, runs in (('resume', ((2, 2), (4, 1))), ('straight', ((4, 1),))):

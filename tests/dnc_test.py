@@ -65,13 +65,17 @@ def _linear(params, name, x):
   return x @ params[name]['w'] + params[name]['b']
 
 
-def _cosine(memory, keys, strengths):
+_STRENGTH_OPS = {'softplus': _softplus,
+                 'oneplus': lambda x: 1 + _softplus(x)}
+
+
+def _cosine(memory, keys, strengths, activation):
   eps = 1e-6
   norm_m = np.sqrt((memory ** 2).sum(-1) + eps)  # [B, N]
   norm_k = np.sqrt((keys ** 2).sum(-1) + eps)  # [B, K]
   dot = np.einsum('bkw,bnw->bkn', keys, memory)
   similarity = dot / (norm_k[:, :, None] * norm_m[:, None, :] + eps)
-  return _softmax(similarity * _softplus(strengths)[..., None])
+  return _softmax(similarity * _STRENGTH_OPS[activation](strengths)[..., None])
 
 
 def _allocation(usage):
@@ -88,7 +92,7 @@ def _allocation(usage):
   return result
 
 
-def _numpy_access(params, prefix, inputs, state, r, h, n, w):
+def _numpy_access(params, prefix, inputs, state, r, h, n, w, activation):
   """One step of the access module; state is a dict of NumPy arrays."""
   def lin(name, *shape):
     return _linear(params, f'{prefix}/{name}', inputs).reshape(
@@ -106,7 +110,7 @@ def _numpy_access(params, prefix, inputs, state, r, h, n, w):
   usage = state['usage'] + (1 - state['usage']) * (
       1 - np.prod(1 - state['write_weights'], axis=1))
   usage = usage * np.prod(1 - free_gate[..., None] * state['read_weights'], 1)
-  content = _cosine(state['memory'], write_keys, write_strengths)
+  content = _cosine(state['memory'], write_keys, write_strengths, activation)
   allocation = []
   simulated = usage.copy()
   for head in range(h):
@@ -136,7 +140,7 @@ def _numpy_access(params, prefix, inputs, state, r, h, n, w):
                                    + ww[i] * p[j])
   precedence = ((1 - write_weights.sum(-1, keepdims=True)) * state['precedence']
                 + write_weights)
-  content = _cosine(memory, read_keys, read_strengths)
+  content = _cosine(memory, read_keys, read_strengths, activation)
   read_weights = np.zeros_like(state['read_weights'])
   for b in range(read_weights.shape[0]):
     for head in range(r):
@@ -152,7 +156,7 @@ def _numpy_access(params, prefix, inputs, state, r, h, n, w):
                           precedence=precedence, usage=usage)
 
 
-def _numpy_dnc(params, inputs, clip):
+def _numpy_dnc(params, inputs, clip, activation):
   """A time-major unroll ``[T, B, D]`` of the DNC of ``_core``, in NumPy."""
   _, batch, _ = inputs.shape
   r, h = _ACCESS['num_reads'], _ACCESS['num_writes']
@@ -175,7 +179,7 @@ def _numpy_dnc(params, inputs, clip):
     lstm_h, lstm_c = (np.clip(lstm_h, -clip, clip),
                       np.clip(lstm_c, -clip, clip))
     read_words, state = _numpy_access(params, 'dnc/~/memory_access', lstm_h,
-                                      state, r, h, n, w)
+                                      state, r, h, n, w, activation)
     reads = read_words.reshape(batch, -1)
     outputs.append(np.clip(_linear(params, 'dnc/output_linear',
                                    np.concatenate([lstm_h, reads], -1)),
@@ -211,16 +215,19 @@ class DNCTest(parameterized.TestCase):
         'dnc/output_linear/w': (d + r * w, 3),
         'dnc/output_linear/b': (3,)})
 
-  def test_three_steps_against_numpy(self):
+  @parameterized.parameters(None, 'softplus')  # The default is oneplus.
+  def test_three_steps_against_numpy(self, activation):
     inputs = np.random.RandomState(0).randn(3, 2, 5)
     with jax.enable_x64():
-      model = _unroll_model()
+      model = _unroll_model(**({} if activation is None else dict(
+          access_config=dict(_ACCESS, strength_activation=activation))))
       params = model.init(jax.random.key(0), jnp.asarray(inputs))
       # Larger weights than the initialiser's, so every gate matters.
       params = jax.tree.map(lambda p: 3 * p + 0.1, params)
       outputs, state = model.apply(params, jnp.asarray(inputs))
       np_params = jax.tree.map(np.asarray, params)
-      expected, np_state = _numpy_dnc(np_params, inputs, clip=20.0)
+      expected, np_state = _numpy_dnc(np_params, inputs, clip=20.0,
+                                      activation=activation or 'oneplus')
     np.testing.assert_allclose(outputs, expected, rtol=1e-6, atol=1e-6)
     access = state.access_state
     for name, value in (('memory', access.memory),
@@ -331,10 +338,24 @@ class DNCTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, regex):
       hk.transform(lambda: _core(**overrides)).init(None)
 
-  def test_oneplus_strengths_and_deep_controller(self):
-    model = _unroll_model(
-        access_config=dict(_ACCESS, strength_activation='oneplus'),
-        controller_config=dict(hidden_size=8, num_layers=2))
+  def test_the_step_has_no_loop_over_slots_or_heads(self):
+    def equations(memory_size, num_reads, num_writes):
+      def step(x):
+        core = _core(access_config=dict(
+            memory_size=memory_size, word_size=4, num_reads=num_reads,
+            num_writes=num_writes))
+        return core(x, core.initial_state(2))
+      model = hk.without_apply_rng(hk.transform(step))
+      x = jnp.ones([2, 5])
+      params = model.init(jax.random.key(0), x)
+      return len(jax.make_jaxpr(model.apply)(params, x).jaxpr.eqns)
+
+    # The same program for more slots and heads: only the shapes change.
+    self.assertEqual(equations(4, 1, 1), equations(9, 4, 1))
+    self.assertEqual(equations(4, 2, 2), equations(9, 3, 5))
+
+  def test_deep_controller(self):
+    model = _unroll_model(controller_config=dict(hidden_size=8, num_layers=2))
     inputs = jnp.ones([2, 1, 5])
     params = model.init(jax.random.key(0), inputs)
     self.assertIn('dnc/~/lstm_1/linear', params)

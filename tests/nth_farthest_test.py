@@ -101,7 +101,7 @@ class ModelTest(parameterized.TestCase):
 
 class BinaryTest(parameterized.TestCase):
 
-  @parameterized.parameters('rmc', 'lstm')
+  @parameterized.parameters('rmc', 'lstm', 'dnc')
   def test_smoke_preset_learns(self, core):
     workdir, printed = binary_testing.shared_run(
         nth_farthest, '--preset=smoke', f'--core={core}')

@@ -158,6 +158,8 @@ class TwoDevicesTest(absltest.TestCase):
 
   def test_one_step_matches_one_device(self):
     runs = {'nth_farthest': ('nth_farthest_2', 'nth_farthest_1'),
+            'nth_farthest --core=dnc': ('nth_farthest_dnc_2',
+                                        'nth_farthest_dnc_1'),
             'learn_to_execute': ('learn_to_execute_2', 'learn_to_execute_1'),
             'wikitext103': ('resume', 'straight')}
     for binary, (two, one) in runs.items():

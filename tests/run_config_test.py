@@ -78,6 +78,18 @@ class RunConfigTest(absltest.TestCase):
     with open(run_config.path(workdir), 'rb') as f:
       self.assertEqual(f.read(), before)  # Untouched.
 
+  def test_a_run_from_before_the_dnc_hyperparameters_resumes(self):
+    workdir = self.create_tempdir().full_path
+    run_config.start(workdir, _config())  # No dnc_* keys.
+    added = {name: 1 for name in run_config.ADDED_HYPERPARAMETERS}
+    self.assertEqual(run_config.start(workdir, _config(**added)), {})
+    self.assertEqual(
+        run_config.read(workdir)['hyperparameters']['dnc_memory_size'], 1)
+    # Once saved, they are compared like any other.
+    with self.assertRaisesRegex(run_config.ConfigMismatchError,
+                                'hyperparameters.dnc_memory_size 1 -> 2'):
+      run_config.start(workdir, _config(**dict(added, dnc_memory_size=2)))
+
   def test_read_errors(self):
     workdir = self.create_tempdir().full_path
     with self.assertRaisesRegex(run_config.ConfigError, 'does not exist'):

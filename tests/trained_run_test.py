@@ -289,6 +289,69 @@ class NthFarthestRunTest(absltest.TestCase):
                   f'--workdir={tempfile.mkdtemp()}')
 
 
+class DNCRunTest(absltest.TestCase):
+  """--core=dnc in the binaries: config.json, resume, evaluate, load_run."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    # The run nth_farthest_test's smoke test trains, made once.
+    cls.workdir, _ = binary_testing.shared_run(
+        nth_farthest, '--preset=smoke', '--core=dnc')
+
+  def test_config_json_names_the_dnc_and_its_arguments(self):
+    config = run_config.read(self.workdir)
+    hyperparameters = config['hyperparameters']
+    self.assertEqual(config['core'], {'type': 'dnc', 'kwargs': json.loads(
+        json.dumps(runs.dnc_kwargs(hyperparameters)))})
+    self.assertEqual(config['core']['kwargs']['access_config'], dict(
+        memory_size=4, word_size=4, num_reads=2, num_writes=1,
+        strength_activation='oneplus'))
+    self.assertEqual(config['core']['kwargs']['controller_config'],
+                     dict(hidden_size=8, num_layers=2))
+
+  def test_resume_equals_the_uninterrupted_run(self):
+    resumed = tempfile.mkdtemp()
+    binary_testing.run_main(nth_farthest, '--preset=smoke', '--core=dnc',
+                            '--num_steps=20', f'--workdir={resumed}')
+    printed = binary_testing.run_main(nth_farthest, '--preset=smoke',
+                                      '--core=dnc', f'--workdir={resumed}')
+    self.assertIn('at step 40, stopped by num_steps', printed)
+    step, arrays = binary_testing.checkpoint_arrays(resumed)
+    expected_step, expected = binary_testing.checkpoint_arrays(self.workdir)
+    self.assertEqual((step, expected_step), (40, 40))
+    self.assertEqual(arrays.keys(), expected.keys())
+    for name in expected:
+      np.testing.assert_array_equal(arrays[name], expected[name], name)
+    # Another DNC size is another model.
+    with self.assertRaisesRegex(run_config.ConfigMismatchError,
+                                'hyperparameters.dnc_memory_size 4 -> 5'):
+      binary_testing.run_main(nth_farthest, '--preset=smoke', '--core=dnc',
+                              '--dnc_memory_size=5', f'--workdir={resumed}')
+
+  def test_evaluate_and_load_run(self):
+    workdir = _copy(self.workdir)
+    binary_testing.run_main(nth_farthest, '--mode=evaluate',
+                            f'--workdir={workdir}')
+    records = _records(workdir)
+    logged = [r for r in records if r['split'] == 'eval'][-1]
+    self.assertEqual((records[-1]['split'], records[-1]['step']),
+                     ('evaluate', 40))
+    for name, value in _eval_figures(logged).items():
+      self.assertAlmostEqual(records[-1][name], value, places=6, msg=name)
+    run = rmc.load_run(workdir)
+    self.assertTrue(run.core_params)
+    self.assertTrue(all(m.startswith('dnc') for m in run.core_params))
+    inputs = nth_farthest_data.generate(jax.random.key(0), 4, 3, 2).inputs
+    _, core_outputs = run.model.apply(run.params, inputs,
+                                      return_core_outputs=True)  # [B, T, D]
+    outputs, state = run.core.apply(run.core_params,
+                                    jnp.swapaxes(inputs, 0, 1))  # [T, B, D]
+    np.testing.assert_allclose(outputs, jnp.swapaxes(core_outputs, 0, 1),
+                               rtol=1e-5, atol=1e-6)
+    self.assertIsInstance(state, rmc.DNCState)
+
+
 class LearnToExecuteRunTest(absltest.TestCase):
 
   @classmethod

@@ -51,7 +51,7 @@ class BinaryTest(parameterized.TestCase):
                       f'--cache_dir={self.data_dir}/cache')
 
   @parameterized.parameters(
-      ('rmc', 'tied'), ('lstm', 'tied'), ('rmc', 'adaptive'))
+      ('rmc', 'tied'), ('lstm', 'tied'), ('dnc', 'tied'), ('rmc', 'adaptive'))
   def test_smoke_preset_learns(self, core, softmax):
     data_dir, counts = binary_testing.shared_wikitext_corpus()
     self.assertEqual(counts, self.counts)  # The same text.
