@@ -22,8 +22,9 @@ so that a trained run can be evaluated, sampled or loaded
 * ``hyperparameters``: every hyperparameter flag, resolved (the ``preset``,
   then the flags given), and ``compute_dtype``.
 * ``core``: the recurrent core, ``{'type': 'rmc', 'kwargs': {...}}`` with the
-  arguments of :class:`rmc.RelationalMemory` (``'dnc'`` and those of
-  :class:`rmc.DNC`), or ``{'type': 'lstm', 'hidden_size': H}``.
+  arguments of :class:`rmc.RelationalMemory`, ``{'type': 'dnc', 'kwargs':
+  {...}}`` with those of :class:`rmc.DNC`, or ``{'type': 'lstm',
+  'hidden_size': H}``.
 * ``data``: what the data is (e.g. the corpus's files and their SHA-256).
 * ``run``: how this process runs (devices, processes, TensorBoard).
 * ``code``: the rmc version, its git commit if it is a checkout, and the
