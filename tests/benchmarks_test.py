@@ -128,7 +128,7 @@ class RmcStepTest(parameterized.TestCase):
 
   def test_dnc_command_prints_every_figure(self):
     printed = binary_testing.run_main(
-        dnc_step, '--dnc_config=tiny', '--compile_lengths=2,4',
+        dnc_step, '--dnc_config=tiny', '--compile_lengths=2',
         '--min_time_s=0', '--min_repeats=2')
     (result,) = json.loads(printed)['results']
     self.assertEqual(result['config'], 'tiny')
@@ -137,7 +137,7 @@ class RmcStepTest(parameterized.TestCase):
       self.assertGreater(result[kind]['ms'], 0)
       self.assertAlmostEqual(result[kind]['ms_per_step'] * result['num_steps'],
                              result[kind]['ms'])
-    self.assertEqual(sorted(result['forward_backward_compile_s']), ['2', '4'])
+    self.assertEqual(list(result['forward_backward_compile_s']), ['2'])
     with self.assertRaisesRegex(app.UsageError,
                                 "Unknown --dnc_config='huge'"):
       binary_testing.run_main(dnc_step, '--dnc_config=huge')

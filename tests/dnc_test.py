@@ -346,8 +346,8 @@ class DNCTest(parameterized.TestCase):
             num_writes=num_writes))
         return core(x, core.initial_state(2))
       model = hk.without_apply_rng(hk.transform(step))
-      x = jnp.ones([2, 5])
-      params = model.init(jax.random.key(0), x)
+      x = jax.ShapeDtypeStruct((2, 5), jnp.float32)
+      params = jax.eval_shape(model.init, jax.random.key(0), x)
       return len(jax.make_jaxpr(model.apply)(params, x).jaxpr.eqns)
 
     # The same program for more slots and heads: only the shapes change.

@@ -42,7 +42,7 @@ class BinaryTest(parameterized.TestCase):
 
   @parameterized.parameters(
       ('rmc', 'zeros', False, ()), ('lstm', 'zeros', False, ()),
-      ('dnc', 'zeros', True, ()),
+      ('dnc', 'zeros', False, ()),
       ('rmc', 'teacher_forcing', True, ()),
       ('rmc', 'zeros', False, ('--synthetic_input',)))
   def test_smoke_preset_learns(self, core, decoder, separate, extra_flags):

@@ -119,7 +119,8 @@ class NthFarthestRunTest(absltest.TestCase):
         '--batch_size=16', '--learning_rate=3e-3', '--min_learning_rate=1e-3',
         '--decay_steps=100', '--max_grad_norm=1', '--warmup_steps=0',
         '--eval_batches=2', '--mem_slots=2', '--head_size=4',
-        '--lstm_hidden_size=16', '--num_steps=40', '--log_every=5',
+        '--lstm_hidden_size=16', '--dnc_memory_size=4', '--dnc_word_size=4',
+        '--dnc_controller_size=8', '--num_steps=40', '--log_every=5',
         '--steps_per_chunk=5', '--eval_every=10', '--checkpoint_every=10',
         '--keep_checkpoints=3', '--time_budget_s=100', f'--workdir={workdir}')
     self.assertIn('already holds step 40', printed)
