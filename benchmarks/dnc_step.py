@@ -32,7 +32,6 @@ object is printed.
 
 import dataclasses
 import json
-import time
 
 from absl import app
 from absl import flags
@@ -131,12 +130,8 @@ def measure(name: str, compile_lengths: list[int]) -> dict[str, object]:
     seconds = rmc_step.median_seconds(fn)
     result[kind] = {'ms': seconds * 1e3,
                     'ms_per_step': seconds * 1e3 / config.num_steps}
-  compile_s = {}
-  for length in compile_lengths:
-    fresh = jax.jit(jax.grad(loss, argnums=(0, 1)))  # Not cached.
-    begin = time.perf_counter()
-    fresh.lower(params, inputs_fn(length)).compile()
-    compile_s[str(length)] = time.perf_counter() - begin
+  compile_s = rmc_step.gradient_compile_seconds(loss, params, inputs_fn,
+                                                compile_lengths)
   if compile_s:
     result['forward_backward_compile_s'] = compile_s
   return result

@@ -152,6 +152,30 @@ def compile_lengths() -> list[int]:
                          f'{_COMPILE_LENGTHS.value}.') from e
 
 
+def gradient_compile_seconds(
+    loss: Callable[[hk.Params, jax.Array], jax.Array], params: hk.Params,
+    inputs_fn: Callable[[int], jax.Array],
+    lengths: Sequence[int]) -> dict[str, float]:
+  """Compile time of ``grad(loss)`` w.r.t. params and inputs, per length.
+
+  Args:
+    loss: ``loss(params, inputs [T, B, d_in])``, a scalar.
+    params: Its parameters.
+    inputs_fn: ``inputs_fn(T)`` gives inputs of ``T`` steps.
+    lengths: The sequence lengths ``T`` to compile at.
+
+  Returns:
+    ``{str(T): seconds}``, each from a fresh, uncached ``jax.jit``.
+  """
+  compile_s = {}
+  for length in lengths:
+    fresh = jax.jit(jax.grad(loss, argnums=(0, 1)))  # Not cached.
+    begin = time.perf_counter()
+    fresh.lower(params, inputs_fn(length)).compile()
+    compile_s[str(length)] = time.perf_counter() - begin
+  return compile_s
+
+
 def median_seconds(fn: Callable[[], jax.Array]) -> float:
   """Median wall time of ``fn()`` (blocked on), after two warm-up calls."""
   for _ in range(2):
@@ -280,12 +304,8 @@ def measure(name: str, implementation: str, compute_dtype: str,
         'ms_per_step': seconds * 1e3 / config.num_steps,
         'gflops': gflops,
     }
-  compile_s = {}
-  for length in compile_lengths:
-    fresh = jax.jit(jax.grad(loss, argnums=(0, 1)))  # Not cached.
-    begin = time.perf_counter()
-    fresh.lower(params, inputs_fn(length)).compile()
-    compile_s[str(length)] = time.perf_counter() - begin
+  compile_s = gradient_compile_seconds(loss, params, inputs_fn,
+                                       compile_lengths)
   if compile_s:
     result['forward_backward_compile_s'] = compile_s
   return result
