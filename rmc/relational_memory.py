@@ -32,7 +32,7 @@ Shape glossary (used in comments throughout):
   ``'memory'`` gating.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 import dataclasses
 import functools
 import math
@@ -43,6 +43,8 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from rmc import fast_unroll
 
 GateStyle = Literal['unit', 'memory'] | None
 AttentionScale = Literal['key_size', 'qkv_size']
@@ -402,16 +404,14 @@ class RelationalMemory(hk.RNNCore):
       once, outside the time loop;
     * the gradients of the weight matrices used inside the loop (qkv
       projections, attention MLP, gates from the memory) are not summed step
-      by step in the backward loop; the loop only stores each product's input
-      and output gradient, and one ``[d, T * rows] x [T * rows, d']`` product
-      per matrix after the loop gives the sum. Small per-step products
-      (``rows = B * (N + n)``) make poor use of the hardware and read the
-      whole weight matrix each step; the one big product does not.
+      by step in the backward loop, but formed after it, by one
+      ``[d, T * rows] x [T * rows, d']`` product per matrix.
 
-    The time loop is a ``lax.scan``. With ``return_diagnostics=True`` this
-    method is ``hk.dynamic_unroll`` itself. Forward-mode differentiation
-    (``jax.jvp``) is not supported here (the backward pass is a
-    ``jax.custom_vjp``); use ``hk.dynamic_unroll`` for it.
+    The time loop is a ``lax.scan``; :mod:`rmc.fast_unroll` has the design.
+    With ``return_diagnostics=True`` this method is ``hk.dynamic_unroll``
+    itself. Forward-mode differentiation (``jax.jvp``) is not supported here
+    (the backward pass is a ``jax.custom_vjp``); use ``hk.dynamic_unroll`` for
+    it.
 
     Args:
       inputs: ``[T, B, ...]`` (``[B, T, ...]`` if not ``time_major``); with
@@ -455,7 +455,7 @@ class RelationalMemory(hk.RNNCore):
     inputs = _input_rows(inputs, memory.dtype, treat_input_as_matrix, 2)
     num_rows, row_size = inputs.shape[-2:]  # n, d_row
     params = self._parameters(row_size, num_rows, memory.dtype)
-    outputs, final = _unroll(self._config, params, inputs, memory)
+    outputs, final = fast_unroll.unroll(self._config, params, inputs, memory)
     if not time_major:
       outputs = jnp.swapaxes(outputs, 0, 1)  # [B, T, N * D]
     return outputs, final
@@ -567,7 +567,11 @@ class _LayerNormParams(hk.Module):
 
 @dataclasses.dataclass(frozen=True)
 class _Config:
-  """Static description of the computation (hashable, for jax.custom_vjp)."""
+  """Static description of the computation.
+
+  Hashable, and a `fast_unroll.Recurrence`: the static argument of the fast
+  unroll's ``jax.custom_vjp``.
+  """
   mem_slots: int
   num_heads: int
   head_size: int
@@ -585,27 +589,6 @@ class _Config:
     """``F = H * (2k + v)``."""
     return self.num_heads * (2 * self.key_size + self.head_size)
 
-  def product_shapes(self, batch_size: int,
-                     num_input_rows: int) -> dict[str, tuple[int, ...]]:
-    """Result shape of each use in :meth:`recurrent_weights`, one step.
-
-    The qkv projections and the MLP act on all ``R = N + n`` rows
-    (``[B, R, F]`` and ``[B, R, D]``), the gates on the memory rows
-    (``[B, N, 2G]``).
-    """
-    d = self.num_heads * self.head_size
-    rows = (batch_size, self.mem_slots + num_input_rows)
-    gates = 2 * (d if self.gate_style == 'unit' else 1)
-    shapes = {}
-    for use, name in self.recurrent_weights():
-      if name.startswith('qkv_projection'):
-        shapes[use] = rows + (self.qkv_features,)
-      elif name.startswith('attention_mlp'):
-        shapes[use] = rows + (d,)
-      else:
-        shapes[use] = (batch_size, self.mem_slots, gates)
-    return shapes
-
   def recurrent_weights(self) -> list[tuple[str, str]]:
     """``(use, parameter)`` of every product with a weight inside the loop.
 
@@ -622,9 +605,30 @@ class _Config:
       uses.append(('gates_from_memory', 'gates_from_memory/w'))
     return uses
 
+  # The rest makes this configuration a `fast_unroll.Recurrence`.
 
-# matmul(use, x [..., d], w [d, d']) -> [..., d']: one product with a weight.
-Matmul = Callable[[str, jax.Array, jax.Array], jax.Array]
+  def dot(self, x: jax.Array, w: jax.Array) -> jax.Array:
+    """One product with a weight, as a step computes it."""
+    return _dot(x, w, self.compute_dtype)
+
+  def prepare(
+      self, params: dict[str, jax.Array], inputs: jax.Array
+  ) -> tuple[jax.Array, jax.Array | None]:
+    """The work of all steps that needs no memory; see `_project_inputs`."""
+    return _project_inputs(self, params, inputs)
+
+  def step(
+      self,
+      params: dict[str, jax.Array],
+      prepared: tuple[jax.Array, jax.Array | None],
+      memory: jax.Array,
+      matmul: fast_unroll.Matmul,
+  ) -> tuple[jax.Array, jax.Array]:
+    """``(M_t [B, N, D], output [B, N * D])`` from one step of `prepare`."""
+    projected, gates_from_input = prepared  # [B, n, D], [B, 2G] or None
+    next_memory, _ = _memory_step(self, params, projected, gates_from_input,
+                                  memory, matmul)
+    return next_memory, next_memory.reshape(next_memory.shape[0], -1)
 
 
 def _dot(x: jax.Array, w: jax.Array, compute_dtype: Any) -> jax.Array:
@@ -635,7 +639,7 @@ def _dot(x: jax.Array, w: jax.Array, compute_dtype: Any) -> jax.Array:
                  preferred_element_type=x.dtype)
 
 
-def _plain_matmul(config: _Config) -> Matmul:
+def _plain_matmul(config: _Config) -> fast_unroll.Matmul:
   """The products of an ordinary step."""
   return lambda use, x, w: _dot(x, w, config.compute_dtype)
 
@@ -695,7 +699,7 @@ def _memory_step(
     projected: jax.Array,
     gates_from_input: jax.Array | None,
     memory: jax.Array,
-    matmul: Matmul,
+    matmul: fast_unroll.Matmul,
 ) -> tuple[jax.Array, tuple[tuple[jax.Array, ...], jax.Array | None,
                             jax.Array | None]]:
   """The part of a step that depends on the previous memory.
@@ -777,109 +781,6 @@ def _attention(config: _Config,
   attended = jnp.einsum('bhrs,bshv->brhv', cast(weights), cast(value),
                         preferred_element_type=qkv.dtype)  # [B, R, H, v]
   return attended.reshape(batch_size, num_rows, -1), weights
-
-
-def _scan(
-    config: _Config,
-    params: dict[str, jax.Array],
-    inputs: jax.Array,
-    memory: jax.Array,
-    matmul_outputs: dict[str, jax.Array] | None,
-) -> tuple[tuple[jax.Array, jax.Array], dict[str, jax.Array]]:
-  """The unroll as one ``lax.scan``.
-
-  Args:
-    config: The computation.
-    params: The parameters.
-    inputs: Input rows ``[T, B, n, d_row]``.
-    memory: The initial memory ``[B, N, D]``.
-    matmul_outputs: None, or zeros added to the result of every product with
-      a recurrent weight, keyed by use, each ``[T, *product shape]``: their
-      gradient is the gradient of that product's result.
-
-  Returns:
-    ``((outputs [T, B, N * D], final memory [B, N, D]), matmul_inputs)``:
-    with ``matmul_outputs``, the input of every such product, keyed by use,
-    each ``[T, *input shape]``; otherwise an empty dict.
-  """
-  projected, gates_from_input = _project_inputs(config, params, inputs)
-  # projected: [T, B, n, D]; gates_from_input: [T, B, 2G] or None.
-
-  def step(memory, per_step):
-    projected, gates_from_input, added = per_step
-    recorded = {}
-
-    def matmul(use, x, w):
-      product = _dot(x, w, config.compute_dtype)
-      if added is None:
-        return product
-      recorded[use] = x
-      return product + added[use]
-
-    next_memory, _ = _memory_step(config, params, projected,
-                                  gates_from_input, memory, matmul)
-    output = next_memory.reshape(next_memory.shape[0], -1)  # [B, N * D]
-    return next_memory, (output, recorded)
-
-  if matmul_outputs is not None:
-    # Differentiated: keep only the products with weights for the backward
-    # pass and recompute the cheap rest (LayerNorms, attention, gates). Fewer
-    # per-step arrays are stored: about 10% faster on `nth_farthest`.
-    step = jax.checkpoint(
-        step, policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
-  final, (outputs, matmul_inputs) = jax.lax.scan(
-      step, memory, (projected, gates_from_input, matmul_outputs))
-  return (outputs, final), matmul_inputs
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _unroll(config: _Config, params: dict[str, jax.Array], inputs: jax.Array,
-            memory: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """``(outputs [T, B, N * D], final memory [B, N, D])``; see ``unroll``."""
-  return _scan(config, params, inputs, memory, None)[0]
-
-
-def _unroll_forward(
-    config: _Config, params: dict[str, jax.Array], inputs: jax.Array,
-    memory: jax.Array) -> tuple[tuple[jax.Array, jax.Array], Any]:
-  """Runs the scan, keeping what the backward pass needs."""
-  weight_names = {name for _, name in config.recurrent_weights()}
-  weights = {name: params[name] for name in weight_names}
-  others = {name: p for name, p in params.items() if name not in weight_names}
-
-  def unroll(others, inputs, memory, matmul_outputs):
-    # The weights' gradient is formed after the scan, from what it records.
-    all_params = others | jax.lax.stop_gradient(weights)
-    return _scan(config, all_params, inputs, memory, matmul_outputs)
-
-  shapes = config.product_shapes(memory.shape[0], inputs.shape[2])
-  matmul_outputs = {use: jnp.zeros((inputs.shape[0],) + shape, memory.dtype)
-                    for use, shape in shapes.items()}  # [T, *product shape]
-  result, backward, matmul_inputs = jax.vjp(
-      unroll, others, inputs, memory, matmul_outputs, has_aux=True)
-  return result, (backward, matmul_inputs, weights)
-
-
-def _unroll_backward(
-    config: _Config, residuals: Any, cotangents: tuple[jax.Array, jax.Array]
-) -> tuple[dict[str, jax.Array], jax.Array, jax.Array]:
-  """Backward scan, then one product per recurrent weight for its gradient."""
-  backward, matmul_inputs, weights = residuals
-  d_others, d_inputs, d_memory, d_matmul_outputs = backward(cotangents)
-  d_params = dict(d_others)
-  for use, name in config.recurrent_weights():
-    x = matmul_inputs[use]  # [T, *lead, d]
-    dy = d_matmul_outputs[use]  # [T, *lead, d']
-    x = x.reshape(-1, x.shape[-1])
-    dy = dy.reshape(-1, dy.shape[-1])
-    if config.compute_dtype is not None:
-      x, dy = x.astype(config.compute_dtype), dy.astype(config.compute_dtype)
-    dw = jnp.dot(x.T, dy, preferred_element_type=weights[name].dtype)
-    d_params[name] = d_params[name] + dw if name in d_params else dw
-  return d_params, d_inputs, d_memory
-
-
-_unroll.defvjp(_unroll_forward, _unroll_backward)
 
 
 __all__: Sequence[str] = (
