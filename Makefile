@@ -33,11 +33,12 @@ demo: $(INSTALLED)
 	$(VENV_PYTHON) -m experiments.nth_farthest --preset=demo \
 	    --workdir=$$workdir $(DEMO_ARGS) && \
 	echo "The demo is the first 100,000 steps of --preset=cpu_k3 (3" \
-	    "objects). This seed leaves the plateau at about 85,000 steps;" \
-	    "trained on (make demo DEMO_ARGS=--preset=cpu_k3) it reaches 90%" \
-	    "after 130,000 steps (5 minutes on one core). The study's 4-object" \
-	    "preset (DEMO_ARGS=--preset=cpu) leaves it after 10-12 minutes and" \
-	    "reaches 90% after 23-27. See the README's Nth Farthest results." && \
+	    "objects). Whether it leaves the plateau within them depends on" \
+	    "the machine's floating-point rounding: seed 0 left it at 85,000" \
+	    "steps on one VM and at 255,000 on another. To train on: make demo" \
+	    "DEMO_ARGS=--preset=cpu_k3 (900,000 steps, 30 minutes on one core);" \
+	    "the study's 4-object preset, DEMO_ARGS=--preset=cpu, leaves it after" \
+	    "10-12 minutes. See docs/nth_farthest.md." && \
 	echo "What the trained model answers: $(VENV_PYTHON) -m" \
 	    "experiments.nth_farthest --mode=predict --workdir=$$workdir"
 

@@ -17,8 +17,8 @@ r"""One prepared check of an accelerator: speed, memory, the paper presets.
   python -m benchmarks.device_check --out=/tmp/device_check_tiny --tiny
 
 Writes ``<out>/device_check.json`` (after every part, atomically, so a
-killed run keeps what it did) and ``<out>/device_check.md``, a table for the
-README. The parts, in this order, each in its own process with its own time
+killed run keeps what it did) and ``<out>/device_check.md``, a table for
+docs/scaling.md. The parts, in this order, each in its own process with its own time
 limit (``timeout_s``); a part that fails or runs out of time is recorded
 with the end of its error output, and the next part runs:
 
@@ -359,7 +359,7 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 
 def table(report: dict[str, Any]) -> str:
-  """The README-ready Markdown of a report."""
+  """The Markdown of a report, ready for docs/scaling.md."""
   parts_ = report['parts']
   env = parts_.get('environment', {})
   lines = [f"Device: {env.get('device_kind', '?')} x "

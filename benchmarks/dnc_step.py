@@ -28,6 +28,13 @@ at several sequence lengths (``--compile_lengths``) must not grow with the
 length. The timing flags (``--min_time_s``, ``--min_repeats``,
 ``--compile_lengths``) are those of :mod:`benchmarks.rmc_step`. One JSON
 object is printed.
+
+To set it beside DeepMind's TensorFlow reference
+(``benchmarks/reference_step.py --core=dnc``), whose controller is one LSTM
+layer and whose content strengths use ``softplus``:
+
+  python -m benchmarks.dnc_step --controller_layers=1 \
+      --strength_activation=softplus
 """
 
 import dataclasses
@@ -84,16 +91,24 @@ ALL = ('nth_farthest_cpu', 'learn_to_execute_cpu', 'learn_to_execute_paper')
 _DNC_CONFIG = flags.DEFINE_list(
     'dnc_config', ['all'], f'Configurations: "all" ({", ".join(ALL)}) or '
     f'names from {sorted(CONFIGS)}.')
+_CONTROLLER_LAYERS = flags.DEFINE_integer(
+    'controller_layers', 0, 'Controller LSTM layers of every configuration; '
+    '0 keeps each configuration\'s own.', lower_bound=0)
+_STRENGTH_ACTIVATION = flags.DEFINE_enum(
+    'strength_activation', 'oneplus', ['oneplus', 'softplus'],
+    'The content strengths\' activation: the paper\'s oneplus (the default '
+    'of rmc.DNC) or the reference code\'s softplus.')
 
 
-def _functions(config: Config):
+def _functions(config: Config, strength_activation: str):
   """``(params, inputs_fn, forward, forward_backward, loss)``."""
   def unroll(inputs):  # [T, B, d_in] -> [T, B, controller_size]
     core = rmc.DNC(
         access_config=dict(memory_size=config.memory_size,
                            word_size=config.word_size,
                            num_reads=config.num_reads,
-                           num_writes=config.num_writes),
+                           num_writes=config.num_writes,
+                           strength_activation=strength_activation),
         controller_config=dict(hidden_size=config.controller_size,
                                num_layers=config.controller_layers),
         output_size=config.controller_size, clip_value=20.0)
@@ -120,9 +135,14 @@ def _functions(config: Config):
 def measure(name: str, compile_lengths: list[int]) -> dict[str, object]:
   """Every figure of one configuration (see the module docstring)."""
   config = CONFIGS[name]
-  params, inputs_fn, forward, forward_backward, loss = _functions(config)
+  if _CONTROLLER_LAYERS.value:
+    config = dataclasses.replace(config,
+                                 controller_layers=_CONTROLLER_LAYERS.value)
+  params, inputs_fn, forward, forward_backward, loss = _functions(
+      config, _STRENGTH_ACTIVATION.value)
   inputs = inputs_fn(config.num_steps)
   result = {'config': name, **dataclasses.asdict(config),
+            'strength_activation': _STRENGTH_ACTIVATION.value,
             'parameters': hk.data_structures.tree_size(params)}
   for kind, fn in (('forward', lambda: forward(params, inputs)),
                    ('forward_backward',

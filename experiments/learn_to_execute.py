@@ -25,8 +25,8 @@ Usage (from the repository root):
 
 Presets (explicit flags override them):
 
-* ``cpu`` (the default): the addition task sized for 2 CPU cores (see the
-  README for what it reaches and how long it takes).
+* ``cpu`` (the default): the addition task sized for 2 CPU cores (see
+  docs/learn_to_execute.md for what it reaches and how long it takes).
 * ``paper``: batch 128, Adam 1e-3 for 200K steps, the mix curriculum at
   literal length 5 and nesting 2, an RMC with 4 memories of 256 units (4
   heads of 64; 1024 in total) and `memory` gating, evaluated on 12,800

@@ -41,7 +41,7 @@ Presets (explicit flags override them):
   reaches the 512-wide softmax (we use a linear projection). The softmax
   loss is computed 10 time steps at a time (``--loss_chunk_size``), which
   changes no result and halves the step's memory.
-* ``cpu`` (the default): a small RMC for 2 CPU cores (see the README).
+* ``cpu`` (the default): a small RMC for 2 CPU cores (see docs/wikitext103.md).
 * ``smoke``: tiny, for tests.
 
 Training carries the core state across segments (truncated BPTT). Every

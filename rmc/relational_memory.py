@@ -15,7 +15,7 @@
 
 This module mirrors Sonnet v1's ``snt.RelationalMemory`` (tag v1.36): the same
 constructor arguments and defaults, the same computation, and the same
-parameter sharing. Deliberate differences are listed in the README.
+parameter sharing. Deliberate differences are listed in docs/core.md.
 
 Shape glossary (used in comments throughout):
 

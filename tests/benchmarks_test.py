@@ -142,6 +142,24 @@ class RmcStepTest(parameterized.TestCase):
                                 "Unknown --dnc_config='huge'"):
       binary_testing.run_main(dnc_step, '--dnc_config=huge')
 
+  def test_dnc_command_as_the_reference_builds_it(self):
+    def run(*args):
+      printed = binary_testing.run_main(
+          dnc_step, '--dnc_config=tiny', '--compile_lengths=',
+          '--min_time_s=0', '--min_repeats=1', *args)
+      (result,) = json.loads(printed)['results']
+      return result
+
+    default, reference = run(), run('--controller_layers=1',
+                                    '--strength_activation=softplus')
+    self.assertEqual(
+        (default['controller_layers'], default['strength_activation']),
+        (dnc_step.CONFIGS['tiny'].controller_layers, 'oneplus'))
+    self.assertEqual(
+        (reference['controller_layers'], reference['strength_activation']),
+        (1, 'softplus'))
+    self.assertLess(reference['parameters'], default['parameters'])
+
   def test_unknown_config(self):
     with self.assertRaisesRegex(app.UsageError, "Unknown --config='huge'"):
       binary_testing.run_main(rmc_step, '--config=huge')

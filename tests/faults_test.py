@@ -11,7 +11,9 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Faults a user meets, through the real binaries (README: When things go wrong).
+"""Faults a user meets, through the real binaries.
+
+The cases are the table of docs/toolkit.md, When things go wrong.
 
 Each test runs a binary in a subprocess and checks its exit status, its one
 line ``error: ...``, that no traceback was printed, and what is left on disk.

@@ -232,11 +232,12 @@ class NthFarthestRunTest(absltest.TestCase):
     np.testing.assert_allclose(outputs, jnp.swapaxes(core_outputs, 0, 1),
                                rtol=1e-5, atol=1e-6)
 
-  def test_the_readme_snippet_runs_on_a_trained_run(self):
-    with open(os.path.join(_ROOT, 'README.md'), encoding='utf-8') as f:
-      readme = f.read()
+  def test_the_toolkit_page_snippet_runs_on_a_trained_run(self):
+    page = os.path.join(_ROOT, 'docs', 'toolkit.md')
+    with open(page, encoding='utf-8') as f:
+      text = f.read()
     snippet = re.search(r'<!-- tested: load_run -->\n```python\n(.*?)```',
-                        readme, re.S).group(1)
+                        text, re.S).group(1)
     self.assertIn("rmc.load_run('/tmp/nf')", snippet)
     namespace = {}
     printed = io.StringIO()

@@ -1,0 +1,197 @@
+# Copyright 2026 The rmc Authors.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+r"""Speed of the TensorFlow references, to set beside rmc_step and dnc_step.
+
+``--core=rmc`` times Sonnet v1's own ``snt.RelationalMemory``, ``--core=dnc``
+DeepMind's DNC (github.com/google-deepmind/dnc, a checkout of which
+``--dnc_path`` names). Not part of rmc and not run by its tests: it needs
+TensorFlow 1.15 and dm-sonnet 1.36, which install only on Python 3.7:
+
+  python3.7 -m venv /tmp/venv37
+  /tmp/venv37/bin/pip install tensorflow==1.15.5 dm-sonnet==1.36 \
+      tensorflow-probability==0.8.0 'protobuf<3.21' 'numpy<1.19' 'scipy<1.8'
+  /tmp/venv37/bin/python benchmarks/reference_step.py --core=rmc
+  git clone https://github.com/google-deepmind/dnc /tmp/dnc
+  /tmp/venv37/bin/python benchmarks/reference_step.py --core=dnc \
+      --dnc_path=/tmp/dnc
+
+For each configuration of ``benchmarks.rmc_step`` (``--core=rmc``: the same
+sizes, ``unit`` gating, 1 block) or of ``benchmarks.dnc_step``
+(``--core=dnc``: the same sizes, with the reference's one-layer controller;
+compare ``dnc_step --controller_layers=1 --strength_activation=softplus``),
+a test keeping the tables equal, the core is unrolled with
+``tf.nn.dynamic_rnn`` (time-major, as Sonnet's examples and the DNC's
+``train.py`` do) and, after warm-up, the median wall time over repeated
+``session.run`` calls is taken of:
+
+* ``forward``: the outputs of every step;
+* ``forward_backward``: the gradient of the mean of the squared outputs with
+  respect to the variables and the inputs (what ``rmc_step`` differentiates).
+
+The inputs live in a TensorFlow variable, so no feeding is timed. One JSON
+object is printed, with ``ms`` and ``ms_per_step`` for each, and the versions.
+Written for Python 3.7 (no newer syntax).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+# name: (mem_slots, num_heads, head_size, input_size, batch_size, num_steps,
+# mlp_layers); equal to benchmarks.rmc_step.CONFIGS (checked by a test).
+RMC_CONFIGS = {
+    'small': (4, 4, 32, 40, 32, 8, 2),
+    'nth_farthest': (8, 8, 64, 40, 64, 8, 2),
+    'lm': (1, 4, 256, 256, 32, 100, 2),
+    'lm_paper': (1, 4, 625, 512, 8, 100, 5),
+    'tiny': (2, 2, 4, 3, 2, 3, 2),
+}
+RMC_ALL = ('small', 'nth_farthest', 'lm', 'lm_paper')
+# name: (memory_size, word_size, num_reads, num_writes, controller_size,
+# input_size, batch_size, num_steps); benchmarks.dnc_step.CONFIGS with its
+# controller_layers left out (checked by a test).
+DNC_CONFIGS = {
+    'nth_farthest_cpu': (8, 64, 2, 1, 128, 16, 16, 4),
+    'learn_to_execute_cpu': (16, 32, 4, 1, 64, 45, 64, 30),
+    'learn_to_execute_paper': (80, 64, 4, 1, 512, 45, 128, 30),
+    'tiny': (4, 3, 2, 2, 5, 3, 2, 3),
+}
+DNC_ALL = ('nth_farthest_cpu', 'learn_to_execute_cpu',
+           'learn_to_execute_paper')
+
+
+def median_seconds(session, fetch, min_repeats, min_time_s):
+  """Median wall time of ``session.run(fetch)``, after two warm-up runs."""
+  for _ in range(2):
+    session.run(fetch)
+  times = []
+  start = time.perf_counter()
+  while len(times) < min_repeats or time.perf_counter() - start < min_time_s:
+    begin = time.perf_counter()
+    session.run(fetch)
+    times.append(time.perf_counter() - begin)
+  return statistics.median(times)
+
+
+def _rmc_unroll(name, tf, snt):
+  """``(description, outputs)`` of Sonnet's RMC over one sequence."""
+  slots, heads, head_size, input_size, batch, steps, mlp = RMC_CONFIGS[name]
+  inputs = tf.Variable(tf.random.normal([steps, batch, input_size]),
+                       name='inputs')  # [T, B, d_in]
+  core = snt.RelationalMemory(
+      mem_slots=slots, head_size=head_size, num_heads=heads, num_blocks=1,
+      gate_style='unit', attention_mlp_layers=mlp)
+  outputs, _ = tf.nn.dynamic_rnn(core, inputs,
+                                 initial_state=core.initial_state(batch),
+                                 time_major=True)  # [T, B, N * D]
+  description = {'mem_slots': slots, 'num_heads': heads,
+                 'head_size': head_size, 'input_size': input_size,
+                 'batch_size': batch, 'num_steps': steps, 'mlp_layers': mlp}
+  return description, outputs
+
+
+def _dnc_unroll(name, tf, dnc_path):
+  """``(description, outputs)`` of the reference DNC over one sequence."""
+  sys.path.insert(0, dnc_path)
+  from dnc import dnc  # pylint: disable=g-import-not-at-top
+  (memory_size, word_size, num_reads, num_writes, controller_size,
+   input_size, batch, steps) = DNC_CONFIGS[name]
+  inputs = tf.Variable(tf.random.normal([steps, batch, input_size]),
+                       name='inputs')  # [T, B, d_in]
+  core = dnc.DNC(
+      access_config=dict(memory_size=memory_size, word_size=word_size,
+                         num_reads=num_reads, num_writes=num_writes),
+      controller_config=dict(hidden_size=controller_size),
+      output_size=controller_size, clip_value=20)
+  outputs, _ = tf.nn.dynamic_rnn(core, inputs,
+                                 initial_state=core.initial_state(batch),
+                                 time_major=True)  # [T, B, controller_size]
+  description = {'memory_size': memory_size, 'word_size': word_size,
+                 'num_reads': num_reads, 'num_writes': num_writes,
+                 'controller_size': controller_size, 'controller_layers': 1,
+                 'input_size': input_size, 'batch_size': batch,
+                 'num_steps': steps}
+  return description, outputs
+
+
+def measure(core, name, dnc_path, min_repeats, min_time_s):
+  """``forward`` and ``forward_backward`` times of one configuration."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import sonnet as snt  # pylint: disable=g-import-not-at-top
+  graph = tf.Graph()
+  with graph.as_default():
+    tf.set_random_seed(0)
+    if core == 'rmc':
+      description, outputs = _rmc_unroll(name, tf, snt)
+    else:
+      description, outputs = _dnc_unroll(name, tf, dnc_path)
+    loss = tf.reduce_mean(tf.square(outputs))
+    variables = tf.trainable_variables()  # The inputs are one of them.
+    fetches = {'forward': outputs,
+               'forward_backward': tf.gradients(loss, variables)}
+    session = tf.Session(graph=graph)
+    session.run(tf.global_variables_initializer())
+    parameters = sum(v.shape.num_elements() for v in variables
+                     if not v.name.startswith('inputs'))
+  result = {'config': name, **description, 'parameters': parameters}
+  for kind in ('forward', 'forward_backward'):
+    seconds = median_seconds(session, fetches[kind], min_repeats, min_time_s)
+    steps = description['num_steps']
+    result[kind] = {'ms': seconds * 1e3, 'ms_per_step': seconds * 1e3 / steps}
+  session.close()
+  return result
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--core', choices=('rmc', 'dnc'), default='rmc',
+                      help='Sonnet v1\'s RMC, or the reference DNC.')
+  parser.add_argument('--config', default='all',
+                      help='Comma-separated names from %s (rmc) or %s (dnc), '
+                      'or all.' % (sorted(RMC_CONFIGS), sorted(DNC_CONFIGS)))
+  parser.add_argument('--dnc_path', default='',
+                      help='A checkout of github.com/google-deepmind/dnc '
+                      '(the directory holding dnc/dnc.py), for --core=dnc.')
+  parser.add_argument('--min_repeats', type=int, default=5,
+                      help='Fewest timed calls per figure.')
+  parser.add_argument('--min_time_s', type=float, default=3.0,
+                      help='Least seconds of timed calls per figure.')
+  args = parser.parse_args()
+  configs, default = ((RMC_CONFIGS, RMC_ALL) if args.core == 'rmc'
+                      else (DNC_CONFIGS, DNC_ALL))
+  names = default if args.config == 'all' else args.config.split(',')
+  for name in names:
+    if name not in configs:
+      sys.exit('error: --config=%s is not one of %s.'
+               % (name, sorted(configs)))
+  if args.core == 'dnc' and not os.path.isfile(
+      os.path.join(args.dnc_path, 'dnc', 'dnc.py')):
+    sys.exit('error: --dnc_path=%r holds no dnc/dnc.py; give a checkout of '
+             'github.com/google-deepmind/dnc.' % args.dnc_path)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import sonnet as snt  # pylint: disable=g-import-not-at-top
+  tf.logging.set_verbosity(tf.logging.ERROR)
+  results = [measure(args.core, name, args.dnc_path, args.min_repeats,
+                     args.min_time_s) for name in names]
+  print(json.dumps({'core': args.core, 'tensorflow': tf.__version__,
+                    'sonnet': snt.__version__,
+                    'python': sys.version.split()[0], 'results': results},
+                   indent=1))
+
+
+if __name__ == '__main__':
+  main()
