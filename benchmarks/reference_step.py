@@ -104,9 +104,9 @@ def _rmc_unroll(name, tf, snt):
   return description, outputs
 
 
-def _dnc_unroll(name, tf, dnc_path):
+def _dnc_unroll(name, tf):
   """``(description, outputs)`` of the reference DNC over one sequence."""
-  sys.path.insert(0, dnc_path)
+  # From --dnc_path, which main() puts on sys.path.
   from dnc import dnc  # pylint: disable=g-import-not-at-top
   (memory_size, word_size, num_reads, num_writes, controller_size,
    input_size, batch, steps) = DNC_CONFIGS[name]
@@ -128,7 +128,7 @@ def _dnc_unroll(name, tf, dnc_path):
   return description, outputs
 
 
-def measure(core, name, dnc_path, min_repeats, min_time_s):
+def measure(core, name, min_repeats, min_time_s):
   """``forward`` and ``forward_backward`` times of one configuration."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import sonnet as snt  # pylint: disable=g-import-not-at-top
@@ -138,7 +138,7 @@ def measure(core, name, dnc_path, min_repeats, min_time_s):
     if core == 'rmc':
       description, outputs = _rmc_unroll(name, tf, snt)
     else:
-      description, outputs = _dnc_unroll(name, tf, dnc_path)
+      description, outputs = _dnc_unroll(name, tf)
     loss = tf.reduce_mean(tf.square(outputs))
     variables = tf.trainable_variables()  # The inputs are one of them.
     fetches = {'forward': outputs,
@@ -182,11 +182,13 @@ def main():
       os.path.join(args.dnc_path, 'dnc', 'dnc.py')):
     sys.exit('error: --dnc_path=%r holds no dnc/dnc.py; give a checkout of '
              'github.com/google-deepmind/dnc.' % args.dnc_path)
+  if args.core == 'dnc':
+    sys.path.insert(0, args.dnc_path)  # Where `from dnc import dnc` looks.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import sonnet as snt  # pylint: disable=g-import-not-at-top
   tf.logging.set_verbosity(tf.logging.ERROR)
-  results = [measure(args.core, name, args.dnc_path, args.min_repeats,
-                     args.min_time_s) for name in names]
+  results = [measure(args.core, name, args.min_repeats, args.min_time_s)
+             for name in names]
   print(json.dumps({'core': args.core, 'tensorflow': tf.__version__,
                     'sonnet': snt.__version__,
                     'python': sys.version.split()[0], 'results': results},

@@ -374,7 +374,7 @@ class RelationalMemory(hk.RNNCore):
         self._config, params, inputs)  # [B, n, D], [B, 2G] or None
     next_memory, (attention_weights, input_gate, forget_gate) = _memory_step(
         self._config, params, projected, gates_from_input, memory,
-        _plain_matmul(self._config))
+        lambda _, x, w: self._config.dot(x, w))
     output = next_memory.reshape(batch_size, -1)  # [B, N * D]
     if self._return_diagnostics:
       output = RelationalMemoryOutput(
@@ -637,11 +637,6 @@ def _dot(x: jax.Array, w: jax.Array, compute_dtype: Any) -> jax.Array:
     return jnp.dot(x, w.astype(x.dtype))
   return jnp.dot(x.astype(compute_dtype), w.astype(compute_dtype),
                  preferred_element_type=x.dtype)
-
-
-def _plain_matmul(config: _Config) -> fast_unroll.Matmul:
-  """The products of an ordinary step."""
-  return lambda use, x, w: _dot(x, w, config.compute_dtype)
 
 
 def _input_rows(inputs: jax.Array, dtype: Any, matrix: bool,
