@@ -1,30 +1,47 @@
 # rmc developer commands. Each target creates .venv (once) and installs rmc
 # into it, so `make test` works on a machine with nothing but Python 3.11+.
+#   make test      the fast tier: every test not marked slow (about 4 minutes)
+#   make test-all  every test, the slow end-to-end checks too (what CI runs)
+#   make lint      ruff, pyink and mypy over rmc/, experiments/, benchmarks/
 
 PYTHON ?= python3
 VENV ?= .venv
 VENV_PYTHON := $(VENV)/bin/python
 # Rebuilt whenever the dependency lists change; otherwise installing is a no-op.
 INSTALLED := $(VENV)/.installed
+LINT_INSTALLED := $(VENV)/.lint-installed
+LINTED := rmc experiments benchmarks
 # pytest arguments; e.g. `make test PYTEST_ARGS="-k initial_state"`.
 PYTEST_ARGS ?=
 
 # Extra flags for the demo, e.g. `make demo DEMO_ARGS="--core=lstm"`.
 DEMO_ARGS ?=
 
-.PHONY: install test demo clean
+.PHONY: install test test-all lint demo clean
 
 install: $(INSTALLED)
 
 $(VENV_PYTHON):
 	$(PYTHON) -m venv $(VENV)
 
-$(INSTALLED): $(VENV_PYTHON) setup.py requirements.txt
+$(INSTALLED): $(VENV_PYTHON) pyproject.toml requirements.txt
 	$(VENV_PYTHON) -m pip install --quiet -e '.[test]'
 	touch $(INSTALLED)
 
+$(LINT_INSTALLED): $(INSTALLED)
+	$(VENV_PYTHON) -m pip install --quiet -e '.[test,lint]'
+	touch $(LINT_INSTALLED)
+
 test: $(INSTALLED)
+	$(VENV_PYTHON) -m pytest -n auto -m 'not slow' tests $(PYTEST_ARGS)
+
+test-all: $(INSTALLED)
 	$(VENV_PYTHON) -m pytest -n auto tests $(PYTEST_ARGS)
+
+lint: $(LINT_INSTALLED)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/pyink --check --diff $(LINTED)
+	$(VENV)/bin/mypy
 
 # The Nth Farthest main job on its `demo` preset, in a fresh work directory.
 demo: $(INSTALLED)

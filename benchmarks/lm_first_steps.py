@@ -59,7 +59,7 @@ from rmc.data import wikitext
 
 _DATA_DIR = flags.DEFINE_string(
     'first_steps_data_dir',
-    os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'data',
+    os.path.join(os.path.dirname(__file__), '..', 'data',
                  'wikitext-2-subset'),
     'Directory with the text (as wikitext103\'s --data_dir).')
 _SPLIT = flags.DEFINE_string(

@@ -29,8 +29,14 @@ need only ``--workdir``.
 flag, the data, the filesystem, a checkpoint, a diverged loss) ends the
 process with one line ``error: ...`` on stderr and exit status 1, and no
 traceback (``--verbose_errors`` prints it too); bugs raise as usual.
+
+A training holds its work directory's lock for its lifetime
+(:mod:`rmc.workdir_lock`): a second training on the same ``--workdir`` ends
+at once, naming the first one's pid and host. The other modes take no lock,
+so they run beside a training.
 """
 
+import contextlib
 import errno
 import math
 import os
@@ -52,6 +58,7 @@ from rmc import parallel as parallel_lib
 from rmc import run_config
 from rmc import runs
 from rmc import training
+from rmc import workdir_lock
 from rmc.data import wikitext
 
 MODES = ('train', 'evaluate', 'predict', 'sample')
@@ -443,7 +450,8 @@ def _one_line(error: BaseException) -> str | None:
             'free some space and rerun the same command to resume.')
   if isinstance(error, (app.UsageError, checkpoint.CheckpointError,
                         wikitext.DataError, run_config.ConfigError,
-                        metrics.TensorBoardMissingError, FloatingPointError)):
+                        metrics.TensorBoardMissingError, FloatingPointError,
+                        workdir_lock.WorkdirBusyError)):
     return str(error)
   if isinstance(error, OSError) and error.filename is not None:
     # The filesystem's own faults (permissions, read-only, missing files),
@@ -562,16 +570,20 @@ def run_and_report(
     app.UsageError: If ``--workdir`` is not usable (checked first).
     rmc.run_config.ConfigMismatchError: If the flags would change the model
       or the data of the run in ``--workdir``.
+    rmc.workdir_lock.WorkdirBusyError: If another training holds
+      ``--workdir`` (checked before anything there is written).
   """
   path = workdir(writable=parallel.is_primary)
   check_tensorboard()
   logging.info('Configuration: %s', config)
   description = describe_run(binary, config, parallel, data or {})
-  if parallel.is_primary:
-    run_config.start(path, description)
-  elif os.path.exists(run_config.path(path)):
-    run_config.check_resume(run_config.read(path), description, path)
-  summary = run_fn(config, path, SEED.value, parallel)
+  with (workdir_lock.hold(path) if parallel.is_primary
+        else contextlib.nullcontext()):
+    if parallel.is_primary:
+      run_config.start(path, description)
+    elif os.path.exists(run_config.path(path)):
+      run_config.check_resume(run_config.read(path), description, path)
+    summary = run_fn(config, path, SEED.value, parallel)
   if summary['eval'] is None:
     print(f'Nothing to train: {path} already holds step '
           f'{summary["step"]}.')

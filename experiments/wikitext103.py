@@ -17,9 +17,9 @@ Usage (from the repository root):
 
   python -m experiments.wikitext103 --preset=paper \
       --data_dir=/data/wikitext-103 --workdir=/tmp/wt103
-  # Small scale on the shared WikiText-2 text: train on valid, test on test.
+  # Small scale on WikiText-2's validation and test text (data/): train on valid, test on test.
   python -m experiments.wikitext103 \
-      --data_dir=../shared/data/wikitext-2-subset \
+      --data_dir=data/wikitext-2-subset \
       --vocab_split=valid --train_split=valid --valid_split=test \
       --cache_dir=/tmp/wt2_cache --workdir=/tmp/wt2
   # A trained run (its configuration from <workdir>/config.json):

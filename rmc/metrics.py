@@ -29,6 +29,10 @@ step and time. The event files are made from ``metrics.jsonl``: a resumed run
 writes the records it kept into a new event file and then deletes the old
 ones, so TensorBoard shows every step once, however often the run was
 interrupted.
+
+Writers of one file (a training, and ``--mode=evaluate`` beside it) are
+serialised by a short lock on ``<path>.lock``: an evaluation's record is
+never lost to a resumed training's rewrite, nor torn by a concurrent append.
 """
 
 import glob
@@ -42,6 +46,7 @@ from typing import Any
 from absl import logging
 
 from rmc import atomic_file
+from rmc import workdir_lock
 
 TENSORBOARD_DIR = 'tensorboard'
 _EVENTS_PATTERN = 'events.out.tfevents.*'
@@ -224,6 +229,17 @@ class MetricWriter:
     self._tensorboard = None
     if not write_file:
       return
+    with workdir_lock.file_lock(path):
+      kept = self._keep(resume_step)
+    if tensorboard_dir is not None:
+      replace = resume_step is not None
+      self._tensorboard = TensorBoardWriter(
+          tensorboard_dir, kept if replace else [], replace=replace)
+
+  def _keep(self, resume_step: int | None) -> list[dict[str, Any]]:
+    """Drops the records after ``resume_step`` (and torn lines); returns
+    those kept."""
+    path = self._path
     kept = []
     if os.path.exists(path):
       records = read_records(path)
@@ -238,10 +254,7 @@ class MetricWriter:
             f.write(b'\n')
       elif torn or len(kept) != content.count(b'\n'):
         self._rewrite(kept)  # Drops later, torn and unreadable lines.
-    if tensorboard_dir is not None:
-      replace = resume_step is not None
-      self._tensorboard = TensorBoardWriter(
-          tensorboard_dir, kept if replace else [], replace=replace)
+    return kept
 
   @property
   def path(self) -> str:
@@ -266,7 +279,8 @@ class MetricWriter:
     record = dict(record, time=record.get('time', time.time()))
     line = _line(record).encode('utf-8')
     # Unbuffered, so that closing after a failed write has nothing to flush.
-    with open(self._path, 'ab', buffering=0) as f:
+    with workdir_lock.file_lock(self._path), open(self._path, 'ab',
+                                                  buffering=0) as f:
       start = f.tell()
       try:
         done = 0

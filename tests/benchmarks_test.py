@@ -24,6 +24,7 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import binary_testing
 from benchmarks import dnc_step
@@ -86,10 +87,18 @@ class RmcStepTest(parameterized.TestCase):
     jaxpr = jax.make_jaxpr(model.apply)(params, inputs).jaxpr
     self.assertEqual(rmc_step.step_flops(config), _dot_flops(jaxpr))
 
-  @parameterized.parameters(
-      ('float32', ['unroll', 'dynamic_unroll'], ['2', '4']),
-      ('bfloat16', ['unroll'], ['2']))
-  def test_command_prints_every_figure(self, dtype, implementations, lengths):
+  @pytest.mark.slow
+
+  def test_command_prints_every_figure(self):
+    self._command_prints_every_figure('bfloat16', ['unroll'], ['2'])
+
+  # Both unrolls and two compile lengths in the full tier (make test-all).
+  @pytest.mark.slow
+  def test_command_prints_every_figure_of_both_unrolls(self):
+    self._command_prints_every_figure('float32', ['unroll', 'dynamic_unroll'],
+                                      ['2', '4'])
+
+  def _command_prints_every_figure(self, dtype, implementations, lengths):
     printed = binary_testing.run_main(
         rmc_step, '--config=tiny', f'--compile_lengths={",".join(lengths)}',
         '--matmul_size=32', '--min_time_s=0', '--min_repeats=2',
@@ -126,6 +135,7 @@ class RmcStepTest(parameterized.TestCase):
     self.assertEqual(loop + outside_loop + attention,
                      rmc_step.step_flops(config))
 
+  @pytest.mark.slow
   def test_dnc_command_prints_every_figure(self):
     printed = binary_testing.run_main(
         dnc_step, '--dnc_config=tiny', '--compile_lengths=2',
@@ -142,6 +152,7 @@ class RmcStepTest(parameterized.TestCase):
                                 "Unknown --dnc_config='huge'"):
       binary_testing.run_main(dnc_step, '--dnc_config=huge')
 
+  @pytest.mark.slow
   def test_dnc_command_as_the_reference_builds_it(self):
     def run(*args):
       printed = binary_testing.run_main(

@@ -16,6 +16,13 @@
 Collects Haiku-style `*_test.py` files, puts the repository root on the path
 (so tests can import the `experiments` binaries), and marks absl flags as
 parsed with their defaults, as `absltest.main()` would.
+
+Two tiers: `make test` runs the tests not marked `slow` (`-m "not slow"`),
+`make test-all` (and CI) every test. A test is `slow` when it carries
+`@pytest.mark.slow` (below any `parameterized` decorator, so that every case
+gets it), and so is the eager (`without_jit`) variant of every
+`chex.variants` test: its jitted twin makes the same checks in the fast tier.
+See docs/testing.md.
 """
 
 import functools
@@ -25,6 +32,7 @@ import sys
 import tempfile
 
 from absl import flags
+import pytest
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -51,3 +59,10 @@ def pytest_configure(config):
     sys.path.insert(0, _ROOT)
   if not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()
+
+
+def pytest_collection_modifyitems(config, items):
+  del config
+  for item in items:
+    if '__without_jit' in item.name:  # A chex.variants eager twin.
+      item.add_marker(pytest.mark.slow)

@@ -20,6 +20,7 @@ import sys
 
 from absl.testing import absltest
 import numpy as np
+import pytest
 
 from benchmarks import device_check
 from benchmarks import lm_memory
@@ -98,6 +99,7 @@ class RunPartTest(absltest.TestCase):
 
 class LmMemoryTest(absltest.TestCase):
 
+  @pytest.mark.slow
   def test_measured_steps(self):
     # The analysis is checked by TinyCommandTest (its lm_memory part), and
     # the chunked loss against the whole segment by language_model_test.
@@ -110,6 +112,7 @@ class LmMemoryTest(absltest.TestCase):
 
 class TinyCommandTest(absltest.TestCase):
 
+  @pytest.mark.slow
   def test_every_part_runs_and_is_reported(self):
     out = self.create_tempdir().full_path
     completed = subprocess.run(

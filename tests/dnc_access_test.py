@@ -19,6 +19,7 @@ import jax
 import jax.test_util  # pylint: disable=unused-import
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import optax
 from rmc import dnc
 
@@ -121,6 +122,7 @@ class MemoryAccessTest(absltest.TestCase):
     np.testing.assert_allclose(weights[0, 0], _one_hot(MEMORY_SIZE, 3),
                                atol=1e-3)
 
+  @pytest.mark.slow
   def test_gradients(self):
     # With respect to the inputs and the initial memory, read weights,
     # precedence weights and links (as the reference's test).

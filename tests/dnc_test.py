@@ -21,6 +21,7 @@ import jax
 import jax.test_util  # pylint: disable=unused-import
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from rmc import dnc
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
@@ -215,8 +216,14 @@ class DNCTest(parameterized.TestCase):
         'dnc/output_linear/w': (d + r * w, 3),
         'dnc/output_linear/b': (3,)})
 
-  @parameterized.parameters(None, 'softplus')  # The default is oneplus.
-  def test_three_steps_against_numpy(self, activation):
+  def test_three_steps_against_numpy(self):
+    self._three_steps_against_numpy(None)  # The default, oneplus.
+
+  @pytest.mark.slow
+  def test_three_steps_against_numpy_with_softplus(self):
+    self._three_steps_against_numpy('softplus')
+
+  def _three_steps_against_numpy(self, activation):
     inputs = np.random.RandomState(0).randn(3, 2, 5)
     with jax.enable_x64():
       model = _unroll_model(**({} if activation is None else dict(
@@ -239,6 +246,8 @@ class DNCTest(parameterized.TestCase):
       np.testing.assert_allclose(value, np_state[name], rtol=1e-6, atol=1e-6,
                                  err_msg=name)
 
+  @pytest.mark.slow
+
   def test_invariants_over_an_unroll(self):
     model = _unroll_model()
     inputs = jax.random.normal(jax.random.key(1), [12, 3, 5])
@@ -257,6 +266,8 @@ class DNCTest(parameterized.TestCase):
     self.assertGreaterEqual(link.min(), 0)
     self.assertLessEqual(link.sum(-1).max(), 1 + 1e-5)
     self.assertGreater(access.usage.max(), 0.1)  # It did write.
+
+  @pytest.mark.slow
 
   def test_layouts_vmap_and_reset_core(self):
     inputs = jax.random.normal(jax.random.key(3), [4, 2, 5])  # [T, B, D]
@@ -287,6 +298,7 @@ class DNCTest(parameterized.TestCase):
     fresh, _ = model.apply(params, inputs[2:])
     np.testing.assert_allclose(with_reset[2:], fresh, rtol=1e-5, atol=1e-6)
 
+  @pytest.mark.slow
   def test_gradients(self):
     # From a state whose usages differ: at ties (the all-zero initial usage)
     # the sort in the allocation is not differentiable, as in the reference.
@@ -353,6 +365,8 @@ class DNCTest(parameterized.TestCase):
     # The same program for more slots and heads: only the shapes change.
     self.assertEqual(equations(4, 1, 1), equations(9, 4, 1))
     self.assertEqual(equations(4, 2, 2), equations(9, 3, 5))
+
+  @pytest.mark.slow
 
   def test_deep_controller(self):
     model = _unroll_model(controller_config=dict(hidden_size=8, num_layers=2))

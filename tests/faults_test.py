@@ -32,6 +32,7 @@ import tempfile
 from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
+import pytest
 from rmc import checkpoint
 from rmc import metrics
 
@@ -194,6 +195,8 @@ class FaultsTest(parameterized.TestCase):
     self.assertTrue(os.path.exists(newest + '.corrupt'))
     self.assertSameAsUninterrupted(workdir)
 
+  @pytest.mark.slow
+
   def test_no_readable_checkpoint_is_an_error_that_lists_them(self):
     workdir = self.resumable_copy(keep_steps=(20, 40))
     for step in (20, 40):
@@ -206,6 +209,8 @@ class FaultsTest(parameterized.TestCase):
         'Cannot read checkpoint .*checkpoint_0000000040.npz.*; Cannot read '
         'checkpoint .*checkpoint_0000000020.npz')
     self.assertEqual(checkpoint.list_steps(workdir), [20, 40])  # Untouched.
+
+  @pytest.mark.slow
 
   def test_flags_or_checkpoint_of_another_model(self):
     workdir = self.resumable_copy(keep_steps=(20,))
@@ -231,6 +236,7 @@ class FaultsTest(parameterized.TestCase):
       # The fifth metrics line (training, step 30).
       ('metrics', r'metrics\.jsonl$', 5, 'metrics.jsonl'),
   )
+  @pytest.mark.slow
   def test_disk_full(self, pattern, nth, victim):
     workdir = os.path.join(self.create_tempdir().full_path, 'run')
     rc, stderr = _binary('experiments.nth_farthest', *_SMOKE,
@@ -266,6 +272,7 @@ class FaultsTest(parameterized.TestCase):
     self.assertEqual(glob.glob(os.path.join(cache, '**', '.tmp-*'),
                                recursive=True), [])
 
+  @pytest.mark.slow
   def test_disk_full_for_real_on_a_small_tmpfs(self):
     mount_point = self.create_tempdir().full_path
     self.mount_tmpfs(mount_point, 'size=16m')

@@ -22,6 +22,7 @@ from absl.testing import flagsaver
 from absl.testing import parameterized
 import jax
 import numpy as np
+import pytest
 from rmc import metrics
 
 import binary_testing
@@ -40,12 +41,21 @@ def _run_main(*args):
 
 class BinaryTest(parameterized.TestCase):
 
+  def test_smoke_preset_learns(self):
+    self._smoke_preset_learns('rmc', 'zeros', False, ())
+
+  # The baselines, teacher forcing with separate cores and --synthetic_input
+  # in the full tier (make test-all).
   @parameterized.parameters(
-      ('rmc', 'zeros', False, ()), ('lstm', 'zeros', False, ()),
-      ('dnc', 'zeros', False, ()),
+      ('lstm', 'zeros', False, ()), ('dnc', 'zeros', False, ()),
       ('rmc', 'teacher_forcing', True, ()),
       ('rmc', 'zeros', False, ('--synthetic_input',)))
-  def test_smoke_preset_learns(self, core, decoder, separate, extra_flags):
+  @pytest.mark.slow
+  def test_smoke_preset_learns_other_settings(self, core, decoder, separate,
+                                              extra_flags):
+    self._smoke_preset_learns(core, decoder, separate, extra_flags)
+
+  def _smoke_preset_learns(self, core, decoder, separate, extra_flags):
     workdir, printed = binary_testing.shared_run(
         learn_to_execute, '--preset=smoke', f'--core={core}',
         f'--decoder={decoder}', *extra_flags, f'--separate_cores={separate}')
@@ -58,6 +68,7 @@ class BinaryTest(parameterized.TestCase):
     for key in ('eval_accuracy', 'eval_solved', 'eval_loss'):
       self.assertIn(key, records[-1])
 
+  @pytest.mark.slow
   def test_bfloat16_compute_learns_like_float32(self):
     records = binary_testing.records_by_dtype(
         learn_to_execute, self.create_tempdir, '--preset=smoke',

@@ -28,6 +28,7 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from rmc import checkpoint
 from rmc import metrics
 from rmc import models
@@ -101,8 +102,16 @@ class ModelTest(parameterized.TestCase):
 
 class BinaryTest(parameterized.TestCase):
 
-  @parameterized.parameters('rmc', 'lstm', 'dnc')
-  def test_smoke_preset_learns(self, core):
+  def test_smoke_preset_learns(self):
+    self._smoke_preset_learns('rmc')
+
+  # The baselines in the full tier (make test-all).
+  @parameterized.parameters('lstm', 'dnc')
+  @pytest.mark.slow
+  def test_smoke_preset_learns_baselines(self, core):
+    self._smoke_preset_learns(core)
+
+  def _smoke_preset_learns(self, core):
     workdir, printed = binary_testing.shared_run(
         nth_farthest, '--preset=smoke', f'--core={core}')
     self.assertIn('Held-out accuracy', printed)
@@ -185,6 +194,7 @@ class BinaryTest(parameterized.TestCase):
     self.assertGreaterEqual(train[-1]['input_ms_per_step'], 0.0)
     self.assertLess(train[-1]['loss'], train[0]['loss'])
 
+  @pytest.mark.slow
   def test_bfloat16_compute_learns_like_float32(self):
     binary_testing.assert_bfloat16_trains_like_float32(
         binary_testing.records_by_dtype(
@@ -230,6 +240,8 @@ class BinaryTest(parameterized.TestCase):
     self.assertIn('With 3 objects chance is 0.3333; the plateau where only '
                   'rank 0 (the reference) is solved is 0.6667 overall, '
                   '0.5000 on the other ranks.', printed)
+
+  @pytest.mark.slow
 
   def test_rank_curriculum_grows_and_resumes_exactly(self):
     flags_ = ('--preset=smoke', '--rank_curriculum',

@@ -40,6 +40,7 @@ from absl.testing import absltest
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from rmc import checkpoint
 from rmc import metrics
 from rmc import parallel
@@ -107,6 +108,7 @@ class DataParallelTest(absltest.TestCase):
       parallel.DataParallel([])
 
 
+@pytest.mark.slow
 class TwoDevicesTest(absltest.TestCase):
   """The binaries on 2 emulated devices, and as 2 processes."""
 

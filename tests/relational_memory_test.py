@@ -31,6 +31,7 @@ from jax.test_util import check_grads
 import jax.numpy as jnp
 import jmp
 import numpy as np
+import pytest
 import rmc
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
@@ -405,12 +406,47 @@ def _reference_name(case):
       'matrix' if case['matrix'] else 'vector'])
 
 
+def _covering(cases):
+  """A few of ``cases`` that hold every pair of values of any two keys."""
+  def pairs(case):
+    items = sorted(case.items(), key=lambda kv: kv[0])
+    return {(a, b) for a, b in itertools.combinations(
+        [(k, repr(v)) for k, v in items], 2)}
+  wanted, chosen = set().union(*map(pairs, cases)), []
+  while wanted:  # Greedy: the case that covers most of what is left.
+    best = max(cases, key=lambda case: len(pairs(case) & wanted))
+    chosen.append(best)
+    wanted -= pairs(best)
+  return chosen
+
+
+# Every pair of settings in the fast tier; the whole product in the full one.
+_COVERING_CASES = _covering(_REFERENCE_CASES)
+_OTHER_CASES = [c for c in _REFERENCE_CASES if c not in _COVERING_CASES]
+
+
 class NumpyReferenceTest(parameterized.TestCase):
   """The module agrees with an independent NumPy implementation (float32)."""
 
   @parameterized.named_parameters(
-      (_reference_name(case), case) for case in _REFERENCE_CASES)
+      (_reference_name(case), case) for case in _COVERING_CASES)
   def test_step_and_unroll_match_numpy(self, case):
+    self._step_and_unroll_match_numpy(case)
+
+  @parameterized.named_parameters(
+      (_reference_name(case), case) for case in _OTHER_CASES)
+  @pytest.mark.slow
+  def test_step_and_unroll_match_numpy_rest_of_product(self, case):
+    self._step_and_unroll_match_numpy(case)
+
+  def test_the_covering_cases_hold_every_pair(self):
+    self.assertLess(len(_COVERING_CASES), len(_REFERENCE_CASES) // 4)
+    for a, b in itertools.combinations(sorted(_REFERENCE_CASES[0]), 2):
+      self.assertEqual(
+          {(repr(c[a]), repr(c[b])) for c in _COVERING_CASES},
+          {(repr(c[a]), repr(c[b])) for c in _REFERENCE_CASES}, msg=(a, b))
+
+  def _step_and_unroll_match_numpy(self, case):
     config = dict(
         mem_slots=3, head_size=4, num_heads=2,
         num_blocks=case['num_blocks'], key_size=case['key_size'],
@@ -573,6 +609,7 @@ class HaikuIntegrationTest(chex.TestCase):
         lambda: rmc.RelationalMemory(**self._CONFIG).initial_state(None))()
     chex.assert_shape(unbatched, (3, 4))
 
+  @pytest.mark.slow
   def test_check_grads(self):
     def loss(xs):
       core = rmc.RelationalMemory(mem_slots=2, head_size=2, num_heads=2,
@@ -803,9 +840,17 @@ class FastUnrollTest(parameterized.TestCase):
     chex.assert_trees_all_close(fast, slow, rtol=1e-5, atol=1e-6)
     return fast
 
-  # Each gate style, and 3 blocks (the shared MLP used three times a step).
-  @parameterized.parameters(('unit', 3), ('memory', 1), (None, 1))
-  def test_equals_dynamic_unroll(self, gate_style, num_blocks):
+  # Each gate style, and 3 blocks (the shared MLP used three times a step):
+  # the memory gates here, the others in the full tier (make test-all).
+  def test_equals_dynamic_unroll(self):
+    self._equals_dynamic_unroll('memory', 1)
+
+  @parameterized.parameters(('unit', 3), (None, 1))
+  @pytest.mark.slow
+  def test_equals_dynamic_unroll_other_gates(self, gate_style, num_blocks):
+    self._equals_dynamic_unroll(gate_style, num_blocks)
+
+  def _equals_dynamic_unroll(self, gate_style, num_blocks):
     config = dict(mem_slots=3, head_size=4, num_heads=2, key_size=3,
                   num_blocks=num_blocks, gate_style=gate_style,
                   attention_mlp_layers=3)
@@ -824,6 +869,7 @@ class FastUnrollTest(parameterized.TestCase):
     self._assert_same(config, xs, time_major=time_major, matrix=matrix,
                       trainable=True)
 
+  @pytest.mark.slow
   def test_bfloat16_compute_is_close_to_float32(self):
     config = dict(mem_slots=3, head_size=8, num_heads=2)
     xs = _sequence((6, 4, 5))

@@ -24,6 +24,7 @@ from absl.testing import flagsaver
 from absl.testing import parameterized
 import jax
 import numpy as np
+import pytest
 from rmc import metrics
 
 import binary_testing
@@ -50,9 +51,17 @@ class BinaryTest(parameterized.TestCase):
     self.data_args = (f'--data_dir={self.data_dir}',
                       f'--cache_dir={self.data_dir}/cache')
 
-  @parameterized.parameters(
-      ('rmc', 'tied'), ('lstm', 'tied'), ('dnc', 'tied'), ('rmc', 'adaptive'))
-  def test_smoke_preset_learns(self, core, softmax):
+  def test_smoke_preset_learns(self):
+    self._smoke_preset_learns('rmc', 'tied')
+
+  # The baselines and the adaptive softmax in the full tier (make test-all).
+  @parameterized.parameters(('lstm', 'tied'), ('dnc', 'tied'),
+                            ('rmc', 'adaptive'))
+  @pytest.mark.slow
+  def test_smoke_preset_learns_baselines_and_adaptive(self, core, softmax):
+    self._smoke_preset_learns(core, softmax)
+
+  def _smoke_preset_learns(self, core, softmax):
     data_dir, counts = binary_testing.shared_wikitext_corpus()
     self.assertEqual(counts, self.counts)  # The same text.
     workdir, printed = binary_testing.shared_run(
@@ -87,6 +96,7 @@ class BinaryTest(parameterized.TestCase):
     self.assertGreaterEqual(train[-1]['input_ms_per_step'], 0)
     self.assertEqual(records[-1]['split'], 'test')
 
+  @pytest.mark.slow
   def test_bfloat16_compute_learns_like_float32(self):
     records = binary_testing.records_by_dtype(
         wikitext103, self.create_tempdir, '--preset=smoke', '--num_steps=20',

@@ -13,6 +13,7 @@
 # limitations under the License.
 """Tests for rmc.data.wikitext: reading, vocabulary, cache and batching."""
 
+import hashlib
 import json
 import os
 
@@ -21,8 +22,9 @@ from absl.testing import parameterized
 import numpy as np
 from rmc.data import wikitext
 
-SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))), '..', 'shared', 'data', 'wikitext-2-subset')
+# WikiText-2's validation and test text, kept in the repository.
+SUBSET = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))), 'data', 'wikitext-2-subset')
 
 # A tiny corpus in the WikiText format: a leading space, headings, blank
 # lines (a single space), split punctuation and numbers.
@@ -45,8 +47,8 @@ def _write(directory, name, text, mode='w'):
 
 class ReadingTest(parameterized.TestCase):
 
-  def test_published_token_counts_of_the_shared_text(self):
-    corpus = wikitext.load(SHARED, splits=('valid', 'test'),
+  def test_published_token_counts_of_the_wikitext_2_subset(self):
+    corpus = wikitext.load(SUBSET, splits=('valid', 'test'),
                            vocab_split='valid',
                            cache_dir=self.create_tempdir().full_path)
     self.assertEqual(corpus.splits['valid'].size, 217_646)
@@ -57,6 +59,16 @@ class ReadingTest(parameterized.TestCase):
     self.assertEqual(int(np.sum(vocabulary.counts)), 217_646)
     self.assertEqual(int(vocabulary.counts[vocabulary.id(wikitext.EOS)]),
                      3760)  # One per line, blank lines included.
+
+  def test_the_subset_is_the_text_its_readme_names(self):
+    with open(os.path.join(SUBSET, 'README.md')) as f:
+      readme = f.read()
+    for name in ('valid.txt', 'test.txt'):
+      with open(os.path.join(SUBSET, name), 'rb') as f:
+        data = f.read()
+      self.assertIn(f'| `{name}` | {len(data):,} | '
+                    f'`{hashlib.sha256(data).hexdigest()}` |', readme)
+    self.assertTrue(os.path.isfile(os.path.join(SUBSET, 'LICENSE')))
 
   def test_vocabulary_order_eos_and_unk(self):
     directory = self.create_tempdir().full_path
