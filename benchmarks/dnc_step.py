@@ -65,6 +65,7 @@ class Config:
     batch_size: ``B``.
     num_steps: Sequence length ``T``.
   """
+
   memory_size: int
   word_size: int
   num_reads: int
@@ -89,88 +90,128 @@ CONFIGS = {
 ALL = ('nth_farthest_cpu', 'learn_to_execute_cpu', 'learn_to_execute_paper')
 
 _DNC_CONFIG = flags.DEFINE_list(
-    'dnc_config', ['all'], f'Configurations: "all" ({", ".join(ALL)}) or '
-    f'names from {sorted(CONFIGS)}.')
+    'dnc_config',
+    ['all'],
+    f'Configurations: "all" ({", ".join(ALL)}) or '
+    f'names from {sorted(CONFIGS)}.',
+)
 _CONTROLLER_LAYERS = flags.DEFINE_integer(
-    'controller_layers', 0, 'Controller LSTM layers of every configuration; '
-    '0 keeps each configuration\'s own.', lower_bound=0)
+    'controller_layers',
+    0,
+    'Controller LSTM layers of every configuration; '
+    "0 keeps each configuration's own.",
+    lower_bound=0,
+)
 _STRENGTH_ACTIVATION = flags.DEFINE_enum(
-    'strength_activation', 'oneplus', ['oneplus', 'softplus'],
-    'The content strengths\' activation: the paper\'s oneplus (the default '
-    'of rmc.DNC) or the reference code\'s softplus.')
+    'strength_activation',
+    'oneplus',
+    ['oneplus', 'softplus'],
+    "The content strengths' activation: the paper's oneplus (the default "
+    "of rmc.DNC) or the reference code's softplus.",
+)
 
 
 def _functions(config: Config, strength_activation: str):
   """``(params, inputs_fn, forward, forward_backward, loss)``."""
+
   def unroll(inputs):  # [T, B, d_in] -> [T, B, controller_size]
     core = rmc.DNC(
-        access_config=dict(memory_size=config.memory_size,
-                           word_size=config.word_size,
-                           num_reads=config.num_reads,
-                           num_writes=config.num_writes,
-                           strength_activation=strength_activation),
-        controller_config=dict(hidden_size=config.controller_size,
-                               num_layers=config.controller_layers),
-        output_size=config.controller_size, clip_value=20.0)
-    outputs, _ = hk.dynamic_unroll(core, inputs,
-                                   core.initial_state(inputs.shape[1]))
+        access_config=dict(
+            memory_size=config.memory_size,
+            word_size=config.word_size,
+            num_reads=config.num_reads,
+            num_writes=config.num_writes,
+            strength_activation=strength_activation,
+        ),
+        controller_config=dict(
+            hidden_size=config.controller_size,
+            num_layers=config.controller_layers,
+        ),
+        output_size=config.controller_size,
+        clip_value=20.0,
+    )
+    outputs, _ = hk.dynamic_unroll(
+        core, inputs, core.initial_state(inputs.shape[1])
+    )
     return outputs
 
-  model = hk.without_apply_rng(hk.transform(unroll))
+  model: hk.Transformed = hk.without_apply_rng(hk.transform(unroll))
 
   def inputs_fn(num_steps):
     return jax.random.normal(
-        jax.random.key(1), (num_steps, config.batch_size, config.input_size))
+        jax.random.key(1), (num_steps, config.batch_size, config.input_size)
+    )
 
-  params = jax.jit(model.init)(jax.random.key(0),
-                               inputs_fn(config.num_steps))
+  params = jax.jit(model.init)(jax.random.key(0), inputs_fn(config.num_steps))
 
   def loss(params, inputs):
     return jnp.mean(jnp.square(model.apply(params, inputs)))
 
-  return (params, inputs_fn, jax.jit(model.apply),
-          jax.jit(jax.grad(loss, argnums=(0, 1))), loss)
+  return (
+      params,
+      inputs_fn,
+      jax.jit(model.apply),
+      jax.jit(jax.grad(loss, argnums=(0, 1))),
+      loss,
+  )
 
 
 def measure(name: str, compile_lengths: list[int]) -> dict[str, object]:
   """Every figure of one configuration (see the module docstring)."""
   config = CONFIGS[name]
   if _CONTROLLER_LAYERS.value:
-    config = dataclasses.replace(config,
-                                 controller_layers=_CONTROLLER_LAYERS.value)
+    config = dataclasses.replace(
+        config, controller_layers=_CONTROLLER_LAYERS.value
+    )
   params, inputs_fn, forward, forward_backward, loss = _functions(
-      config, _STRENGTH_ACTIVATION.value)
+      config, _STRENGTH_ACTIVATION.value
+  )
   inputs = inputs_fn(config.num_steps)
-  result = {'config': name, **dataclasses.asdict(config),
-            'strength_activation': _STRENGTH_ACTIVATION.value,
-            'parameters': hk.data_structures.tree_size(params)}
-  for kind, fn in (('forward', lambda: forward(params, inputs)),
-                   ('forward_backward',
-                    lambda: forward_backward(params, inputs))):
+  result = {
+      'config': name,
+      **dataclasses.asdict(config),
+      'strength_activation': _STRENGTH_ACTIVATION.value,
+      'parameters': hk.data_structures.tree_size(params),
+  }
+  for kind, fn in (
+      ('forward', lambda: forward(params, inputs)),
+      ('forward_backward', lambda: forward_backward(params, inputs)),
+  ):
     seconds = rmc_step.median_seconds(fn)
-    result[kind] = {'ms': seconds * 1e3,
-                    'ms_per_step': seconds * 1e3 / config.num_steps}
-  compile_s = rmc_step.gradient_compile_seconds(loss, params, inputs_fn,
-                                                compile_lengths)
+    result[kind] = {
+        'ms': seconds * 1e3,
+        'ms_per_step': seconds * 1e3 / config.num_steps,
+    }
+  compile_s = rmc_step.gradient_compile_seconds(
+      loss, params, inputs_fn, compile_lengths
+  )
   if compile_s:
     result['forward_backward_compile_s'] = compile_s
   return result
 
 
 def main(argv):
+  """The command-line entry point; see the module docstring."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
   names = ALL if _DNC_CONFIG.value == ['all'] else tuple(_DNC_CONFIG.value)
   for name in names:
     if name not in CONFIGS:
-      raise app.UsageError(f'Unknown --dnc_config={name!r}; choose "all" or '
-                           f'from {sorted(CONFIGS)}.')
+      raise app.UsageError(
+          f'Unknown --dnc_config={name!r}; choose "all" or '
+          f'from {sorted(CONFIGS)}.'
+      )
   lengths = rmc_step.compile_lengths()
-  print(json.dumps({
-      'device': str(jax.devices()[0]),
-      'device_count': jax.device_count(),
-      'results': [measure(name, lengths) for name in names],
-  }, indent=1))
+  print(
+      json.dumps(
+          {
+              'device': str(jax.devices()[0]),
+              'device_count': jax.device_count(),
+              'results': [measure(name, lengths) for name in names],
+          },
+          indent=1,
+      )
+  )
 
 
 if __name__ == '__main__':

@@ -59,22 +59,30 @@ from rmc.data import wikitext
 
 _DATA_DIR = flags.DEFINE_string(
     'first_steps_data_dir',
-    os.path.join(os.path.dirname(__file__), '..', 'data',
-                 'wikitext-2-subset'),
-    'Directory with the text (as wikitext103\'s --data_dir).')
+    os.path.join(os.path.dirname(__file__), '..', 'data', 'wikitext-2-subset'),
+    "Directory with the text (as wikitext103's --data_dir).",
+)
 _SPLIT = flags.DEFINE_string(
-    'first_steps_split', 'valid',
-    'Split that gives the vocabulary and is trained on.')
+    'first_steps_split',
+    'valid',
+    'Split that gives the vocabulary and is trained on.',
+)
 _CACHE_DIR = flags.DEFINE_string(
     'first_steps_cache_dir',
     os.path.join(tempfile.gettempdir(), 'rmc_first_steps_cache'),
-    'Where the encoded split is cached (rebuilt when the text changes).')
+    'Where the encoded split is cached (rebuilt when the text changes).',
+)
 _OUTPUT = flags.DEFINE_string(
-    'first_steps_output', None,
-    'JSON-lines file, one line appended per step (unset: only logged).')
+    'first_steps_output',
+    None,
+    'JSON-lines file, one line appended per step (unset: only logged).',
+)
 _DIAGNOSE_EVERY = flags.DEFINE_integer(
-    'diagnose_every', 10, 'Steps between logit diagnostics (and steps 1-10).',
-    lower_bound=1)
+    'diagnose_every',
+    10,
+    'Steps between logit diagnostics (and steps 1-10).',
+    lower_bound=1,
+)
 
 
 def _part(module_name: str) -> str:
@@ -88,11 +96,15 @@ def _part(module_name: str) -> str:
   return 'core'
 
 
-def first_steps(config: dict[str, Any], tokens: np.ndarray,
-                vocab_size: int, num_steps: int, diagnose_every: int,
-                seed: int = 0,
-                write: Callable[[dict[str, Any]], None] = lambda r: None
-                ) -> list[dict[str, Any]]:
+def first_steps(
+    config: dict[str, Any],
+    tokens: np.ndarray,
+    vocab_size: int,
+    num_steps: int,
+    diagnose_every: int,
+    seed: int = 0,
+    write: Callable[[dict[str, Any]], None] = lambda r: None,
+) -> list[dict[str, Any]]:
   """Trains ``num_steps`` steps; one record per step (see the docstring).
 
   Args:
@@ -115,7 +127,8 @@ def first_steps(config: dict[str, Any], tokens: np.ndarray,
   carry = initial.apply(None, batch_size)
   example = jnp.zeros([unroll, batch_size], jnp.int32)  # [T, B]
   params = jax.jit(model.init, static_argnums=5)(
-      init_key, example, example, carry, None, False)
+      init_key, example, example, carry, None, False
+  )
   optimizer, schedule = common.optimizer(config)
   opt_state = optimizer.init(params)
 
@@ -123,75 +136,118 @@ def first_steps(config: dict[str, Any], tokens: np.ndarray,
   def step(params, opt_state, carry, batch, step_index):
     key = jax.random.fold_in(train_key, step_index)
     (loss, (_, carry)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        params, key, batch, carry)
+        params, key, batch, carry
+    )
     updates, opt_state = optimizer.update(grads, opt_state, params)
     parts = {}
     for module_name, module in updates.items():
       for update in module.values():
         parts.setdefault(_part(module_name), []).append(update)
-    record = {'loss': loss, 'grad_norm': optax.global_norm(grads),
-              'learning_rate': schedule(step_index),
-              'update_norm': {k: optax.global_norm(v)
-                              for k, v in parts.items()}}
-    return (optax.apply_updates(params, updates), opt_state,
-            jax.lax.stop_gradient(carry), record)
+    record = {
+        'loss': loss,
+        'grad_norm': optax.global_norm(grads),
+        'learning_rate': schedule(step_index),
+        'update_norm': {k: optax.global_norm(v) for k, v in parts.items()},
+    }
+    return (
+        optax.apply_updates(params, updates),
+        opt_state,
+        jax.lax.stop_gradient(carry),
+        record,
+    )
 
-  log_probs = hk.without_apply_rng(hk.transform(
-      lambda inputs, state: runs.language_model_module(
-          config, vocab_size).log_probs(inputs, state)[0]))
-  core_outputs = hk.without_apply_rng(hk.transform(
-      lambda embedded, state: models.unroll(runs.make_core(
-          'wikitext103', config), embedded, state)[0]))
+  log_probs = hk.without_apply_rng(
+      hk.transform(
+          lambda inputs, state: runs.language_model_module(
+              config, vocab_size
+          ).log_probs(inputs, state)[0]
+      )
+  )
+  core_outputs = hk.without_apply_rng(
+      hk.transform(
+          lambda embedded, state: models.unroll(
+              runs.make_core('wikitext103', config), embedded, state
+          )[0]
+      )
+  )
 
   @jax.jit
   def diagnose(params, carry, batch):
     fresh = initial.apply(None, batch_size)
     state = jax.tree.map(  # The model's own reset.
         lambda init, old: jnp.where(
-            batch['reset'].reshape((-1,) + (1,) * (old.ndim - 1)), init, old),
-        fresh, carry)
+            batch['reset'].reshape((-1,) + (1,) * (old.ndim - 1)), init, old
+        ),
+        fresh,
+        carry,
+    )
     lp = log_probs.apply(params, batch['inputs'], state)  # [T, B, V]
     embedded = params['language_model/embed']['embeddings'][batch['inputs']]
     outputs = core_outputs.apply(params, embedded, state)  # [T, B, d_out]
     # Log-probabilities differ from the logits by a constant per position.
-    return {'logit_std': jnp.mean(jnp.std(lp, axis=-1)),
-            'logit_range': jnp.max(jnp.max(lp, -1) - jnp.min(lp, -1)),
-            'hidden_rms': jnp.sqrt(jnp.mean(jnp.square(outputs)))}
+    return {
+        'logit_std': jnp.mean(jnp.std(lp, axis=-1)),
+        'logit_range': jnp.max(jnp.max(lp, -1) - jnp.min(lp, -1)),
+        'hidden_rms': jnp.sqrt(jnp.mean(jnp.square(outputs))),
+    }
 
   records = []
   batches = stream.batches(0, num_steps)
   for i in range(num_steps):
-    batch = jax.tree.map(lambda x: x[i], batches)
+    batch = jax.tree.map(lambda x, i=i: x[i], batches)
     start = time.perf_counter()
-    diagnostics = (diagnose(params, carry, batch)
-                   if i < 10 or (i + 1) % diagnose_every == 0 else {})
-    params, opt_state, carry, record = step(params, opt_state, carry, batch,
-                                            jnp.asarray(i))
+    diagnostics = (
+        diagnose(params, carry, batch)
+        if i < 10 or (i + 1) % diagnose_every == 0
+        else {}
+    )
+    params, opt_state, carry, record = step(
+        params, opt_state, carry, batch, jnp.asarray(i)
+    )
     record = jax.device_get(dict(record, **diagnostics))
-    records.append({'step': i + 1, **jax.tree.map(float, record),
-                    'seconds': round(time.perf_counter() - start, 3)})
+    records.append(
+        {
+            'step': i + 1,
+            **jax.tree.map(float, record),
+            'seconds': round(time.perf_counter() - start, 3),
+        }
+    )
     write(records[-1])
   return records
 
 
 def main(argv):
+  """The command-line entry point; see the module docstring."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
-  config = common.resolve_config(wikitext103.PRESETS, 'paper',
-                                 wikitext103.HYPERPARAMETERS)
+  config = common.resolve_config(
+      wikitext103.PRESETS, 'paper', wikitext103.HYPERPARAMETERS
+  )
   try:
-    corpus = wikitext.load(_DATA_DIR.value, splits=[_SPLIT.value],
-                           vocab_split=_SPLIT.value,
-                           cache_dir=_CACHE_DIR.value)
+    corpus = wikitext.load(
+        _DATA_DIR.value,
+        splits=[_SPLIT.value],
+        vocab_split=_SPLIT.value,
+        cache_dir=_CACHE_DIR.value,
+    )
   except wikitext.DataError as e:
     raise app.UsageError(str(e)) from e
-  writer = metrics.MetricWriter(_OUTPUT.value or os.devnull,
-                                write_file=bool(_OUTPUT.value))
-  writer.write({'step': 0, 'config': config,
-                'vocab_size': len(corpus.vocabulary)})
-  first_steps(config, corpus.splits[_SPLIT.value], len(corpus.vocabulary),
-              config['num_steps'], _DIAGNOSE_EVERY.value, common.SEED.value,
-              write=writer.write)
+  writer = metrics.MetricWriter(
+      _OUTPUT.value or os.devnull, write_file=bool(_OUTPUT.value)
+  )
+  writer.write(
+      {'step': 0, 'config': config, 'vocab_size': len(corpus.vocabulary)}
+  )
+  first_steps(
+      config,
+      corpus.splits[_SPLIT.value],
+      len(corpus.vocabulary),
+      config['num_steps'],
+      _DIAGNOSE_EVERY.value,
+      common.SEED.value,
+      write=writer.write,
+  )
+
 
 if __name__ == '__main__':
   common.run(main)

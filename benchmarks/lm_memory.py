@@ -58,19 +58,28 @@ from rmc import runs
 from rmc import training
 
 _VOCAB_SIZE = flags.DEFINE_integer(
-    'vocab_size', 267_735, 'Words V (WikiText-103 has 267,735).',
-    lower_bound=2)
+    'vocab_size', 267_735, 'Words V (WikiText-103 has 267,735).', lower_bound=2
+)
 _CHUNK_SIZES = flags.DEFINE_list(
-    'loss_chunk_sizes', ['0', '25', '10', '5'],
-    'Values of --loss_chunk_size to compare (0: the whole segment at once).')
+    'loss_chunk_sizes',
+    ['0', '25', '10', '5'],
+    'Values of --loss_chunk_size to compare (0: the whole segment at once).',
+)
 _MEASURE = flags.DEFINE_bool(
-    'measure', False, 'Also run two steps per chunk size in a fresh process '
-    'and give its peak resident memory.')
+    'measure',
+    False,
+    'Also run two steps per chunk size in a fresh process '
+    'and give its peak resident memory.',
+)
 _RUN_STEPS = flags.DEFINE_integer(
-    'run_steps', 0, 'Internal (the --measure child): run this many steps at '
-    '--loss_chunk_size and print the peak resident memory.', lower_bound=0)
+    'run_steps',
+    0,
+    'Internal (the --measure child): run this many steps at '
+    '--loss_chunk_size and print the peak resident memory.',
+    lower_bound=0,
+)
 
-_MIB = 2 ** 20
+_MIB = 2**20
 
 
 def train_step(config: dict[str, Any], vocab_size: int):
@@ -78,20 +87,26 @@ def train_step(config: dict[str, Any], vocab_size: int):
   model, initial = runs.language_model(config, vocab_size)
   optimizer, schedule = common.optimizer(config)
   chunk = training.make_train_chunk(
-      wikitext103.make_loss_fn(model), optimizer, schedule, with_carry=True,
-      batch_axes=wikitext103.BATCH_AXES)
+      wikitext103.make_loss_fn(model),
+      optimizer,
+      schedule,
+      with_carry=True,
+      batch_axes=wikitext103.BATCH_AXES,
+  )
   batch_size, unroll = config['batch_size'], config['unroll_length']
 
   def init():
     carry = initial.apply(None, batch_size)
     example = jnp.zeros([unroll, batch_size], jnp.int32)  # [T, B]
-    params = model.init(jax.random.key(0), example, example, carry, None,
-                        False)
+    params = model.init(jax.random.key(0), example, example, carry, None, False)
     return training.init_state(params, optimizer, jax.random.key(1), carry)
 
   tokens = jax.ShapeDtypeStruct((1, unroll, batch_size), jnp.int32)
-  batches = {'inputs': tokens, 'targets': tokens,
-             'reset': jax.ShapeDtypeStruct((1, batch_size), jnp.bool_)}
+  batches = {
+      'inputs': tokens,
+      'targets': tokens,
+      'reset': jax.ShapeDtypeStruct((1, batch_size), jnp.bool_),
+  }
   return chunk, init, jax.eval_shape(init), batches
 
 
@@ -104,24 +119,35 @@ def analyse(config: dict[str, Any], vocab_size: int) -> dict[str, Any]:
   stats = compiled.memory_analysis()
   if stats is None:
     return {'compile_s': compile_s, 'memory_analysis': None}
-  sizes = {name: getattr(stats, f'{name}_size_in_bytes') / _MIB
-           for name in ('argument', 'output', 'temp', 'alias')}
-  sizes['peak'] = (sizes['argument'] + sizes['output'] + sizes['temp']
-                   - sizes['alias'])
-  return {'compile_s': compile_s,
-          'memory_analysis_mib': {k: round(v, 1) for k, v in sizes.items()}}
+  sizes = {
+      name: getattr(stats, f'{name}_size_in_bytes') / _MIB
+      for name in ('argument', 'output', 'temp', 'alias')
+  }
+  sizes['peak'] = (
+      sizes['argument'] + sizes['output'] + sizes['temp'] - sizes['alias']
+  )
+  return {
+      'compile_s': compile_s,
+      'memory_analysis_mib': {k: round(v, 1) for k, v in sizes.items()},
+  }
 
 
-def run_steps(config: dict[str, Any], vocab_size: int,
-              num_steps: int) -> dict[str, Any]:
+def run_steps(
+    config: dict[str, Any], vocab_size: int, num_steps: int
+) -> dict[str, Any]:
   """Runs ``num_steps`` steps on random ids; this process's peak RSS, MiB."""
   chunk, init, _, batches = train_step(config, vocab_size)
   state = jax.jit(init)()
   rng = np.random.default_rng(0)
   for _ in range(num_steps):
-    batch = {k: (rng.integers(0, vocab_size, v.shape).astype(np.int32)
-                 if v.dtype == jnp.int32 else np.zeros(v.shape, bool))
-             for k, v in batches.items()}
+    batch = {
+        k: (
+            rng.integers(0, vocab_size, v.shape).astype(np.int32)
+            if v.dtype == jnp.int32
+            else np.zeros(v.shape, bool)
+        )
+        for k, v in batches.items()
+    }
     state, metrics = chunk(state, batch, 1)
   loss = float(jax.device_get(metrics['loss'])[-1])
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -129,51 +155,79 @@ def run_steps(config: dict[str, Any], vocab_size: int,
 
 
 def _table(results: list[dict[str, Any]]) -> str:
-  lines = ['| loss_chunk_size | arguments MiB | temporaries MiB | peak MiB '
-           '(XLA) | measured peak RSS MiB | compile s |',
-           '|---|---|---|---|---|---|']
+  lines = [
+      '| loss_chunk_size | arguments MiB | temporaries MiB | peak MiB '
+      '(XLA) | measured peak RSS MiB | compile s |',
+      '|---|---|---|---|---|---|',
+  ]
   for r in results:
     m = r.get('memory_analysis_mib') or {}
     lines.append(
         f"| {r['loss_chunk_size'] or 'whole segment'} "
         f"| {m.get('argument', '-')} | {m.get('temp', '-')} "
         f"| {m.get('peak', '-')} | {r.get('peak_rss_mib', '-')} "
-        f"| {r['compile_s']:.1f} |")
+        f"| {r['compile_s']:.1f} |"
+    )
   return '\n'.join(lines)
 
 
 def main(argv):
+  """The command-line entry point; see the module docstring."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
-  config = common.resolve_config(wikitext103.PRESETS, 'paper',
-                                 wikitext103.HYPERPARAMETERS)
+  config = common.resolve_config(
+      wikitext103.PRESETS, 'paper', wikitext103.HYPERPARAMETERS
+  )
   if _RUN_STEPS.value:
     print(json.dumps(run_steps(config, _VOCAB_SIZE.value, _RUN_STEPS.value)))
     return
   try:
     chunk_sizes = [int(c) for c in _CHUNK_SIZES.value]
   except ValueError as e:
-    raise app.UsageError(f'--loss_chunk_sizes must be integers; got '
-                         f'{_CHUNK_SIZES.value}.') from e
+    raise app.UsageError(
+        f'--loss_chunk_sizes must be integers; got ' f'{_CHUNK_SIZES.value}.'
+    ) from e
   results = []
   for chunk_size in chunk_sizes:
-    result = {'loss_chunk_size': chunk_size, **analyse(
-        dict(config, loss_chunk_size=chunk_size), _VOCAB_SIZE.value)}
+    result = {
+        'loss_chunk_size': chunk_size,
+        **analyse(dict(config, loss_chunk_size=chunk_size), _VOCAB_SIZE.value),
+    }
     if _MEASURE.value:
-      argv = [a for a in sys.argv[1:]
-              if not a.startswith(('--measure', '--loss_chunk_size'))]
+      argv = [
+          a
+          for a in sys.argv[1:]
+          if not a.startswith(('--measure', '--loss_chunk_size'))
+      ]
       out = subprocess.run(
-          [sys.executable, '-m', 'benchmarks.lm_memory', *argv,
-           '--run_steps=2', f'--loss_chunk_size={chunk_size}'],
-          check=True, capture_output=True, text=True).stdout
+          [
+              sys.executable,
+              '-m',
+              'benchmarks.lm_memory',
+              *argv,
+              '--run_steps=2',
+              f'--loss_chunk_size={chunk_size}',
+          ],
+          check=True,
+          capture_output=True,
+          text=True,
+      ).stdout
       result.update(json.loads(out.strip().splitlines()[-1]))
     results.append(result)
-  print(json.dumps({
-      'device': str(jax.devices()[0]), 'vocab_size': _VOCAB_SIZE.value,
-      'batch_size': config['batch_size'],
-      'unroll_length': config['unroll_length'],
-      'embed_size': config['embed_size'], 'softmax': config['softmax'],
-      'results': results}, indent=1))
+  print(
+      json.dumps(
+          {
+              'device': str(jax.devices()[0]),
+              'vocab_size': _VOCAB_SIZE.value,
+              'batch_size': config['batch_size'],
+              'unroll_length': config['unroll_length'],
+              'embed_size': config['embed_size'],
+              'softmax': config['softmax'],
+              'results': results,
+          },
+          indent=1,
+      )
+  )
   print(_table(results))
 
 

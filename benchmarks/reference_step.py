@@ -70,8 +70,7 @@ DNC_CONFIGS = {
     'learn_to_execute_paper': (80, 64, 4, 1, 512, 45, 128, 30),
     'tiny': (4, 3, 2, 2, 5, 3, 2, 3),
 }
-DNC_ALL = ('nth_farthest_cpu', 'learn_to_execute_cpu',
-           'learn_to_execute_paper')
+DNC_ALL = ('nth_farthest_cpu', 'learn_to_execute_cpu', 'learn_to_execute_paper')
 
 
 def median_seconds(session, fetch, min_repeats, min_time_s):
@@ -90,17 +89,29 @@ def median_seconds(session, fetch, min_repeats, min_time_s):
 def _rmc_unroll(name, tf, snt):
   """``(description, outputs)`` of Sonnet's RMC over one sequence."""
   slots, heads, head_size, input_size, batch, steps, mlp = RMC_CONFIGS[name]
-  inputs = tf.Variable(tf.random.normal([steps, batch, input_size]),
-                       name='inputs')  # [T, B, d_in]
+  inputs = tf.Variable(
+      tf.random.normal([steps, batch, input_size]), name='inputs'
+  )  # [T, B, d_in]
   core = snt.RelationalMemory(
-      mem_slots=slots, head_size=head_size, num_heads=heads, num_blocks=1,
-      gate_style='unit', attention_mlp_layers=mlp)
-  outputs, _ = tf.nn.dynamic_rnn(core, inputs,
-                                 initial_state=core.initial_state(batch),
-                                 time_major=True)  # [T, B, N * D]
-  description = {'mem_slots': slots, 'num_heads': heads,
-                 'head_size': head_size, 'input_size': input_size,
-                 'batch_size': batch, 'num_steps': steps, 'mlp_layers': mlp}
+      mem_slots=slots,
+      head_size=head_size,
+      num_heads=heads,
+      num_blocks=1,
+      gate_style='unit',
+      attention_mlp_layers=mlp,
+  )
+  outputs, _ = tf.nn.dynamic_rnn(
+      core, inputs, initial_state=core.initial_state(batch), time_major=True
+  )  # [T, B, N * D]
+  description = {
+      'mem_slots': slots,
+      'num_heads': heads,
+      'head_size': head_size,
+      'input_size': input_size,
+      'batch_size': batch,
+      'num_steps': steps,
+      'mlp_layers': mlp,
+  }
   return description, outputs
 
 
@@ -108,23 +119,45 @@ def _dnc_unroll(name, tf):
   """``(description, outputs)`` of the reference DNC over one sequence."""
   # From --dnc_path, which main() puts on sys.path.
   from dnc import dnc  # pylint: disable=g-import-not-at-top
-  (memory_size, word_size, num_reads, num_writes, controller_size,
-   input_size, batch, steps) = DNC_CONFIGS[name]
-  inputs = tf.Variable(tf.random.normal([steps, batch, input_size]),
-                       name='inputs')  # [T, B, d_in]
+
+  (
+      memory_size,
+      word_size,
+      num_reads,
+      num_writes,
+      controller_size,
+      input_size,
+      batch,
+      steps,
+  ) = DNC_CONFIGS[name]
+  inputs = tf.Variable(
+      tf.random.normal([steps, batch, input_size]), name='inputs'
+  )  # [T, B, d_in]
   core = dnc.DNC(
-      access_config=dict(memory_size=memory_size, word_size=word_size,
-                         num_reads=num_reads, num_writes=num_writes),
+      access_config=dict(
+          memory_size=memory_size,
+          word_size=word_size,
+          num_reads=num_reads,
+          num_writes=num_writes,
+      ),
       controller_config=dict(hidden_size=controller_size),
-      output_size=controller_size, clip_value=20)
-  outputs, _ = tf.nn.dynamic_rnn(core, inputs,
-                                 initial_state=core.initial_state(batch),
-                                 time_major=True)  # [T, B, controller_size]
-  description = {'memory_size': memory_size, 'word_size': word_size,
-                 'num_reads': num_reads, 'num_writes': num_writes,
-                 'controller_size': controller_size, 'controller_layers': 1,
-                 'input_size': input_size, 'batch_size': batch,
-                 'num_steps': steps}
+      output_size=controller_size,
+      clip_value=20,
+  )
+  outputs, _ = tf.nn.dynamic_rnn(
+      core, inputs, initial_state=core.initial_state(batch), time_major=True
+  )  # [T, B, controller_size]
+  description = {
+      'memory_size': memory_size,
+      'word_size': word_size,
+      'num_reads': num_reads,
+      'num_writes': num_writes,
+      'controller_size': controller_size,
+      'controller_layers': 1,
+      'input_size': input_size,
+      'batch_size': batch,
+      'num_steps': steps,
+  }
   return description, outputs
 
 
@@ -132,6 +165,7 @@ def measure(core, name, min_repeats, min_time_s):
   """``forward`` and ``forward_backward`` times of one configuration."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import sonnet as snt  # pylint: disable=g-import-not-at-top
+
   graph = tf.Graph()
   with graph.as_default():
     tf.set_random_seed(0)
@@ -141,12 +175,17 @@ def measure(core, name, min_repeats, min_time_s):
       description, outputs = _dnc_unroll(name, tf)
     loss = tf.reduce_mean(tf.square(outputs))
     variables = tf.trainable_variables()  # The inputs are one of them.
-    fetches = {'forward': outputs,
-               'forward_backward': tf.gradients(loss, variables)}
+    fetches = {
+        'forward': outputs,
+        'forward_backward': tf.gradients(loss, variables),
+    }
     session = tf.Session(graph=graph)
     session.run(tf.global_variables_initializer())
-    parameters = sum(v.shape.num_elements() for v in variables
-                     if not v.name.startswith('inputs'))
+    parameters = sum(
+        v.shape.num_elements()
+        for v in variables
+        if not v.name.startswith('inputs')
+    )
   result = {'config': name, **description, 'parameters': parameters}
   for kind in ('forward', 'forward_backward'):
     seconds = median_seconds(session, fetches[kind], min_repeats, min_time_s)
@@ -157,42 +196,75 @@ def measure(core, name, min_repeats, min_time_s):
 
 
 def main():
+  """The command-line entry point; see the module docstring."""
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--core', choices=('rmc', 'dnc'), default='rmc',
-                      help='Sonnet v1\'s RMC, or the reference DNC.')
-  parser.add_argument('--config', default='all',
-                      help='Comma-separated names from %s (rmc) or %s (dnc), '
-                      'or all.' % (sorted(RMC_CONFIGS), sorted(DNC_CONFIGS)))
-  parser.add_argument('--dnc_path', default='',
-                      help='A checkout of github.com/google-deepmind/dnc '
-                      '(the directory holding dnc/dnc.py), for --core=dnc.')
-  parser.add_argument('--min_repeats', type=int, default=5,
-                      help='Fewest timed calls per figure.')
-  parser.add_argument('--min_time_s', type=float, default=3.0,
-                      help='Least seconds of timed calls per figure.')
+  parser.add_argument(
+      '--core',
+      choices=('rmc', 'dnc'),
+      default='rmc',
+      help="Sonnet v1's RMC, or the reference DNC.",
+  )
+  parser.add_argument(
+      '--config',
+      default='all',
+      help=f'Comma-separated names from {sorted(RMC_CONFIGS)} (rmc) or '
+      f'{sorted(DNC_CONFIGS)} (dnc), or all.',
+  )
+  parser.add_argument(
+      '--dnc_path',
+      default='',
+      help='A checkout of github.com/google-deepmind/dnc '
+      '(the directory holding dnc/dnc.py), for --core=dnc.',
+  )
+  parser.add_argument(
+      '--min_repeats',
+      type=int,
+      default=5,
+      help='Fewest timed calls per figure.',
+  )
+  parser.add_argument(
+      '--min_time_s',
+      type=float,
+      default=3.0,
+      help='Least seconds of timed calls per figure.',
+  )
   args = parser.parse_args()
-  configs, default = ((RMC_CONFIGS, RMC_ALL) if args.core == 'rmc'
-                      else (DNC_CONFIGS, DNC_ALL))
+  configs, default = (
+      (RMC_CONFIGS, RMC_ALL) if args.core == 'rmc' else (DNC_CONFIGS, DNC_ALL)
+  )
   names = default if args.config == 'all' else args.config.split(',')
   for name in names:
     if name not in configs:
-      sys.exit('error: --config=%s is not one of %s.'
-               % (name, sorted(configs)))
+      sys.exit(f'error: --config={name} is not one of {sorted(configs)}.')
   if args.core == 'dnc' and not os.path.isfile(
-      os.path.join(args.dnc_path, 'dnc', 'dnc.py')):
-    sys.exit('error: --dnc_path=%r holds no dnc/dnc.py; give a checkout of '
-             'github.com/google-deepmind/dnc.' % args.dnc_path)
+      os.path.join(args.dnc_path, 'dnc', 'dnc.py')
+  ):
+    sys.exit(
+        f'error: --dnc_path={args.dnc_path!r} holds no dnc/dnc.py; give a '
+        'checkout of github.com/google-deepmind/dnc.'
+    )
   if args.core == 'dnc':
     sys.path.insert(0, args.dnc_path)  # Where `from dnc import dnc` looks.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import sonnet as snt  # pylint: disable=g-import-not-at-top
+
   tf.logging.set_verbosity(tf.logging.ERROR)
-  results = [measure(args.core, name, args.min_repeats, args.min_time_s)
-             for name in names]
-  print(json.dumps({'core': args.core, 'tensorflow': tf.__version__,
-                    'sonnet': snt.__version__,
-                    'python': sys.version.split()[0], 'results': results},
-                   indent=1))
+  results = [
+      measure(args.core, name, args.min_repeats, args.min_time_s)
+      for name in names
+  ]
+  print(
+      json.dumps(
+          {
+              'core': args.core,
+              'tensorflow': tf.__version__,
+              'sonnet': snt.__version__,
+              'python': sys.version.split()[0],
+              'results': results,
+          },
+          indent=1,
+      )
+  )
 
 
 if __name__ == '__main__':

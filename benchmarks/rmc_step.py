@@ -65,6 +65,7 @@ class Config:
     num_steps: Sequence length ``T``.
     mlp_layers: Attention MLP layers.
   """
+
   mem_slots: int
   num_heads: int
   head_size: int
@@ -84,33 +85,54 @@ CONFIGS = {
 ALL = ('small', 'nth_farthest', 'lm', 'lm_paper')
 
 _CONFIG = flags.DEFINE_list(
-    'config', ['all'], f'Configurations: "all" ({", ".join(ALL)}) or names '
-    f'from {sorted(CONFIGS)}.')
+    'config',
+    ['all'],
+    f'Configurations: "all" ({", ".join(ALL)}) or names '
+    f'from {sorted(CONFIGS)}.',
+)
 _COMPILE_LENGTHS = flags.DEFINE_list(
-    'compile_lengths', ['10', '100', '1000'],
-    'Sequence lengths at which the forward+backward compile time is timed.')
+    'compile_lengths',
+    ['10', '100', '1000'],
+    'Sequence lengths at which the forward+backward compile time is timed.',
+)
 _COMPILE_CONFIGS = flags.DEFINE_list(
-    'compile_configs', ['all'],
+    'compile_configs',
+    ['all'],
     'Configurations whose compile time is timed at --compile_lengths: "all" '
-    '(every one measured), names from --config, or none (empty).')
+    '(every one measured), names from --config, or none (empty).',
+)
 _MATMUL_SIZE = flags.DEFINE_integer(
-    'matmul_size', 2048, 'Side of the square float32 matmul yardstick.',
-    lower_bound=1)
+    'matmul_size',
+    2048,
+    'Side of the square float32 matmul yardstick.',
+    lower_bound=1,
+)
 _MIN_TIME_S = flags.DEFINE_float(
-    'min_time_s', 1.0, 'Repeat each measurement for at least this long.',
-    lower_bound=0.0)
+    'min_time_s',
+    1.0,
+    'Repeat each measurement for at least this long.',
+    lower_bound=0.0,
+)
 _IMPLEMENTATIONS = flags.DEFINE_list(
-    'implementations', ['unroll', 'dynamic_unroll'],
+    'implementations',
+    ['unroll', 'dynamic_unroll'],
     'Ways to unroll the core: "unroll" (RelationalMemory.unroll) and/or '
-    '"dynamic_unroll" (hk.dynamic_unroll of the one-step core).')
+    '"dynamic_unroll" (hk.dynamic_unroll of the one-step core).',
+)
 _DTYPE = flags.DEFINE_enum(
-    'dtype', 'float32', ['float32', 'bfloat16'],
-    'Operand dtype of the core\'s matrix products (its compute_dtype); '
+    'dtype',
+    'float32',
+    ['float32', 'bfloat16'],
+    "Operand dtype of the core's matrix products (its compute_dtype); "
     'parameters, state and accumulation stay float32. The yardstick matmul '
-    'uses the same operand dtype.')
+    'uses the same operand dtype.',
+)
 _MIN_REPEATS = flags.DEFINE_integer(
-    'min_repeats', 5, 'Repeat each measurement at least this many times.',
-    lower_bound=1)
+    'min_repeats',
+    5,
+    'Repeat each measurement at least this many times.',
+    lower_bound=1,
+)
 
 
 def step_flops(config: Config) -> int:
@@ -129,14 +151,20 @@ def step_flops(config: Config) -> int:
   backward pass of each product is two products of its size, so a
   forward+backward step is ``3 * step_flops``.
   """
-  b, n, h, v = (config.batch_size, config.mem_slots, config.num_heads,
-                config.head_size)
+  b, n, h, v = (
+      config.batch_size,
+      config.mem_slots,
+      config.num_heads,
+      config.head_size,
+  )
   d, k, r = h * v, v, n + 1
-  return (2 * b * config.input_size * d
-          + 2 * b * r * d * h * (2 * k + v)
-          + 2 * b * h * r * r * (k + v)
-          + 2 * config.mlp_layers * b * r * d * d
-          + 2 * b * (1 + n) * d * 2 * d)
+  return (
+      2 * b * config.input_size * d
+      + 2 * b * r * d * h * (2 * k + v)
+      + 2 * b * h * r * r * (k + v)
+      + 2 * config.mlp_layers * b * r * d * d
+      + 2 * b * (1 + n) * d * 2 * d
+  )
 
 
 def compile_lengths() -> list[int]:
@@ -148,14 +176,17 @@ def compile_lengths() -> list[int]:
   try:
     return [int(n) for n in _COMPILE_LENGTHS.value]
   except ValueError as e:
-    raise app.UsageError(f'--compile_lengths must be integers; got '
-                         f'{_COMPILE_LENGTHS.value}.') from e
+    raise app.UsageError(
+        f'--compile_lengths must be integers; got ' f'{_COMPILE_LENGTHS.value}.'
+    ) from e
 
 
 def gradient_compile_seconds(
-    loss: Callable[[hk.Params, jax.Array], jax.Array], params: hk.Params,
+    loss: Callable[[hk.Params, jax.Array], jax.Array],
+    params: hk.Params,
     inputs_fn: Callable[[int], jax.Array],
-    lengths: Sequence[int]) -> dict[str, float]:
+    lengths: Sequence[int],
+) -> dict[str, float]:
   """Compile time of ``grad(loss)`` w.r.t. params and inputs, per length.
 
   Args:
@@ -180,10 +211,12 @@ def median_seconds(fn: Callable[[], jax.Array]) -> float:
   """Median wall time of ``fn()`` (blocked on), after two warm-up calls."""
   for _ in range(2):
     jax.block_until_ready(fn())
-  times = []
+  times: list[float] = []
   start = time.perf_counter()
-  while (len(times) < _MIN_REPEATS.value
-         or time.perf_counter() - start < _MIN_TIME_S.value):
+  while (
+      len(times) < _MIN_REPEATS.value
+      or time.perf_counter() - start < _MIN_TIME_S.value
+  ):
     begin = time.perf_counter()
     jax.block_until_ready(fn())
     times.append(time.perf_counter() - begin)
@@ -201,7 +234,7 @@ def matmul_gflops(size: int, dtype: str = 'float32') -> float:
   a = jax.random.normal(keys[0], (size, size), dtype)
   b = jax.random.normal(keys[1], (size, size), dtype)
   dot = jax.jit(functools.partial(jnp.dot, preferred_element_type=jnp.float32))
-  return 2 * size ** 3 / median_seconds(lambda: dot(a, b)) / 1e9
+  return 2 * size**3 / median_seconds(lambda: dot(a, b)) / 1e9
 
 
 def loop_product_shapes(config: Config) -> list[tuple[int, int, int]]:
@@ -212,11 +245,18 @@ def loop_product_shapes(config: Config) -> list[tuple[int, int, int]]:
   gates from the input do not depend on the memory: ``unroll`` does them for
   all steps at once.)
   """
-  b, n, h, v = (config.batch_size, config.mem_slots, config.num_heads,
-                config.head_size)
+  b, n, h, v = (
+      config.batch_size,
+      config.mem_slots,
+      config.num_heads,
+      config.head_size,
+  )
   d, rows = h * v, b * (n + 1)
-  return ([(rows, d, 3 * d)] + [(rows, d, d)] * config.mlp_layers
-          + [(b * n, d, 2 * d)])
+  return (
+      [(rows, d, 3 * d)]
+      + [(rows, d, d)] * config.mlp_layers
+      + [(b * n, d, 2 * d)]
+  )
 
 
 def loop_products_gflops(config: Config, dtype: str = 'float32') -> float:
@@ -230,20 +270,29 @@ def loop_products_gflops(config: Config, dtype: str = 'float32') -> float:
   """
   shapes = loop_product_shapes(config)
   keys = jax.random.split(jax.random.key(2), 2 * len(shapes))
-  xs = [jax.random.normal(k, (m, kk), dtype)
-        for k, (m, kk, _) in zip(keys[::2], shapes)]
-  ws = [jax.random.normal(k, (kk, nn), dtype)
-        for k, (_, kk, nn) in zip(keys[1::2], shapes)]
+  xs = [
+      jax.random.normal(k, (m, kk), dtype)
+      for k, (m, kk, _) in zip(keys[::2], shapes, strict=True)
+  ]
+  ws = [
+      jax.random.normal(k, (kk, nn), dtype)
+      for k, (_, kk, nn) in zip(keys[1::2], shapes, strict=True)
+  ]
 
   @jax.jit
   def products(xs, ws):
     def step(carry, _):
-      outs = [jnp.dot(x + carry.astype(x.dtype), w,
-                      preferred_element_type=jnp.float32)
-              for x, w in zip(xs, ws)]
+      outs = [
+          jnp.dot(
+              x + carry.astype(x.dtype), w, preferred_element_type=jnp.float32
+          )
+          for x, w in zip(xs, ws, strict=True)
+      ]
       return carry + 1e-9 * sum(o[0, 0] for o in outs), None
-    return jax.lax.scan(step, jnp.zeros([], jnp.float32), None,
-                        length=config.num_steps)[0]
+
+    return jax.lax.scan(
+        step, jnp.zeros([], jnp.float32), None, length=config.num_steps
+    )[0]
 
   flops = config.num_steps * sum(2 * m * k * n for m, k, n in shapes)
   return flops / median_seconds(lambda: products(xs, ws)) / 1e9
@@ -251,12 +300,16 @@ def loop_products_gflops(config: Config, dtype: str = 'float32') -> float:
 
 def _functions(config: Config, implementation: str, compute_dtype: str):
   """``(params, inputs_fn, forward, forward_backward, loss)``."""
+
   def unroll(inputs):  # [T, B, d_in] -> [T, B, N * D]
     core = rmc.RelationalMemory(
-        mem_slots=config.mem_slots, head_size=config.head_size,
-        num_heads=config.num_heads, attention_mlp_layers=config.mlp_layers,
+        mem_slots=config.mem_slots,
+        head_size=config.head_size,
+        num_heads=config.num_heads,
+        attention_mlp_layers=config.mlp_layers,
         gate_style='unit',
-        compute_dtype=None if compute_dtype == 'float32' else compute_dtype)
+        compute_dtype=None if compute_dtype == 'float32' else compute_dtype,
+    )
     initial_state = core.initial_state(inputs.shape[1])
     if implementation == 'unroll':
       outputs, _ = core.unroll(inputs, initial_state)
@@ -264,14 +317,14 @@ def _functions(config: Config, implementation: str, compute_dtype: str):
       outputs, _ = hk.dynamic_unroll(core, inputs, initial_state)
     return outputs
 
-  model = hk.without_apply_rng(hk.transform(unroll))
+  model: hk.Transformed = hk.without_apply_rng(hk.transform(unroll))
 
   def inputs_fn(num_steps):
     return jax.random.normal(
-        jax.random.key(1), (num_steps, config.batch_size, config.input_size))
+        jax.random.key(1), (num_steps, config.batch_size, config.input_size)
+    )
 
-  params = jax.jit(model.init)(jax.random.key(0),
-                               inputs_fn(config.num_steps))
+  params = jax.jit(model.init)(jax.random.key(0), inputs_fn(config.num_steps))
 
   def loss(params, inputs):
     return jnp.mean(jnp.square(model.apply(params, inputs)))
@@ -281,22 +334,31 @@ def _functions(config: Config, implementation: str, compute_dtype: str):
   return params, inputs_fn, forward, forward_backward, loss
 
 
-def measure(name: str, implementation: str, compute_dtype: str,
-            compile_lengths: Sequence[int]) -> dict[str, object]:
+def measure(
+    name: str,
+    implementation: str,
+    compute_dtype: str,
+    compile_lengths: Sequence[int],
+) -> dict[str, object]:
   """Every figure of one configuration (see the module docstring)."""
   config = CONFIGS[name]
   params, inputs_fn, forward, forward_backward, loss = _functions(
-      config, implementation, compute_dtype)
+      config, implementation, compute_dtype
+  )
   inputs = inputs_fn(config.num_steps)
   flops = step_flops(config) * config.num_steps
   loop_products = loop_products_gflops(config, compute_dtype)
-  result = {'config': name, 'implementation': implementation,
-            **dataclasses.asdict(config),
-            'forward_gflop_per_call': flops / 1e9,
-            'loop_products_gflops': loop_products}
+  result = {
+      'config': name,
+      'implementation': implementation,
+      **dataclasses.asdict(config),
+      'forward_gflop_per_call': flops / 1e9,
+      'loop_products_gflops': loop_products,
+  }
   for kind, fn, multiple in (
       ('forward', lambda: forward(params, inputs), 1),
-      ('forward_backward', lambda: forward_backward(params, inputs), 3)):
+      ('forward_backward', lambda: forward_backward(params, inputs), 3),
+  ):
     seconds = median_seconds(fn)
     gflops = multiple * flops / seconds / 1e9
     result[kind] = {
@@ -304,56 +366,78 @@ def measure(name: str, implementation: str, compute_dtype: str,
         'ms_per_step': seconds * 1e3 / config.num_steps,
         'gflops': gflops,
     }
-  compile_s = gradient_compile_seconds(loss, params, inputs_fn,
-                                       compile_lengths)
+  compile_s = gradient_compile_seconds(loss, params, inputs_fn, compile_lengths)
   if compile_s:
     result['forward_backward_compile_s'] = compile_s
   return result
 
 
 def main(argv):
+  """The command-line entry point; see the module docstring."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
   names = ALL if _CONFIG.value == ['all'] else tuple(_CONFIG.value)
   for name in names:
     if name not in CONFIGS:
-      raise app.UsageError(f'Unknown --config={name!r}; choose "all" or '
-                           f'from {sorted(CONFIGS)}.')
+      raise app.UsageError(
+          f'Unknown --config={name!r}; choose "all" or '
+          f'from {sorted(CONFIGS)}.'
+      )
   lengths = compile_lengths()
   for implementation in _IMPLEMENTATIONS.value:
     if implementation not in ('unroll', 'dynamic_unroll'):
       raise app.UsageError(
           f'Unknown --implementations entry {implementation!r}; choose from '
-          f'unroll, dynamic_unroll.')
-  compile_configs = (names if _COMPILE_CONFIGS.value == ['all']
-                     else tuple(_COMPILE_CONFIGS.value))
+          f'unroll, dynamic_unroll.'
+      )
+  compile_configs = (
+      names
+      if _COMPILE_CONFIGS.value == ['all']
+      else tuple(_COMPILE_CONFIGS.value)
+  )
   for name in compile_configs:
     if name not in names:
-      raise app.UsageError(f'--compile_configs entry {name!r} is not '
-                           f'measured; choose from {list(names)}.')
+      raise app.UsageError(
+          f'--compile_configs entry {name!r} is not '
+          f'measured; choose from {list(names)}.'
+      )
   dtype = _DTYPE.value
   # The yardstick is timed before and after, and the faster of the two is
   # used: a slow moment of a shared machine must not flatter the fractions.
   matmul_before = matmul_gflops(_MATMUL_SIZE.value, dtype)
-  results = [measure(name, implementation, dtype,
-                     lengths if name in compile_configs else [])
-             for name in names for implementation in _IMPLEMENTATIONS.value]
+  results = [
+      measure(
+          name,
+          implementation,
+          dtype,
+          lengths if name in compile_configs else [],
+      )
+      for name in names
+      for implementation in _IMPLEMENTATIONS.value
+  ]
   matmul_after = matmul_gflops(_MATMUL_SIZE.value, dtype)
   matmul = max(matmul_before, matmul_after)
   for result in results:
     result['loop_products_fraction_of_matmul'] = (
-        result['loop_products_gflops'] / matmul)
+        result['loop_products_gflops'] / matmul
+    )
     for kind in ('forward', 'forward_backward'):
       result[kind]['fraction_of_matmul'] = result[kind]['gflops'] / matmul
-  print(json.dumps({
-      'device': str(jax.devices()[0]),
-      'device_count': jax.device_count(),
-      'compute_dtype': dtype,
-      'matmul_size': _MATMUL_SIZE.value,
-      'matmul_gflops': matmul,
-      'matmul_gflops_before_and_after': [matmul_before, matmul_after],
-      'results': results,
-  }, indent=1))
+  print(
+      json.dumps(
+          {
+              'device': str(jax.devices()[0]),
+              'device_count': jax.device_count(),
+              'compute_dtype': dtype,
+              'matmul_size': _MATMUL_SIZE.value,
+              'matmul_gflops': matmul,
+              'matmul_gflops_before_and_after': [matmul_before, matmul_after],
+              'results': results,
+          },
+          indent=1,
+      )
+  )
+
 
 if __name__ == '__main__':
   app.run(main)

@@ -23,9 +23,13 @@ import os
 import numpy as np
 
 
-def write_split(path: str, num_tokens: int, vocab_size: int,
-                rng: np.random.Generator,
-                cover_vocabulary: bool = False) -> None:
+def write_split(
+    path: str,
+    num_tokens: int,
+    vocab_size: int,
+    rng: np.random.Generator,
+    cover_vocabulary: bool = False,
+) -> None:
   """Writes ``num_tokens`` (``<eos>`` included) of Zipf-distributed words.
 
   Args:
@@ -45,7 +49,7 @@ def write_split(path: str, num_tokens: int, vocab_size: int,
   with open(path + '.tmp', 'w', encoding='utf-8') as f:
     if cover_vocabulary:
       for start in range(0, words.size, 90):
-        line = words[start:start + 90]
+        line = words[start : start + 90]
         f.write(' ' + ' '.join(line) + ' \n')
         written += line.size + 1
     while written < num_tokens:
@@ -58,7 +62,7 @@ def write_split(path: str, num_tokens: int, vocab_size: int,
       for length in lengths:
         if written + length + 2 > num_tokens:
           length = max(0, num_tokens - written - 1)
-        lines.append(' ' + ' '.join(tokens[start:start + length]) + ' \n')
+        lines.append(' ' + ' '.join(tokens[start : start + length]) + ' \n')
         start += length
         written += length + 1
         if written >= num_tokens:

@@ -38,14 +38,18 @@ import numpy as np
 
 from benchmarks import synthetic_text
 
-_WORKDIR = flags.DEFINE_string('workdir', None,
-                               'Where the synthetic corpus and cache go.')
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'Where the synthetic corpus and cache go.'
+)
 _TRAIN_TOKENS = flags.DEFINE_integer(
-    'train_tokens', 103_227_021, 'Training tokens, <eos> included.',
-    lower_bound=1000)
-_VOCAB_SIZE = flags.DEFINE_integer('vocab_size', 267_735,
-                                   'Word types, <eos> included.',
-                                   lower_bound=10)
+    'train_tokens',
+    103_227_021,
+    'Training tokens, <eos> included.',
+    lower_bound=1000,
+)
+_VOCAB_SIZE = flags.DEFINE_integer(
+    'vocab_size', 267_735, 'Word types, <eos> included.', lower_bound=10
+)
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the synthetic text.')
 
 _SPLIT_TOKENS = {'valid': 217_646, 'test': 245_569}
@@ -58,11 +62,14 @@ def _measure(code: str) -> dict[str, float]:
   subprocess.run([sys.executable, '-c', code], check=True)
   wall = time.perf_counter() - start
   peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-  return {'wall_s': round(wall, 2),
-          'peak_rss_mib': round(max(peak, before) / 1024, 1)}
+  return {
+      'wall_s': round(wall, 2),
+      'peak_rss_mib': round(max(peak, before) / 1024, 1),
+  }
 
 
 def main(argv):
+  """The command-line entry point; see the module docstring."""
   del argv
   if not _WORKDIR.value:
     raise app.UsageError('--workdir is required.')
@@ -76,30 +83,47 @@ def main(argv):
     if not os.path.exists(path):
       synthetic_text.write_split(path, num_tokens, _VOCAB_SIZE.value, rng)
   subprocess.run(['rm', '-rf', cache_dir], check=True)
-  code = ('from rmc.data import wikitext; '
-          f'c = wikitext.load({data_dir!r}, cache_dir={cache_dir!r}); '
-          'print(len(c.vocabulary), {k: int(v.size) for k, v in '
-          'c.splits.items()})')
+  code = (
+      'from rmc.data import wikitext; '
+      f'c = wikitext.load({data_dir!r}, cache_dir={cache_dir!r}); '
+      'print(len(c.vocabulary), {k: int(v.size) for k, v in '
+      'c.splits.items()})'
+  )
   # ru_maxrss of children is a maximum over all of them: the first run is
   # the larger, so the second's figure is read from its own process.
   first = _measure(code)
   second_code = code + (
       '; import resource; print("rss", resource.getrusage('
-      'resource.RUSAGE_SELF).ru_maxrss)')
+      'resource.RUSAGE_SELF).ru_maxrss)'
+  )
   start = time.perf_counter()
-  out = subprocess.run([sys.executable, '-c', second_code], check=True,
-                       capture_output=True, text=True).stdout
-  second = {'wall_s': round(time.perf_counter() - start, 2),
-            'peak_rss_mib': round(int(out.split('rss')[-1]) / 1024, 1)}
+  out = subprocess.run(
+      [sys.executable, '-c', second_code],
+      check=True,
+      capture_output=True,
+      text=True,
+  ).stdout
+  second = {
+      'wall_s': round(time.perf_counter() - start, 2),
+      'peak_rss_mib': round(int(out.split('rss')[-1]) / 1024, 1),
+  }
   with open(os.path.join(cache_dir, 'manifest.json')) as f:
     manifest = json.load(f)
-  print(json.dumps({
-      'train_file_mib': round(os.path.getsize(
-          os.path.join(data_dir, 'wiki.train.tokens')) / 2**20, 1),
-      'vocab_size': manifest['vocab_size'],
-      'tokens': {s: r['tokens'] for s, r in manifest['splits'].items()},
-      'first_preparation': first,
-      'cached_load': second}))
+  print(
+      json.dumps(
+          {
+              'train_file_mib': round(
+                  os.path.getsize(os.path.join(data_dir, 'wiki.train.tokens'))
+                  / 2**20,
+                  1,
+              ),
+              'vocab_size': manifest['vocab_size'],
+              'tokens': {s: r['tokens'] for s, r in manifest['splits'].items()},
+              'first_preparation': first,
+              'cached_load': second,
+          }
+      )
+  )
 
 
 if __name__ == '__main__':

@@ -35,31 +35,49 @@ from experiments import common
 from rmc.data import wikitext_download
 
 _DATASET = flags.DEFINE_enum(
-    'dataset', 'wikitext-103', sorted(wikitext_download.ARCHIVES),
-    'Which WikiText to fetch.')
+    'dataset',
+    'wikitext-103',
+    sorted(wikitext_download.ARCHIVES),
+    'Which WikiText to fetch.',
+)
 _DATA_DIR = flags.DEFINE_string(
-    'data_dir', None, 'Directory to extract wiki.{train,valid,test}.tokens '
-    'into (created); the --data_dir of experiments.wikitext103.')
+    'data_dir',
+    None,
+    'Directory to extract wiki.{train,valid,test}.tokens '
+    'into (created); the --data_dir of experiments.wikitext103.',
+)
 _ARCHIVE = flags.DEFINE_string(
-    'archive', None, 'A local copy of the archive, verified and extracted '
-    'instead of downloading one.')
+    'archive',
+    None,
+    'A local copy of the archive, verified and extracted '
+    'instead of downloading one.',
+)
 _KEEP_ARCHIVE = flags.DEFINE_bool(
-    'keep_archive', False, 'Keep the downloaded archive in --data_dir.')
+    'keep_archive', False, 'Keep the downloaded archive in --data_dir.'
+)
 _TIMEOUT_S = flags.DEFINE_float(
-    'timeout_s', 60.0, 'Seconds to wait for the server at each read.')
+    'timeout_s', 60.0, 'Seconds to wait for the server at each read.'
+)
 
 
 def main(argv):
+  """The command-line entry point; see the module docstring."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
   if not _DATA_DIR.value:
     raise app.UsageError('--data_dir is required.')
   written = wikitext_download.fetch(
-      _DATASET.value, _DATA_DIR.value, archive_path=_ARCHIVE.value,
-      keep_archive=_KEEP_ARCHIVE.value, timeout_s=_TIMEOUT_S.value)
-  print(f'{_DATASET.value} is ready in {_DATA_DIR.value} '
-        f'({", ".join(sorted(written))}): pass --data_dir={_DATA_DIR.value} '
-        'to experiments.wikitext103.')
+      _DATASET.value,
+      _DATA_DIR.value,
+      archive_path=_ARCHIVE.value,
+      keep_archive=_KEEP_ARCHIVE.value,
+      timeout_s=_TIMEOUT_S.value,
+  )
+  print(
+      f'{_DATASET.value} is ready in {_DATA_DIR.value} '
+      f'({", ".join(sorted(written))}): pass --data_dir={_DATA_DIR.value} '
+      'to experiments.wikitext103.'
+  )
 
 
 if __name__ == '__main__':

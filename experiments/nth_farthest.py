@@ -65,94 +65,181 @@ from rmc import runs
 from rmc import training
 from rmc.data import nth_farthest
 
-flags.DEFINE_integer('num_objects', None,
-                     'Objects (vectors) per sequence, K.', lower_bound=2)
-flags.DEFINE_integer('num_features', None, 'Size of each vector.',
-                     lower_bound=1)
+flags.DEFINE_integer(
+    'num_objects', None, 'Objects (vectors) per sequence, K.', lower_bound=2
+)
+flags.DEFINE_integer(
+    'num_features', None, 'Size of each vector.', lower_bound=1
+)
 # Not `--curriculum`: that is Learning to Execute's, and the binaries'
 # flags share one process in the tests.
 flags.DEFINE_bool(
-    'rank_curriculum', None,
+    'rank_curriculum',
+    None,
     'Train with a curriculum over the queried rank n (off in every preset): '
     'first ask only for ranks 0 and 1, and add the next rank whenever the '
     'logged training accuracy reaches --rank_curriculum_threshold, until all '
     'K ranks are asked. The held-out set always asks for every rank; the '
-    'input encoding and the loss are unchanged.')
+    'input encoding and the loss are unchanged.',
+)
 flags.DEFINE_float(
-    'rank_curriculum_threshold', None,
+    'rank_curriculum_threshold',
+    None,
     'With --rank_curriculum: training accuracy (a fraction, averaged over '
     'one --log_every interval) at which the next rank is added.',
-    lower_bound=0.0, upper_bound=1.0)
+    lower_bound=0.0,
+    upper_bound=1.0,
+)
 common.finite_floats('rank_curriculum_threshold')
 _NUM_EXAMPLES = flags.DEFINE_integer(
-    'num_examples', 5, 'With --mode=predict: random sequences to show (drawn '
-    'from --seed).', lower_bound=1, upper_bound=1000)
+    'num_examples',
+    5,
+    'With --mode=predict: random sequences to show (drawn ' 'from --seed).',
+    lower_bound=1,
+    upper_bound=1000,
+)
 
-HYPERPARAMETERS = (('num_objects', 'num_features', 'rank_curriculum',
-                    'rank_curriculum_threshold')
-                   + common.COMMON_HYPERPARAMETERS)
+HYPERPARAMETERS = (
+    'num_objects',
+    'num_features',
+    'rank_curriculum',
+    'rank_curriculum_threshold',
+) + common.COMMON_HYPERPARAMETERS
 
 _RMC_DEFAULTS = dict(
-    num_blocks=1, key_size=None, attention_mlp_layers=2, gate_style='unit',
-    forget_bias=1.0, input_bias=0.0, attention_scale='key_size',
-    rank_curriculum=False, rank_curriculum_threshold=0.9)
+    num_blocks=1,
+    key_size=None,
+    attention_mlp_layers=2,
+    gate_style='unit',
+    forget_bias=1.0,
+    input_bias=0.0,
+    attention_scale='key_size',
+    rank_curriculum=False,
+    rank_curriculum_threshold=0.9,
+)
 # --core=dnc on the CPU presets: 8 slots of 64, 2 read and 1 write heads, a
 # 2-layer controller of 128.
-_CPU_DNC = common.dnc_preset(memory_size=8, word_size=64, num_reads=2,
-                             num_writes=1, controller_size=128)
+_CPU_DNC = common.dnc_preset(
+    memory_size=8, word_size=64, num_reads=2, num_writes=1, controller_size=128
+)
 
 # 3 objects, Adam 1e-3 with a warm-up and Sonnet's decay to 1e-4: the study's
 # first preset (experiments/results/nth_farthest_study.md), whose RMC left the
 # plateau for each of 3 seeds within 9 minutes on one CPU core, and the base
 # of `demo`.
 _CPU_K3 = dict(
-    num_objects=3, num_features=4, batch_size=16, learning_rate=1e-3,
-    min_learning_rate=1e-4, decay_steps=2000, decay_rate=0.9,
-    max_grad_norm=0.0, warmup_steps=5000, num_steps=900_000,
+    num_objects=3,
+    num_features=4,
+    batch_size=16,
+    learning_rate=1e-3,
+    min_learning_rate=1e-4,
+    decay_steps=2000,
+    decay_rate=0.9,
+    max_grad_norm=0.0,
+    warmup_steps=5000,
+    num_steps=900_000,
     time_budget_s=0.0,
-    steps_per_chunk=20, log_every=1000, eval_every=5000,
-    checkpoint_every=50_000, keep_checkpoints=3, eval_batches=128,
-    core='rmc', lstm_hidden_size=256, mem_slots=3, head_size=32,
-    num_heads=2, **_RMC_DEFAULTS, **_CPU_DNC)
+    steps_per_chunk=20,
+    log_every=1000,
+    eval_every=5000,
+    checkpoint_every=50_000,
+    keep_checkpoints=3,
+    eval_batches=128,
+    core='rmc',
+    lstm_hidden_size=256,
+    mem_slots=3,
+    head_size=32,
+    num_heads=2,
+    **_RMC_DEFAULTS,
+    **_CPU_DNC,
+)
 
 # Chosen by the study: 4 objects (Sonnet's example size), one memory per
 # object, and a learning rate 3.3x lower than `cpu_k3`'s (3e-4 decaying to
 # 3e-5, the LSTM's best at 3 objects), which took the RMC's exit from the
 # plateau at 4 objects from 615,000 steps to 240,000 for seed 0.
 _CPU = dict(
-    _CPU_K3, num_objects=4, mem_slots=4, learning_rate=3e-4,
-    min_learning_rate=3e-5, num_steps=600_000)
+    _CPU_K3,
+    num_objects=4,
+    mem_slots=4,
+    learning_rate=3e-4,
+    min_learning_rate=3e-5,
+    num_steps=600_000,
+)
 
 PRESETS: dict[str, dict[str, Any]] = {
     'paper': dict(
-        num_objects=8, num_features=16, batch_size=1600, learning_rate=1e-4,
-        min_learning_rate=8e-5, decay_steps=10_000, decay_rate=0.9,
-        max_grad_norm=0.0, warmup_steps=0, num_steps=1_000_000,
+        num_objects=8,
+        num_features=16,
+        batch_size=1600,
+        learning_rate=1e-4,
+        min_learning_rate=8e-5,
+        decay_steps=10_000,
+        decay_rate=0.9,
+        max_grad_norm=0.0,
+        warmup_steps=0,
+        num_steps=1_000_000,
         time_budget_s=0.0,
-        steps_per_chunk=10, log_every=100, eval_every=1000,
-        checkpoint_every=5000, keep_checkpoints=3, eval_batches=10,
-        core='rmc', lstm_hidden_size=1024, mem_slots=8, head_size=32,
-        num_heads=8, **_RMC_DEFAULTS,
+        steps_per_chunk=10,
+        log_every=100,
+        eval_every=1000,
+        checkpoint_every=5000,
+        keep_checkpoints=3,
+        eval_batches=10,
+        core='rmc',
+        lstm_hidden_size=1024,
+        mem_slots=8,
+        head_size=32,
+        num_heads=8,
+        **_RMC_DEFAULTS,
         # The paper's DNC grid: 1, 8 or 16 slots of 128, 512 or 1024 (the
         # controller's size), 1, 2 or 4 read and write heads, a 2-layer
         # controller. This is one point of it.
-        **common.dnc_preset(memory_size=16, word_size=512, num_reads=4,
-                            num_writes=1, controller_size=512)),
+        **common.dnc_preset(
+            memory_size=16,
+            word_size=512,
+            num_reads=4,
+            num_writes=1,
+            controller_size=512,
+        ),
+    ),
     'cpu': _CPU,
     'cpu_k3': _CPU_K3,
     # The first 100,000 steps of `cpu_k3` (about 4 minutes on one core):
     # with seed 0 the RMC leaves the plateau at about 85,000 of them.
     'demo': dict(_CPU_K3, num_steps=100_000),
     'smoke': dict(
-        num_objects=3, num_features=2, batch_size=16, learning_rate=3e-3,
-        min_learning_rate=1e-3, decay_steps=100, decay_rate=0.9,
-        max_grad_norm=1.0, warmup_steps=0, num_steps=40, time_budget_s=0.0,
-        steps_per_chunk=5, log_every=10, eval_every=20,
-        checkpoint_every=20, keep_checkpoints=2, eval_batches=2,
-        core='rmc', lstm_hidden_size=16, mem_slots=2, head_size=4,
-        num_heads=2, **_RMC_DEFAULTS,
-        **common.dnc_preset(memory_size=4, word_size=4, num_reads=2,
-                            num_writes=1, controller_size=8)),
+        num_objects=3,
+        num_features=2,
+        batch_size=16,
+        learning_rate=3e-3,
+        min_learning_rate=1e-3,
+        decay_steps=100,
+        decay_rate=0.9,
+        max_grad_norm=1.0,
+        warmup_steps=0,
+        num_steps=40,
+        time_budget_s=0.0,
+        steps_per_chunk=5,
+        log_every=10,
+        eval_every=20,
+        checkpoint_every=20,
+        keep_checkpoints=2,
+        eval_batches=2,
+        core='rmc',
+        lstm_hidden_size=16,
+        mem_slots=2,
+        head_size=4,
+        num_heads=2,
+        **_RMC_DEFAULTS,
+        **common.dnc_preset(
+            memory_size=4,
+            word_size=4,
+            num_reads=2,
+            num_writes=1,
+            controller_size=8,
+        ),
+    ),
 }
 DEFAULT_PRESET = 'demo'
 
@@ -185,22 +272,32 @@ class RankCurriculum:
     return self._num_ranks
 
   def batches(self, first_step: int, num_steps: int) -> np.ndarray:
+    """The data of steps ``[first_step, first_step + num_steps)``."""
     del first_step  # The level changes only between logs.
     return np.full([num_steps], self._num_ranks, np.int32)  # [num_steps]
 
   def state(self) -> dict[str, np.ndarray]:
+    """What a checkpoint keeps of this data."""
     return {'curriculum_num_ranks': np.asarray(self._num_ranks, np.int32)}
 
   def restore(self, state: dict[str, np.ndarray]) -> None:
+    """Continues from what :meth:`state` returned."""
     self._num_ranks = int(state['curriculum_num_ranks'])
 
   def observe(self, record: dict[str, Any]) -> None:
-    if (self._num_ranks < self._num_objects
-        and record['accuracy'] >= self._threshold):
+    """Sees a logged training record (e.g. to advance a curriculum)."""
+    if (
+        self._num_ranks < self._num_objects
+        and record['accuracy'] >= self._threshold
+    ):
       self._num_ranks += 1
-      logging.info('Curriculum: training accuracy %.4f at step %d; now '
-                   'asking ranks 0..%d.', record['accuracy'], record['step'],
-                   self._num_ranks - 1)
+      logging.info(
+          'Curriculum: training accuracy %.4f at step %d; now '
+          'asking ranks 0..%d.',
+          record['accuracy'],
+          record['step'],
+          self._num_ranks - 1,
+      )
 
 
 def _keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -212,18 +309,23 @@ def _keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
 def _generator(config: dict[str, Any]):
   """``generate(key, num_ranks=None)`` of the configured sizes."""
   return functools.partial(
-      nth_farthest.generate, batch_size=config['batch_size'],
-      num_objects=config['num_objects'], num_features=config['num_features'])
+      nth_farthest.generate,
+      batch_size=config['batch_size'],
+      num_objects=config['num_objects'],
+      num_features=config['num_features'],
+  )
 
 
 def held_out_set(config: dict[str, Any], seed: int) -> nth_farthest.Batch:
   """The fixed held-out set: leaves ``[eval_batches, batch_size, ...]``."""
   return jax.jit(jax.vmap(_generator(config)))(
-      jax.random.split(_keys(seed)[2], config['eval_batches']))
+      jax.random.split(_keys(seed)[2], config['eval_batches'])
+  )
 
 
 def initial_state(
-    config: dict[str, Any], seed: int,
+    config: dict[str, Any],
+    seed: int,
 ) -> tuple[training.TrainState, training.HostData | None]:
   """A run's step-0 training state and its host data (None: none).
 
@@ -231,17 +333,23 @@ def initial_state(
   """
   init_key, train_key, _ = _keys(seed)
   example = jax.eval_shape(_generator(config), init_key)
-  params = jax.jit(runs.nth_farthest_model(config).init)(init_key,
-                                                         example.inputs)
+  params = jax.jit(runs.nth_farthest_model(config).init)(
+      init_key, example.inputs
+  )
   optimizer, _ = common.optimizer(config)
-  data = (RankCurriculum(config['num_objects'],
-                         config['rank_curriculum_threshold'])
-          if config['rank_curriculum'] else None)
+  data = (
+      RankCurriculum(config['num_objects'], config['rank_curriculum_threshold'])
+      if config['rank_curriculum']
+      else None
+  )
   return training.init_state(params, optimizer, train_key), data
 
 
-def make_evaluate(config: dict[str, Any], seed: int,
-                  parallel: rmc_parallel.DataParallel | None = None):
+def make_evaluate(
+    config: dict[str, Any],
+    seed: int,
+    parallel: rmc_parallel.DataParallel | None = None,
+):
   """``evaluate(params) -> {name: mean}`` on the run's held-out set.
 
   The figures are ``loss``, ``accuracy`` and the accuracy split by the
@@ -257,18 +365,24 @@ def make_evaluate(config: dict[str, Any], seed: int,
     rank = jnp.argmax(batch.inputs[:, 0, -k:], axis=-1)  # [B], the n one-hot.
     correct = jnp.argmax(logits, axis=-1) == batch.labels  # [B]
     # Rank 0 asks for the reference itself, readable from its one-hot.
-    for name, mask in (('accuracy_rank_0', rank == 0),
-                       ('accuracy_other_ranks', rank != 0)):
-      metrics[name] = (jnp.sum(correct & mask)
-                       / jnp.maximum(jnp.sum(mask), 1))
+    for name, mask in (
+        ('accuracy_rank_0', rank == 0),
+        ('accuracy_other_ranks', rank != 0),
+    ):
+      metrics[name] = jnp.sum(correct & mask) / jnp.maximum(jnp.sum(mask), 1)
     return metrics
 
-  return training.make_evaluator(eval_metrics_fn, held_out_set(config, seed),
-                                 parallel)
+  return training.make_evaluator(
+      eval_metrics_fn, held_out_set(config, seed), parallel
+  )
 
 
-def run(config: dict[str, Any], workdir: str, seed: int,
-        parallel: rmc_parallel.DataParallel | None = None) -> dict[str, Any]:
+def run(
+    config: dict[str, Any],
+    workdir: str,
+    seed: int,
+    parallel: rmc_parallel.DataParallel | None = None,
+) -> dict[str, Any]:
   """Trains and evaluates one Nth Farthest model.
 
   Args:
@@ -295,7 +409,8 @@ def run(config: dict[str, Any], workdir: str, seed: int,
     else:
       data = batch
     metrics = models.classification_metrics(
-        model.apply(params, data.inputs), data.labels)
+        model.apply(params, data.inputs), data.labels
+    )
     aux = {'accuracy': metrics['accuracy']}
     if curriculum:
       aux['curriculum_num_ranks'] = batch.astype(jnp.float32)
@@ -307,19 +422,27 @@ def run(config: dict[str, Any], workdir: str, seed: int,
   if common.SYNTHETIC_INPUT.value:
     rows = parallel.process_rows(config['batch_size'])
     data = training.SyntheticData(
-        jax.tree.map(lambda x: np.asarray(x)[rows],
-                     jax.jit(generate)(state.rng)), parallel)
+        jax.tree.map(
+            lambda x: np.asarray(x)[rows], jax.jit(generate)(state.rng)
+        ),
+        parallel,
+    )
   return training.train(
       workdir=workdir,
       state=state,
       train_chunk=training.make_train_chunk(
-          loss_fn, optimizer, schedule, parallel=parallel,
-          batch_axes=None if curriculum else 0),
+          loss_fn,
+          optimizer,
+          schedule,
+          parallel=parallel,
+          batch_axes=None if curriculum else 0,
+      ),
       evaluate=make_evaluate(config, seed, parallel),
       config=common.loop_config(config),
       data=data,
       parallel=parallel,
-      tensorboard=common.TENSORBOARD.value)
+      tensorboard=common.TENSORBOARD.value,
+  )
 
 
 def plateau(num_objects: int) -> tuple[float, float]:
@@ -337,26 +460,37 @@ def _report(evaluation: dict[str, Any], config: dict[str, Any]) -> None:
   k = config['num_objects']
   held_out = config['eval_batches'] * config['batch_size']
   plateau_overall, plateau_other = plateau(k)
-  stopped = (f', stopped by {evaluation["stopped_by"]}'
-             if 'stopped_by' in evaluation else '')
-  print(f'Held-out accuracy {evaluation["eval_accuracy"]:.4f} '
-        f'(rank 0: {evaluation["eval_accuracy_rank_0"]:.4f}, other ranks: '
-        f'{evaluation["eval_accuracy_other_ranks"]:.4f}; loss '
-        f'{evaluation["eval_loss"]:.4f}, {held_out} sequences) at step '
-        f'{evaluation["step"]}{stopped}.')
-  print(f'With {k} objects chance is {1 / k:.4f}; the plateau where only '
-        f'rank 0 (the reference) is solved is {plateau_overall:.4f} overall, '
-        f'{plateau_other:.4f} on the other ranks.')
+  stopped = (
+      f', stopped by {evaluation["stopped_by"]}'
+      if 'stopped_by' in evaluation
+      else ''
+  )
+  print(
+      f'Held-out accuracy {evaluation["eval_accuracy"]:.4f} '
+      f'(rank 0: {evaluation["eval_accuracy_rank_0"]:.4f}, other ranks: '
+      f'{evaluation["eval_accuracy_other_ranks"]:.4f}; loss '
+      f'{evaluation["eval_loss"]:.4f}, {held_out} sequences) at step '
+      f'{evaluation["step"]}{stopped}.'
+  )
+  print(
+      f'With {k} objects chance is {1 / k:.4f}; the plateau where only '
+      f'rank 0 (the reference) is solved is {plateau_overall:.4f} overall, '
+      f'{plateau_other:.4f} on the other ranks.'
+  )
 
 
 def evaluate_main() -> None:
   """``--mode=evaluate``: the held-out set, scored by a checkpoint."""
-  _report(*common.evaluate_held_out('nth_farthest', HYPERPARAMETERS,
-                                    make_evaluate, 'eval_sequences'))
+  _report(
+      *common.evaluate_held_out(
+          'nth_farthest', HYPERPARAMETERS, make_evaluate, 'eval_sequences'
+      )
+  )
 
 
-def predictions(run: runs.Run, num_examples: int,
-                seed: int) -> list[dict[str, Any]]:
+def predictions(
+    run: runs.Run, num_examples: int, seed: int
+) -> list[dict[str, Any]]:
   """The model's answers to random sequences of the run's task.
 
   Args:
@@ -371,22 +505,30 @@ def predictions(run: runs.Run, num_examples: int,
   """
   config = run.hyperparameters
   k, f = config['num_objects'], config['num_features']
-  batch = jax.jit(functools.partial(
-      nth_farthest.generate, batch_size=num_examples, num_objects=k,
-      num_features=f))(jax.random.key(seed))
+  batch = jax.jit(
+      functools.partial(
+          nth_farthest.generate,
+          batch_size=num_examples,
+          num_objects=k,
+          num_features=f,
+      )
+  )(jax.random.key(seed))
   logits = jax.jit(run.model.apply)(run.params, batch.inputs)  # [S, K]
   inputs = np.asarray(batch.inputs)  # [S, K, F + 3K]
   probabilities = np.asarray(jax.nn.softmax(logits, axis=-1))
   examples = []
   for s in range(num_examples):
-    ids = np.argmax(inputs[s, :, f:f + k], axis=-1)  # [K], rows' object ids.
-    examples.append({
-        'vectors': inputs[s, np.argsort(ids), :f],  # [K, F]
-        'reference': int(np.argmax(inputs[s, 0, f + k:f + 2 * k])),
-        'rank': int(np.argmax(inputs[s, 0, f + 2 * k:])),
-        'answer': int(batch.labels[s]),
-        'predicted': int(np.argmax(probabilities[s])),
-        'probabilities': probabilities[s]})
+    ids = np.argmax(inputs[s, :, f : f + k], axis=-1)  # [K], rows' object ids.
+    examples.append(
+        {
+            'vectors': inputs[s, np.argsort(ids), :f],  # [K, F]
+            'reference': int(np.argmax(inputs[s, 0, f + k : f + 2 * k])),
+            'rank': int(np.argmax(inputs[s, 0, f + 2 * k :])),
+            'answer': int(batch.labels[s]),
+            'predicted': int(np.argmax(probabilities[s])),
+            'probabilities': probabilities[s],
+        }
+    )
   return examples
 
 
@@ -394,40 +536,54 @@ def predict_main() -> None:
   """``--mode=predict``: questions, the model's answers and the right ones."""
   run, _ = common.trained_run('nth_farthest', HYPERPARAMETERS)
   examples = predictions(run, _NUM_EXAMPLES.value, common.SEED.value)
-  print(f'Nth Farthest, step {run.step} of {run.workdir}: which object is '
-        'at rank n in distance from the reference (n=0: the reference '
-        'itself, then nearest first)?')
+  print(
+      f'Nth Farthest, step {run.step} of {run.workdir}: which object is '
+      'at rank n in distance from the reference (n=0: the reference '
+      'itself, then nearest first)?'
+  )
   for s, example in enumerate(examples):
     reference = example['vectors'][example['reference']]
     distances = np.linalg.norm(example['vectors'] - reference, axis=-1)
-    print(f'\nSequence {s}: rank n={example["rank"]} from object '
-          f'{example["reference"]}.')
+    print(
+        f'\nSequence {s}: rank n={example["rank"]} from object '
+        f'{example["reference"]}.'
+    )
     for i, vector in enumerate(example['vectors']):
       features = ' '.join(f'{x:+.2f}' for x in vector)
       print(f'  object {i}: distance {distances[i]:.3f}  [{features}]')
     predicted = example['predicted']
     verdict = 'right' if predicted == example['answer'] else 'wrong'
-    print(f'  Answer: object {example["answer"]}. The model says object '
-          f'{predicted} (p={example["probabilities"][predicted]:.3f}): '
-          f'{verdict}.')
+    print(
+        f'  Answer: object {example["answer"]}. The model says object '
+        f'{predicted} (p={example["probabilities"][predicted]:.3f}): '
+        f'{verdict}.'
+    )
   right = sum(e['predicted'] == e['answer'] for e in examples)
   print(f'\n{right} of {len(examples)} right.')
 
 
 def main(argv):
+  """The command-line entry point; see the module docstring."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
-  if common.run_other_mode('nth_farthest', {'evaluate': evaluate_main,
-                                            'predict': predict_main}):
+  if common.run_other_mode(
+      'nth_farthest', {'evaluate': evaluate_main, 'predict': predict_main}
+  ):
     return
   config = common.resolve_config(PRESETS, DEFAULT_PRESET, HYPERPARAMETERS)
   if config['rank_curriculum'] and common.SYNTHETIC_INPUT.value:
-    raise app.UsageError('--synthetic_input feeds one fixed batch; it cannot '
-                         'follow --rank_curriculum.')
+    raise app.UsageError(
+        '--synthetic_input feeds one fixed batch; it cannot '
+        'follow --rank_curriculum.'
+    )
   parallel = common.data_parallel(('batch_size', config['batch_size']))
   evaluation = common.run_and_report(
-      run, config, parallel, 'nth_farthest',
-      data={'generator': 'rmc.data.nth_farthest.generate'})
+      run,
+      config,
+      parallel,
+      'nth_farthest',
+      data={'generator': 'rmc.data.nth_farthest.generate'},
+  )
   if evaluation is None:
     return
   _report(evaluation, config)

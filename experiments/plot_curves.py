@@ -32,17 +32,23 @@ from rmc import metrics
 # Not `required=True`: that would break flag parsing for every binary imported
 # into the same process (as in the tests); main() checks it instead.
 _METRICS = flags.DEFINE_list(
-    'metrics', None, 'Comma-separated metrics.jsonl files to plot (required).')
+    'metrics', None, 'Comma-separated metrics.jsonl files to plot (required).'
+)
 _LABELS = flags.DEFINE_list(
-    'labels', None, 'Legend label per file (default: the file paths).')
+    'labels', None, 'Legend label per file (default: the file paths).'
+)
 _TITLE = flags.DEFINE_string('title', '', 'Figure title.')
 _X = flags.DEFINE_enum(
-    'x', 'step', ['step', 'elapsed_s'],
+    'x',
+    'step',
+    ['step', 'elapsed_s'],
     'Horizontal axis: optimizer steps or seconds of training (summed over '
-    'the processes of a resumed run).')
+    'the processes of a resumed run).',
+)
 
 
 def main(argv):
+  """The command-line entry point; see the module docstring."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
   if not _METRICS.value:
@@ -51,30 +57,38 @@ def main(argv):
   if len(labels) != len(_METRICS.value):
     raise app.UsageError(
         f'--labels has {len(labels)} entries for {len(_METRICS.value)} '
-        'files.')
+        'files.'
+    )
   try:
     import matplotlib  # pylint: disable=g-import-not-at-top
+
     matplotlib.use('Agg')
     from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise app.UsageError(
-        "matplotlib is needed: pip install -e '.[plot]'") from e
+        "matplotlib is needed: pip install -e '.[plot]'"
+    ) from e
 
   figure, (accuracy_axis, loss_axis) = pyplot.subplots(
-      1, 2, figsize=(11, 4), constrained_layout=True)
+      1, 2, figsize=(11, 4), constrained_layout=True
+  )
   # Seconds summed over the processes of a resumed run.
   x_key = 'step' if _X.value == 'step' else 'total_s'
-  for path, label in zip(_METRICS.value, labels):
+  for path, label in zip(_METRICS.value, labels, strict=True):
     records = metrics.with_total_time(metrics.read_records(path))
     if not records:
       raise app.UsageError(f'{path} holds no metric records.')
     train = [r for r in records if r.get('split') == 'train']
     evaluation = [r for r in records if r.get('split') == 'eval']
-    accuracy_axis.plot([r[x_key] for r in evaluation],
-                       [r['eval_accuracy'] for r in evaluation],
-                       marker='.', label=label)
-    loss_axis.plot([r[x_key] for r in train], [r['loss'] for r in train],
-                   label=label)
+    accuracy_axis.plot(
+        [r[x_key] for r in evaluation],
+        [r['eval_accuracy'] for r in evaluation],
+        marker='.',
+        label=label,
+    )
+    loss_axis.plot(
+        [r[x_key] for r in train], [r['loss'] for r in train], label=label
+    )
   x_label = 'step' if _X.value == 'step' else 'seconds of training'
   accuracy_axis.set(xlabel=x_label, ylabel='held-out accuracy')
   loss_axis.set(xlabel=x_label, ylabel='training loss')

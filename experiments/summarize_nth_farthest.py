@@ -38,16 +38,23 @@ from experiments import nth_farthest
 from rmc import metrics
 
 _WORKDIRS = flags.DEFINE_list(
-    'workdirs', None, 'Comma-separated work directories (required).')
+    'workdirs', None, 'Comma-separated work directories (required).'
+)
 _MARGIN = flags.DEFINE_float(
-    'margin', 0.10, 'Other-ranks accuracy above the plateau 1/(K-1) that '
-    'counts as having left it (a fraction).', lower_bound=0.0,
-    upper_bound=1.0)
+    'margin',
+    0.10,
+    'Other-ranks accuracy above the plateau 1/(K-1) that '
+    'counts as having left it (a fraction).',
+    lower_bound=0.0,
+    upper_bound=1.0,
+)
 common.finite_floats('margin')
 
-HEADER = ('| run | steps | minutes | overall | rank 0 | other ranks | '
-          'left the plateau (step / min) | 90% overall (step / min) |\n'
-          '|---|---|---|---|---|---|---|---|')
+HEADER = (
+    '| run | steps | minutes | overall | rank 0 | other ranks | '
+    'left the plateau (step / min) | 90% overall (step / min) |\n'
+    '|---|---|---|---|---|---|---|---|'
+)
 
 
 def _when(record: dict[str, Any] | None) -> str:
@@ -56,8 +63,9 @@ def _when(record: dict[str, Any] | None) -> str:
   return f'{record["step"] / 1000:.0f}k / {record["total_s"] / 60:.1f}'
 
 
-def summarize(records: list[dict[str, Any]], num_objects: int,
-              margin: float = 0.10) -> dict[str, Any]:
+def summarize(
+    records: list[dict[str, Any]], num_objects: int, margin: float = 0.10
+) -> dict[str, Any]:
   """The study's figures of one run's metric records.
 
   Args:
@@ -69,18 +77,22 @@ def summarize(records: list[dict[str, Any]], num_objects: int,
     ``{'last': the last evaluation, 'left': the first evaluation above the
     plateau or None, 'ninety': the first at 90% overall or None}``.
   """
-  evaluations = [r for r in metrics.with_total_time(records)
-                 if r.get('split') == 'eval']
+  evaluations = [
+      r for r in metrics.with_total_time(records) if r.get('split') == 'eval'
+  ]
   if not evaluations:
     raise ValueError('no evaluation records')
   threshold = nth_farthest.plateau(num_objects)[1] + margin
-  left = next((r for r in evaluations
-               if r['eval_accuracy_other_ranks'] >= threshold), None)
+  left = next(
+      (r for r in evaluations if r['eval_accuracy_other_ranks'] >= threshold),
+      None,
+  )
   ninety = next((r for r in evaluations if r['eval_accuracy'] >= 0.9), None)
   return {'last': evaluations[-1], 'left': left, 'ninety': ninety}
 
 
 def main(argv):
+  """The command-line entry point; see the module docstring."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
   num_objects = flags.FLAGS.num_objects  # The binary's flag: K of the runs.
@@ -90,16 +102,19 @@ def main(argv):
   for workdir in _WORKDIRS.value:
     path = os.path.join(workdir, 'metrics.jsonl')
     try:
-      figures = summarize(metrics.read_records(path), num_objects,
-                          _MARGIN.value)
+      figures = summarize(
+          metrics.read_records(path), num_objects, _MARGIN.value
+      )
     except (OSError, ValueError) as e:
       raise app.UsageError(f'{path}: {e}') from e
     last = figures['last']
-    print(f'| {os.path.basename(os.path.normpath(workdir))} '
-          f'| {last["step"] / 1000:.0f}k | {last["total_s"] / 60:.1f} '
-          f'| {last["eval_accuracy"]:.1%} | {last["eval_accuracy_rank_0"]:.1%} '
-          f'| {last["eval_accuracy_other_ranks"]:.1%} '
-          f'| {_when(figures["left"])} | {_when(figures["ninety"])} |')
+    print(
+        f'| {os.path.basename(os.path.normpath(workdir))} '
+        f'| {last["step"] / 1000:.0f}k | {last["total_s"] / 60:.1f} '
+        f'| {last["eval_accuracy"]:.1%} | {last["eval_accuracy_rank_0"]:.1%} '
+        f'| {last["eval_accuracy_other_ranks"]:.1%} '
+        f'| {_when(figures["left"])} | {_when(figures["ninety"])} |'
+    )
 
 
 if __name__ == '__main__':

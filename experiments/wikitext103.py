@@ -17,7 +17,8 @@ Usage (from the repository root):
 
   python -m experiments.wikitext103 --preset=paper \
       --data_dir=/data/wikitext-103 --workdir=/tmp/wt103
-  # Small scale on WikiText-2's validation and test text (data/): train on valid, test on test.
+  # Small scale on WikiText-2's validation and test text (data/): train on
+  # valid, test on test.
   python -m experiments.wikitext103 \
       --data_dir=data/wikitext-2-subset \
       --vocab_split=valid --train_split=valid --valid_split=test \
@@ -72,115 +73,234 @@ from rmc import training
 from rmc.data import wikitext
 
 _DATA_DIR = flags.DEFINE_string(
-    'data_dir', None, 'Directory with wiki.{train,valid,test}.tokens or '
-    '{train,valid,test}.txt.')
+    'data_dir',
+    None,
+    'Directory with wiki.{train,valid,test}.tokens or '
+    '{train,valid,test}.txt.',
+)
 _CACHE_DIR = flags.DEFINE_string(
-    'cache_dir', None, 'Where the encoded splits and vocab.txt are cached; '
-    'default <data_dir>/rmc_cache.')
+    'cache_dir',
+    None,
+    'Where the encoded splits and vocab.txt are cached; '
+    'default <data_dir>/rmc_cache.',
+)
 _VOCAB_SPLIT = flags.DEFINE_string(
-    'vocab_split', 'train', 'Split the vocabulary is built from.')
-_TRAIN_SPLIT = flags.DEFINE_string('train_split', 'train',
-                                   'Split trained on.')
+    'vocab_split', 'train', 'Split the vocabulary is built from.'
+)
+_TRAIN_SPLIT = flags.DEFINE_string('train_split', 'train', 'Split trained on.')
 _VALID_SPLIT = flags.DEFINE_string(
-    'valid_split', 'valid', 'Split scored every --eval_every steps.')
-_TEST_SPLIT = flags.DEFINE_string('test_split', 'test',
-                                  'Split scored at the end.')
+    'valid_split', 'valid', 'Split scored every --eval_every steps.'
+)
+_TEST_SPLIT = flags.DEFINE_string(
+    'test_split', 'test', 'Split scored at the end.'
+)
 
-flags.DEFINE_integer('unroll_length', None,
-                     'Truncated-BPTT segment length T (time steps).',
-                     lower_bound=1)
-flags.DEFINE_integer('embed_size', None, 'Word embedding width.',
-                     lower_bound=1)
-flags.DEFINE_float('dropout_rate', None,
-                   'Dropout on the embeddings while training, in [0, 1).',
-                   lower_bound=0.0, upper_bound=0.99)
-flags.DEFINE_enum('softmax', None, list(models.SOFTMAXES),
-                  'Output layer: a softmax tied to the embedding (the '
-                  'paper\'s) or an adaptive softmax.')
-flags.DEFINE_list('adaptive_cutoffs', None,
-                  'Adaptive softmax cluster starts (word ids, increasing), '
-                  'e.g. 20000,40000,200000 for WikiText-103.')
-flags.DEFINE_float('adaptive_div_value', None,
-                   'Adaptive softmax: each tail cluster projects to a width '
-                   'this many times smaller than the previous.',
-                   lower_bound=1.0)
+flags.DEFINE_integer(
+    'unroll_length',
+    None,
+    'Truncated-BPTT segment length T (time steps).',
+    lower_bound=1,
+)
+flags.DEFINE_integer('embed_size', None, 'Word embedding width.', lower_bound=1)
+flags.DEFINE_float(
+    'dropout_rate',
+    None,
+    'Dropout on the embeddings while training, in [0, 1).',
+    lower_bound=0.0,
+    upper_bound=0.99,
+)
+flags.DEFINE_enum(
+    'softmax',
+    None,
+    list(models.SOFTMAXES),
+    'Output layer: a softmax tied to the embedding (the '
+    "paper's) or an adaptive softmax.",
+)
+flags.DEFINE_list(
+    'adaptive_cutoffs',
+    None,
+    'Adaptive softmax cluster starts (word ids, increasing), '
+    'e.g. 20000,40000,200000 for WikiText-103.',
+)
+flags.DEFINE_float(
+    'adaptive_div_value',
+    None,
+    'Adaptive softmax: each tail cluster projects to a width '
+    'this many times smaller than the previous.',
+    lower_bound=1.0,
+)
 common.finite_floats('dropout_rate', 'adaptive_div_value')
 flags.DEFINE_integer(
-    'loss_chunk_size', None,
+    'loss_chunk_size',
+    None,
     'Time steps whose [steps, batch, vocabulary] logits the softmax computes '
     'at once, forward and backward (recomputed there); 0 for the whole '
     'segment. Results are the same; smaller chunks need less memory.',
-    lower_bound=0)
+    lower_bound=0,
+)
 _SPLIT = flags.DEFINE_string(
-    'split', 'test', 'With --mode=evaluate: the split to score.')
+    'split', 'test', 'With --mode=evaluate: the split to score.'
+)
 _PROMPT = flags.DEFINE_string(
-    'prompt', '', 'With --mode=sample: the text to continue (words split on '
+    'prompt',
+    '',
+    'With --mode=sample: the text to continue (words split on '
     'spaces, as in WikiText; words not in the vocabulary become <unk>). The '
-    'model first reads <eos>, as at the start of a line.')
+    'model first reads <eos>, as at the start of a line.',
+)
 _NUM_WORDS = flags.DEFINE_integer(
-    'num_words', 50, 'With --mode=sample: words to draw.', lower_bound=1)
+    'num_words', 50, 'With --mode=sample: words to draw.', lower_bound=1
+)
 _TEMPERATURE = flags.DEFINE_float(
-    'temperature', 1.0, 'With --mode=sample: divides the log-probabilities '
+    'temperature',
+    1.0,
+    'With --mode=sample: divides the log-probabilities '
     'before drawing; 0 takes the most likely word (greedy).',
-    lower_bound=0.0)
+    lower_bound=0.0,
+)
 _TOP_K = flags.DEFINE_integer(
-    'top_k', 0, 'With --mode=sample: draw only from the k most likely '
-    'words; 0 for all.', lower_bound=0)
+    'top_k',
+    0,
+    'With --mode=sample: draw only from the k most likely ' 'words; 0 for all.',
+    lower_bound=0,
+)
 common.finite_floats('temperature')
 
-flags.DEFINE_integer('eval_batch_size', None,
-                     'Columns for evaluation; 1 carries the state through '
-                     'the whole split (the paper\'s protocol).',
-                     lower_bound=1)
+flags.DEFINE_integer(
+    'eval_batch_size',
+    None,
+    'Columns for evaluation; 1 carries the state through '
+    "the whole split (the paper's protocol).",
+    lower_bound=1,
+)
 
 HYPERPARAMETERS = (
-    'unroll_length', 'embed_size', 'dropout_rate', 'softmax',
-    'adaptive_cutoffs', 'adaptive_div_value', 'loss_chunk_size',
-    'eval_batch_size') + tuple(
-        name for name in common.COMMON_HYPERPARAMETERS
-        if name != 'eval_batches')
+    'unroll_length',
+    'embed_size',
+    'dropout_rate',
+    'softmax',
+    'adaptive_cutoffs',
+    'adaptive_div_value',
+    'loss_chunk_size',
+    'eval_batch_size',
+) + tuple(
+    name for name in common.COMMON_HYPERPARAMETERS if name != 'eval_batches'
+)
 
 _RMC_DEFAULTS = dict(
-    num_blocks=1, key_size=None, gate_style='unit', forget_bias=1.0,
-    input_bias=0.0, attention_scale='key_size')
-_SOFTMAX_DEFAULTS = dict(softmax='tied', adaptive_cutoffs=[],
-                         adaptive_div_value=4.0)
+    num_blocks=1,
+    key_size=None,
+    gate_style='unit',
+    forget_bias=1.0,
+    input_bias=0.0,
+    attention_scale='key_size',
+)
+_SOFTMAX_DEFAULTS = dict(
+    softmax='tied', adaptive_cutoffs=[], adaptive_div_value=4.0
+)
 
 PRESETS: dict[str, dict[str, Any]] = {
     'paper': dict(
-        unroll_length=100, embed_size=512, dropout_rate=0.5,
-        eval_batch_size=1, batch_size=64, loss_chunk_size=10,
+        unroll_length=100,
+        embed_size=512,
+        dropout_rate=0.5,
+        eval_batch_size=1,
+        batch_size=64,
+        loss_chunk_size=10,
         **common.constant_learning_rate(1e-3),
-        max_grad_norm=0.1, warmup_steps=0, num_steps=250_000, time_budget_s=0.0,
-        steps_per_chunk=10, log_every=100, eval_every=5000,
-        checkpoint_every=5000, keep_checkpoints=3, core='rmc',
-        lstm_hidden_size=2048, mem_slots=1, head_size=625, num_heads=4,
-        attention_mlp_layers=5, **_RMC_DEFAULTS, **_SOFTMAX_DEFAULTS,
+        max_grad_norm=0.1,
+        warmup_steps=0,
+        num_steps=250_000,
+        time_budget_s=0.0,
+        steps_per_chunk=10,
+        log_every=100,
+        eval_every=5000,
+        checkpoint_every=5000,
+        keep_checkpoints=3,
+        core='rmc',
+        lstm_hidden_size=2048,
+        mem_slots=1,
+        head_size=625,
+        num_heads=4,
+        attention_mlp_layers=5,
+        **_RMC_DEFAULTS,
+        **_SOFTMAX_DEFAULTS,
         # The paper has no DNC language model; these sizes are ours.
-        **common.dnc_preset(memory_size=128, word_size=256, num_reads=4,
-                            num_writes=1, controller_size=1024)),
+        **common.dnc_preset(
+            memory_size=128,
+            word_size=256,
+            num_reads=4,
+            num_writes=1,
+            controller_size=1024,
+        ),
+    ),
     'cpu': dict(
-        unroll_length=35, embed_size=128, dropout_rate=0.5,
-        eval_batch_size=16, batch_size=32, loss_chunk_size=0,
+        unroll_length=35,
+        embed_size=128,
+        dropout_rate=0.5,
+        eval_batch_size=16,
+        batch_size=32,
+        loss_chunk_size=0,
         **common.constant_learning_rate(1e-3),
-        max_grad_norm=0.1, warmup_steps=0, num_steps=20_000, time_budget_s=0.0,
-        steps_per_chunk=10, log_every=100, eval_every=1000,
-        checkpoint_every=1000, keep_checkpoints=3, core='rmc',
+        max_grad_norm=0.1,
+        warmup_steps=0,
+        num_steps=20_000,
+        time_budget_s=0.0,
+        steps_per_chunk=10,
+        log_every=100,
+        eval_every=1000,
+        checkpoint_every=1000,
+        keep_checkpoints=3,
+        core='rmc',
         # An LSTM of 334 units has the RMC's parameter count.
-        lstm_hidden_size=334, mem_slots=1, head_size=64, num_heads=4,
-        attention_mlp_layers=2, **_RMC_DEFAULTS, **_SOFTMAX_DEFAULTS,
-        **common.dnc_preset(memory_size=32, word_size=64, num_reads=4,
-                            num_writes=1, controller_size=256)),
+        lstm_hidden_size=334,
+        mem_slots=1,
+        head_size=64,
+        num_heads=4,
+        attention_mlp_layers=2,
+        **_RMC_DEFAULTS,
+        **_SOFTMAX_DEFAULTS,
+        **common.dnc_preset(
+            memory_size=32,
+            word_size=64,
+            num_reads=4,
+            num_writes=1,
+            controller_size=256,
+        ),
+    ),
     'smoke': dict(
-        unroll_length=8, embed_size=16, dropout_rate=0.1, eval_batch_size=3,
-        batch_size=4, loss_chunk_size=3, **common.constant_learning_rate(3e-3),
-        max_grad_norm=1.0, warmup_steps=0, num_steps=40,
-        time_budget_s=0.0, steps_per_chunk=5, log_every=10, eval_every=20,
-        checkpoint_every=20, keep_checkpoints=2, core='rmc',
-        lstm_hidden_size=16, mem_slots=1, head_size=8, num_heads=2,
-        attention_mlp_layers=2, **_RMC_DEFAULTS, **_SOFTMAX_DEFAULTS,
-        **common.dnc_preset(memory_size=4, word_size=4, num_reads=2,
-                            num_writes=1, controller_size=8)),
+        unroll_length=8,
+        embed_size=16,
+        dropout_rate=0.1,
+        eval_batch_size=3,
+        batch_size=4,
+        loss_chunk_size=3,
+        **common.constant_learning_rate(3e-3),
+        max_grad_norm=1.0,
+        warmup_steps=0,
+        num_steps=40,
+        time_budget_s=0.0,
+        steps_per_chunk=5,
+        log_every=10,
+        eval_every=20,
+        checkpoint_every=20,
+        keep_checkpoints=2,
+        core='rmc',
+        lstm_hidden_size=16,
+        mem_slots=1,
+        head_size=8,
+        num_heads=2,
+        attention_mlp_layers=2,
+        **_RMC_DEFAULTS,
+        **_SOFTMAX_DEFAULTS,
+        **common.dnc_preset(
+            memory_size=4,
+            word_size=4,
+            num_reads=2,
+            num_writes=1,
+            controller_size=8,
+        ),
+    ),
 }
 DEFAULT_PRESET = 'cpu'
 
@@ -196,17 +316,28 @@ def make_loss_fn(model: hk.Transformed) -> training.LossFn:
   ``(loss, ({}, carry))`` in the form of :func:`rmc.training.make_train_chunk`
   with ``with_carry``.
   """
+
   def loss_fn(params, key, batch, carry):
-    log_probs, carry = model.apply(params, key, batch['inputs'],
-                                   batch['targets'], carry, batch['reset'],
-                                   True)
+    log_probs, carry = model.apply(
+        params,
+        key,
+        batch['inputs'],
+        batch['targets'],
+        carry,
+        batch['reset'],
+        True,
+    )
     return -jnp.mean(log_probs), ({}, carry)
+
   return loss_fn
 
 
-def make_split_evaluator(config: dict[str, Any], corpus: wikitext.Corpus,
-                         split: str,
-                         parallel: rmc_parallel.DataParallel | None = None):
+def make_split_evaluator(
+    config: dict[str, Any],
+    corpus: wikitext.Corpus,
+    split: str,
+    parallel: rmc_parallel.DataParallel | None = None,
+):
   """``evaluate(params) -> {loss, perplexity, tokens}`` of one split.
 
   Every token is scored once, with the state carried through each of
@@ -218,16 +349,28 @@ def make_split_evaluator(config: dict[str, Any], corpus: wikitext.Corpus,
     return model.apply(params, None, inputs, targets, state, None, False)
 
   segments = wikitext.eval_segments(
-      corpus.splits[split], config['eval_batch_size'],
-      config['unroll_length'], corpus.vocabulary.id(wikitext.EOS))
+      corpus.splits[split],
+      config['eval_batch_size'],
+      config['unroll_length'],
+      corpus.vocabulary.id(wikitext.EOS),
+  )
   return training.make_stream_evaluator(
-      eval_apply, initial.apply(None, config['eval_batch_size']), segments,
-      parallel)
+      eval_apply,
+      initial.apply(None, config['eval_batch_size']),
+      segments,
+      parallel,
+  )
 
 
-def run(config: dict[str, Any], workdir: str, seed: int,
-        parallel: rmc_parallel.DataParallel | None = None, *,
-        corpus: wikitext.Corpus, splits: dict[str, str]) -> dict[str, Any]:
+def run(
+    config: dict[str, Any],
+    workdir: str,
+    seed: int,
+    parallel: rmc_parallel.DataParallel | None = None,
+    *,
+    corpus: wikitext.Corpus,
+    splits: dict[str, str],
+) -> dict[str, Any]:
   """Trains, validates and finally tests one language model.
 
   Args:
@@ -249,46 +392,67 @@ def run(config: dict[str, Any], workdir: str, seed: int,
   parallel = parallel or rmc_parallel.DataParallel()
   batch_size, unroll = config['batch_size'], config['unroll_length']
   try:
-    stream = wikitext.TrainStream(corpus.splits[splits['train']], batch_size,
-                                  unroll,
-                                  columns=parallel.process_rows(batch_size))
+    stream = wikitext.TrainStream(
+        corpus.splits[splits['train']],
+        batch_size,
+        unroll,
+        columns=parallel.process_rows(batch_size),
+    )
   except wikitext.DataError as e:
     raise wikitext.DataError(
-        f'The training split --train_split={splits["train"]}: {e}') from e
+        f'The training split --train_split={splits["train"]}: {e}'
+    ) from e
   init_key, train_key = jax.random.split(jax.random.key(seed))
   initial_carry = initial.apply(None, batch_size)
   example = jnp.zeros([unroll, batch_size], jnp.int32)  # [T, B]
   params = jax.jit(functools.partial(model.init, is_training=False))(
-      init_key, example, example, initial_carry, None)
-  logging.info('Parameters: %d; vocabulary: %d words; %d training segments '
-               'per epoch.', hk.data_structures.tree_size(params),
-               len(vocabulary), stream.segments_per_epoch)
+      init_key, example, example, initial_carry, None
+  )
+  logging.info(
+      'Parameters: %d; vocabulary: %d words; %d training segments '
+      'per epoch.',
+      hk.data_structures.tree_size(params),
+      len(vocabulary),
+      stream.segments_per_epoch,
+  )
   if parallel.is_primary:  # The run's own copy, for sampling and load_run.
     vocabulary.save(os.path.join(workdir, runs.VOCABULARY_FILE))
 
   optimizer, schedule = common.optimizer(config)
   return training.train(
       workdir=workdir,
-      state=training.init_state(params, optimizer, train_key,
-                                carry=initial_carry),
+      state=training.init_state(
+          params, optimizer, train_key, carry=initial_carry
+      ),
       train_chunk=training.make_train_chunk(
-          make_loss_fn(model), optimizer, schedule, with_carry=True,
-          parallel=parallel, batch_axes=BATCH_AXES),
-      evaluate=make_split_evaluator(config, corpus, splits['valid'],
-                                    parallel),
+          make_loss_fn(model),
+          optimizer,
+          schedule,
+          with_carry=True,
+          parallel=parallel,
+          batch_axes=BATCH_AXES,
+      ),
+      evaluate=make_split_evaluator(config, corpus, splits['valid'], parallel),
       config=common.loop_config(config, stream.tokens_per_step),
       data=common.training_data(stream, parallel, BATCH_AXES),
-      final_evaluate=make_split_evaluator(config, corpus, splits['test'],
-                                          parallel),
+      final_evaluate=make_split_evaluator(
+          config, corpus, splits['test'], parallel
+      ),
       parallel=parallel,
-      tensorboard=common.TENSORBOARD.value)
+      tensorboard=common.TENSORBOARD.value,
+  )
 
 
-def _load_corpus(data_dir: str, splits: list[str], vocab_split: str,
-                 cache_dir: str | None) -> wikitext.Corpus:
+def _load_corpus(
+    data_dir: str, splits: list[str], vocab_split: str, cache_dir: str | None
+) -> wikitext.Corpus:
   try:
-    return wikitext.load(data_dir, splits=sorted(set(splits)),
-                         vocab_split=vocab_split, cache_dir=cache_dir)
+    return wikitext.load(
+        data_dir,
+        splits=sorted(set(splits)),
+        vocab_split=vocab_split,
+        cache_dir=cache_dir,
+    )
   except wikitext.DataError as e:
     raise app.UsageError(str(e)) from e
 
@@ -299,49 +463,64 @@ def evaluate_main() -> None:
   The corpus is the run's (``data_dir`` and ``cache_dir`` from config.json,
   unless given), checked against its vocabulary and SHA-256 sums.
   """
-  run, config = common.trained_run('wikitext103', HYPERPARAMETERS,
-                                   may_override=('eval_batch_size',))
+  run, config = common.trained_run(
+      'wikitext103', HYPERPARAMETERS, may_override=('eval_batch_size',)
+  )
   data = run.config['data']
   data_dir = _DATA_DIR.value or data['data_dir']
-  cache_dir = _CACHE_DIR.value or (None if _DATA_DIR.value
-                                   else data['cache_dir'])
+  cache_dir = _CACHE_DIR.value or (
+      None if _DATA_DIR.value else data['cache_dir']
+  )
   split = _SPLIT.value
   corpus = _load_corpus(data_dir, [split], data['vocab_split'], cache_dir)
   if corpus.vocabulary.words != run.vocabulary.words:
     raise app.UsageError(
         f'The corpus in {data_dir} is not the one the run in {run.workdir} '
         f'was trained on: its vocabulary ({len(corpus.vocabulary)} words from '
-        f'{data["vocab_split"]}) differs from the run\'s {runs.VOCABULARY_FILE} '
-        f'({len(run.vocabulary)} words). Pass the run\'s --data_dir.')
+        f'{data["vocab_split"]}) differs from the run\'s '
+        f'{runs.VOCABULARY_FILE} ({len(run.vocabulary)} words). Pass the '
+        "run's --data_dir."
+    )
   saved = data.get('sources', {}).get(split)
   if saved is not None and saved['sha256'] != corpus.sources[split]['sha256']:
     raise app.UsageError(
         f'The {split} split in {data_dir} differs from the one the run was '
         f'trained with (SHA-256 {corpus.sources[split]["sha256"][:12]}..., '
-        f'not {saved["sha256"][:12]}...).')
+        f'not {saved["sha256"][:12]}...).'
+    )
   parallel = common.data_parallel(('batch_size', config['batch_size']))
   figures = make_split_evaluator(config, corpus, split, parallel)(run.params)
   record = common.append_evaluation(
-      run, figures, eval_split=split,
-      eval_batch_size=config['eval_batch_size'])
-  print(f'{split} perplexity {record["eval_perplexity"]:.2f} (loss '
-        f'{record["eval_loss"]:.4f} nats) over {record["eval_tokens"]} '
-        f'tokens, {config["eval_batch_size"]} columns, at step {run.step}.')
+      run, figures, eval_split=split, eval_batch_size=config['eval_batch_size']
+  )
+  print(
+      f'{split} perplexity {record["eval_perplexity"]:.2f} (loss '
+      f'{record["eval_loss"]:.4f} nats) over {record["eval_tokens"]} '
+      f'tokens, {config["eval_batch_size"]} columns, at step {run.step}.'
+  )
 
 
-def prompt_ids(vocabulary: wikitext.Vocabulary,
-               prompt: str) -> tuple[np.ndarray, list[str]]:
+def prompt_ids(
+    vocabulary: wikitext.Vocabulary, prompt: str
+) -> tuple[np.ndarray, list[str]]:
   """``(ids [P], unknown words)`` of ``<eos>`` and the prompt's words."""
   words = prompt.split()
   unknown = [w for w in words if w not in vocabulary.index]
   ids = [vocabulary.id(wikitext.EOS)] + [
       vocabulary.index.get(w, vocabulary.index.get(wikitext.UNK, 0))
-      for w in words]
+      for w in words
+  ]
   return np.asarray(ids, np.int32), unknown
 
 
-def sample(run: runs.Run, prompt: str, num_words: int, temperature: float,
-           top_k: int, seed: int) -> tuple[list[str], list[str]]:
+def sample(
+    run: runs.Run,
+    prompt: str,
+    num_words: int,
+    temperature: float,
+    top_k: int,
+    seed: int,
+) -> tuple[list[str], list[str]]:
   """Words drawn from a trained language model after ``prompt``.
 
   Args:
@@ -361,11 +540,13 @@ def sample(run: runs.Run, prompt: str, num_words: int, temperature: float,
 
   def draw(prompt, rng):  # prompt [P, 1] -> words [W, 1]
     module = runs.language_model_module(run.hyperparameters, len(vocabulary))
-    return module.sample(prompt, module.initial_state(1), num_words, rng,
-                         temperature, top_k)[0]
+    return module.sample(
+        prompt, module.initial_state(1), num_words, rng, temperature, top_k
+    )[0]
 
   words = jax.jit(hk.transform(draw).apply)(
-      run.params, None, jnp.asarray(ids)[:, None], jax.random.key(seed))
+      run.params, None, jnp.asarray(ids)[:, None], jax.random.key(seed)
+  )
   return [vocabulary.words[i] for i in np.asarray(words)[:, 0]], unknown
 
 
@@ -373,32 +554,48 @@ def sample_main() -> None:
   """``--mode=sample``: continues ``--prompt``."""
   run, _ = common.trained_run('wikitext103', HYPERPARAMETERS)
   try:
-    words, unknown = sample(run, _PROMPT.value, _NUM_WORDS.value,
-                            _TEMPERATURE.value, _TOP_K.value,
-                            common.SEED.value)
+    words, unknown = sample(
+        run,
+        _PROMPT.value,
+        _NUM_WORDS.value,
+        _TEMPERATURE.value,
+        _TOP_K.value,
+        common.SEED.value,
+    )
   except ValueError as e:
     raise app.UsageError(str(e)) from e
   if unknown:
-    print(f'Not in the vocabulary, read as {wikitext.UNK}: '
-          f'{" ".join(unknown)}')
-  print(f'Step {run.step} of {run.workdir}: {len(words)} words after the '
-        f'prompt, temperature {_TEMPERATURE.value}, top_k {_TOP_K.value}, '
-        f'seed {common.SEED.value}.')
-  text = ' '.join(words).replace(f' {wikitext.EOS} ', '\n').replace(
-      wikitext.EOS, '\n')  # Line ends as in the corpus.
+    print(
+        f'Not in the vocabulary, read as {wikitext.UNK}: '
+        f'{" ".join(unknown)}'
+    )
+  print(
+      f'Step {run.step} of {run.workdir}: {len(words)} words after the '
+      f'prompt, temperature {_TEMPERATURE.value}, top_k {_TOP_K.value}, '
+      f'seed {common.SEED.value}.'
+  )
+  text = (
+      ' '.join(words)
+      .replace(f' {wikitext.EOS} ', '\n')
+      .replace(wikitext.EOS, '\n')
+  )  # Line ends as in the corpus.
   prompt = ' '.join(_PROMPT.value.split())
   print(f'{prompt} >>> {text}' if prompt else text)
 
 
 def main(argv):
+  """The command-line entry point; see the module docstring."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
-  if common.run_other_mode('wikitext103', {'evaluate': evaluate_main,
-                                           'sample': sample_main}):
+  if common.run_other_mode(
+      'wikitext103', {'evaluate': evaluate_main, 'sample': sample_main}
+  ):
     return
   if flags.FLAGS['eval_batches'].present:
-    raise app.UsageError('--eval_batches is not used here: evaluation scores '
-                         'whole splits (see --eval_batch_size).')
+    raise app.UsageError(
+        '--eval_batches is not used here: evaluation scores '
+        'whole splits (see --eval_batch_size).'
+    )
   if not _DATA_DIR.value:
     raise app.UsageError('--data_dir is required.')
   config = common.resolve_config(PRESETS, DEFAULT_PRESET, HYPERPARAMETERS)
@@ -407,33 +604,51 @@ def main(argv):
   try:
     cutoffs = [int(c) for c in config['adaptive_cutoffs']]
   except ValueError as e:
-    raise app.UsageError(f'--adaptive_cutoffs must be integers; got '
-                         f'{config["adaptive_cutoffs"]}.') from e
+    raise app.UsageError(
+        f'--adaptive_cutoffs must be integers; got '
+        f'{config["adaptive_cutoffs"]}.'
+    ) from e
   if config['softmax'] == 'adaptive' and not cutoffs:
     raise app.UsageError('--softmax=adaptive needs --adaptive_cutoffs.')
-  splits = {'train': _TRAIN_SPLIT.value, 'valid': _VALID_SPLIT.value,
-            'test': _TEST_SPLIT.value}
-  corpus = _load_corpus(_DATA_DIR.value, list(splits.values()),
-                        _VOCAB_SPLIT.value, _CACHE_DIR.value)
+  splits = {
+      'train': _TRAIN_SPLIT.value,
+      'valid': _VALID_SPLIT.value,
+      'test': _TEST_SPLIT.value,
+  }
+  corpus = _load_corpus(
+      _DATA_DIR.value,
+      list(splits.values()),
+      _VOCAB_SPLIT.value,
+      _CACHE_DIR.value,
+  )
   if cutoffs and cutoffs[-1] >= len(corpus.vocabulary):
     raise app.UsageError(
         f'--adaptive_cutoffs={cutoffs} must be below the vocabulary size '
-        f'{len(corpus.vocabulary)}.')
+        f'{len(corpus.vocabulary)}.'
+    )
   evaluation = common.run_and_report(
-      functools.partial(run, corpus=corpus, splits=splits), config, parallel,
-      'wikitext103', data={
+      functools.partial(run, corpus=corpus, splits=splits),
+      config,
+      parallel,
+      'wikitext103',
+      data={
           'data_dir': os.path.abspath(_DATA_DIR.value),
           'cache_dir': os.path.abspath(corpus.cache_dir),
-          'vocab_split': _VOCAB_SPLIT.value, 'splits': splits,
-          **corpus.fingerprint()})
+          'vocab_split': _VOCAB_SPLIT.value,
+          'splits': splits,
+          **corpus.fingerprint(),
+      },
+  )
   if evaluation is None:
     return
-  print(f'Validation ({splits["valid"]}) perplexity '
-        f'{evaluation["eval_perplexity"]:.2f} over '
-        f'{evaluation["eval_tokens"]} tokens; test ({splits["test"]}) '
-        f'perplexity {evaluation["test_perplexity"]:.2f} over '
-        f'{evaluation["test_tokens"]} tokens, at step '
-        f'{evaluation["step"]}, stopped by {evaluation["stopped_by"]}.')
+  print(
+      f'Validation ({splits["valid"]}) perplexity '
+      f'{evaluation["eval_perplexity"]:.2f} over '
+      f'{evaluation["eval_tokens"]} tokens; test ({splits["test"]}) '
+      f'perplexity {evaluation["test_perplexity"]:.2f} over '
+      f'{evaluation["test_tokens"]} tokens, at step '
+      f'{evaluation["step"]}, stopped by {evaluation["stopped_by"]}.'
+  )
 
 
 if __name__ == '__main__':

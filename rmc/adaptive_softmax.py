@@ -37,8 +37,13 @@ import jax.numpy as jnp
 class AdaptiveSoftmax(hk.Module):
   """Log-probabilities of words under an adaptive softmax."""
 
-  def __init__(self, vocab_size: int, cutoffs: Sequence[int] = (),
-               div_value: float = 4.0, name: str | None = None):
+  def __init__(
+      self,
+      vocab_size: int,
+      cutoffs: Sequence[int] = (),
+      div_value: float = 4.0,
+      name: str | None = None,
+  ):
     """Constructs the module.
 
     Args:
@@ -56,11 +61,13 @@ class AdaptiveSoftmax(hk.Module):
     cutoffs = tuple(int(c) for c in cutoffs)
     if vocab_size < 1:
       raise ValueError(f'vocab_size must be >= 1; got {vocab_size}.')
-    if (any(b <= a for a, b in zip(cutoffs, cutoffs[1:]))
-        or any(not 0 < c < vocab_size for c in cutoffs)):
+    if any(b <= a for a, b in zip(cutoffs, cutoffs[1:], strict=False)) or any(
+        not 0 < c < vocab_size for c in cutoffs
+    ):
       raise ValueError(
           f'cutoffs must be strictly increasing and within (0, vocab_size='
-          f'{vocab_size}); got {list(cutoffs)}.')
+          f'{vocab_size}); got {list(cutoffs)}.'
+      )
     if not div_value >= 1:
       raise ValueError(f'div_value must be >= 1; got {div_value}.')
     self._vocab_size = vocab_size
@@ -84,15 +91,20 @@ class AdaptiveSoftmax(hk.Module):
     """
     width = inputs.shape[-1]
     head_size = self._bounds[1] + self.num_clusters
-    outputs = [jax.nn.log_softmax(
-        hk.Linear(head_size, name='head')(inputs), axis=-1)]
+    outputs = [
+        jax.nn.log_softmax(hk.Linear(head_size, name='head')(inputs), axis=-1)
+    ]
     for i in range(self.num_clusters):
       start, end = self._bounds[i + 1], self._bounds[i + 2]
       hidden_size = max(1, int(width // self._div_value ** (i + 1)))
-      hidden = hk.Linear(hidden_size, with_bias=False,
-                         name=f'tail_{i}_projection')(inputs)
-      outputs.append(jax.nn.log_softmax(
-          hk.Linear(end - start, name=f'tail_{i}')(hidden), axis=-1))
+      hidden = hk.Linear(
+          hidden_size, with_bias=False, name=f'tail_{i}_projection'
+      )(inputs)
+      outputs.append(
+          jax.nn.log_softmax(
+              hk.Linear(end - start, name=f'tail_{i}')(hidden), axis=-1
+          )
+      )
     return outputs
 
   def full_log_probs(self, inputs: jax.Array) -> jax.Array:
@@ -131,7 +143,8 @@ class AdaptiveSoftmax(hk.Module):
     for i, tail in enumerate(tails):
       start, end = self._bounds[i + 1], self._bounds[i + 2]
       in_cluster = (targets >= start) & (targets < end)
-      log_prob = (head[..., shortlist + i]
-                  + pick(tail, jnp.clip(targets - start, 0, end - start - 1)))
+      log_prob = head[..., shortlist + i] + pick(
+          tail, jnp.clip(targets - start, 0, end - start - 1)
+      )
       result = jnp.where(in_cluster, log_prob, result)
     return result

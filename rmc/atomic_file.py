@@ -46,9 +46,10 @@ class DiskFullError(OSError):
     else:
       size = f'it needs more than the {written:,} bytes written'
     room = f'; {free:,} bytes are free there' if free is not None else ''
-    super().__init__(errno.ENOSPC,
-                     f'No space left on the device to write {path}: '
-                     f'{size}{room}')
+    super().__init__(
+        errno.ENOSPC,
+        f'No space left on the device to write {path}: ' f'{size}{room}',
+    )
     self.filename = path
     self.needed = needed
 
@@ -65,8 +66,9 @@ def _free_bytes(directory: str) -> int | None:
 
 
 @contextlib.contextmanager
-def write(path: str, suffix: str = '',
-          size: int | None = None) -> Iterator[BinaryIO]:
+def write(
+    path: str, suffix: str = '', size: int | None = None
+) -> Iterator[BinaryIO]:
   """Opens a temporary file beside ``path`` that replaces it on success.
 
   On leaving the block normally the file is flushed, fsynced and renamed to

@@ -48,6 +48,7 @@ class CheckpointError(ValueError):
 class CorruptCheckpointError(CheckpointError):
   """A checkpoint file that cannot be read (truncated, damaged, not a zip)."""
 
+
 # What reading a damaged .npz can raise: np.load's own errors, a cut-short or
 # garbled zip, and a zip whose data ends early.
 _READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
@@ -67,8 +68,9 @@ def list_steps(directory: str) -> list[int]:
 
 
 def _is_key(leaf: Any) -> bool:
-  return (hasattr(leaf, 'dtype')
-          and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key))
+  return hasattr(leaf, 'dtype') and jax.dtypes.issubdtype(
+      leaf.dtype, jax.dtypes.prng_key
+  )
 
 
 def _to_numpy(tree: Any) -> dict[str, np.ndarray]:
@@ -135,26 +137,35 @@ def restore(path: str, template: Any, prefix: str = '') -> Any:
   leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
   try:
     with np.load(path, allow_pickle=False) as data:
-      stored = {name[len(prefix):]: data[name] for name in data.files
-                if name.startswith(prefix)}
+      stored = {
+          name[len(prefix) :]: data[name]
+          for name in data.files
+          if name.startswith(prefix)
+      }
   except PermissionError as e:  # The file may be fine: not set aside.
     raise CheckpointError(f'Cannot read checkpoint {path}: {e}') from e
   except _READ_ERRORS as e:
     raise CorruptCheckpointError(
-        f'Cannot read checkpoint {path}: {type(e).__name__}: {e}') from e
+        f'Cannot read checkpoint {path}: {type(e).__name__}: {e}'
+    ) from e
   expected = {jax.tree_util.keystr(p) for p, _ in leaves}
   if set(stored) != expected:
     raise CheckpointError(
         f'Checkpoint {path} does not match the model: missing '
         f'{sorted(prefix + n for n in expected - set(stored))}, unexpected '
-        f'{sorted(prefix + n for n in set(stored) - expected)}.')
+        f'{sorted(prefix + n for n in set(stored) - expected)}.'
+    )
   values = []
   for p, leaf in leaves:
     name = jax.tree_util.keystr(p)
     value = stored[name]
-    want = (jax.eval_shape(jax.random.key_data, leaf) if _is_key(leaf)
-            else leaf if isinstance(leaf, jax.ShapeDtypeStruct)
-            else np.asarray(leaf))
+    want = (
+        jax.eval_shape(jax.random.key_data, leaf)
+        if _is_key(leaf)
+        else leaf
+        if isinstance(leaf, jax.ShapeDtypeStruct)
+        else np.asarray(leaf)
+    )
     want_dtype = np.dtype(want.dtype)
     if value.dtype.kind == 'V' and value.dtype.itemsize == want_dtype.itemsize:
       value = value.view(want_dtype)  # e.g. bfloat16, stored as raw bytes.
@@ -162,15 +173,17 @@ def restore(path: str, template: Any, prefix: str = '') -> Any:
       raise CheckpointError(
           f'Checkpoint {path}: {prefix}{name} has shape {value.shape} and '
           f'dtype {value.dtype}; the model expects {tuple(want.shape)} and '
-          f'{want_dtype}.')
+          f'{want_dtype}.'
+      )
     if _is_key(leaf):
       value = jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf))
     values.append(value)
   return jax.tree_util.tree_unflatten(treedef, values)
 
 
-def restore_latest(directory: str, template: Any,
-                   set_aside: bool = True) -> tuple[int, Any] | None:
+def restore_latest(
+    directory: str, template: Any, set_aside: bool = True
+) -> tuple[int, Any] | None:
   """Restores the newest readable checkpoint in ``directory``.
 
   Checkpoints are tried newest first. One that cannot be read is skipped
@@ -204,8 +217,9 @@ def restore_latest(directory: str, template: Any,
       continue
     if set_aside:
       for bad, _ in unreadable:
-        logging.warning('Moving the unreadable %s aside to %s.corrupt.', bad,
-                        bad)
+        logging.warning(
+            'Moving the unreadable %s aside to %s.corrupt.', bad, bad
+        )
         os.replace(bad, bad + '.corrupt')
     if unreadable:
       logging.warning('Resuming from the older checkpoint %s.', path)
@@ -216,5 +230,6 @@ def restore_latest(directory: str, template: Any,
     raise CheckpointError(
         f'None of the {len(unreadable)} checkpoints in {directory} can be '
         'read: ' + '; '.join(str(e) for _, e in unreadable) + '. Move them '
-        'away to start afresh, or restore them from a copy.')
+        'away to start afresh, or restore them from a copy.'
+    )
   return None

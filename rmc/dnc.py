@@ -44,8 +44,10 @@ import jax.numpy as jnp
 
 from rmc import dnc_addressing as addressing
 
-_STRENGTH_ACTIVATIONS = {'softplus': jax.nn.softplus,
-                         'oneplus': addressing.oneplus}
+_STRENGTH_ACTIVATIONS = {
+    'softplus': jax.nn.softplus,
+    'oneplus': addressing.oneplus,
+}
 
 
 class AccessState(NamedTuple):
@@ -59,6 +61,7 @@ class AccessState(NamedTuple):
       TemporalLinkageState`.
     usage: ``[B, N]`` in [0, 1].
   """
+
   memory: jax.Array
   read_weights: jax.Array
   write_weights: jax.Array
@@ -74,6 +77,7 @@ class DNCState(NamedTuple):
     access_state: The :class:`AccessState`.
     controller_state: The controller's state.
   """
+
   access_output: jax.Array
   access_state: AccessState
   controller_state: Any
@@ -85,9 +89,12 @@ def _check_positive(**sizes: int) -> None:
       raise ValueError(f'{name} must be a positive integer; got {value!r}.')
 
 
-def erase_and_write(memory: jax.Array, write_weights: jax.Array,
-                    erase_vectors: jax.Array,
-                    write_vectors: jax.Array) -> jax.Array:
+def erase_and_write(
+    memory: jax.Array,
+    write_weights: jax.Array,
+    erase_vectors: jax.Array,
+    write_vectors: jax.Array,
+) -> jax.Array:
   """``M * prod_h (1 - w_h e_h^T) + sum_h w_h v_h^T``: erase, then add.
 
   Args:
@@ -99,14 +106,18 @@ def erase_and_write(memory: jax.Array, write_weights: jax.Array,
   Returns:
     ``[B, N, W]``.
   """
-  erase = jnp.prod(1 - write_weights[..., None] * erase_vectors[:, :, None, :],
-                   axis=1)  # [B, N, W]
-  return memory * erase + jnp.einsum('bhn,bhw->bnw', write_weights,
-                                     write_vectors)
+  erase = jnp.prod(
+      1 - write_weights[..., None] * erase_vectors[:, :, None, :], axis=1
+  )  # [B, N, W]
+  return memory * erase + jnp.einsum(
+      'bhn,bhw->bnw', write_weights, write_vectors
+  )
 
 
 def compute_write_weights(
-    controls: dict[str, jax.Array], memory: jax.Array, usage: jax.Array,
+    controls: dict[str, jax.Array],
+    memory: jax.Array,
+    usage: jax.Array,
     strength_op: Callable[[jax.Array], jax.Array] = jax.nn.softplus,
 ) -> jax.Array:
   """Where each write head writes: allocation or content, gated.
@@ -124,18 +135,22 @@ def compute_write_weights(
     ``[B, H, N]``.
   """
   content = addressing.cosine_weights(
-      memory, controls['write_keys'], controls['write_strengths'],
-      strength_op)  # [B, H, N]
+      memory, controls['write_keys'], controls['write_strengths'], strength_op
+  )  # [B, H, N]
   allocation = addressing.write_allocation_weights(
-      usage, controls['allocation_gate'] * controls['write_gate'])
+      usage, controls['allocation_gate'] * controls['write_gate']
+  )
   allocation_gate = controls['allocation_gate'][..., None]  # [B, H, 1]
   return controls['write_gate'][..., None] * (
-      allocation_gate * allocation + (1 - allocation_gate) * content)
+      allocation_gate * allocation + (1 - allocation_gate) * content
+  )
 
 
 def compute_read_weights(
-    controls: dict[str, jax.Array], memory: jax.Array,
-    prev_read_weights: jax.Array, link: jax.Array,
+    controls: dict[str, jax.Array],
+    memory: jax.Array,
+    prev_read_weights: jax.Array,
+    link: jax.Array,
     strength_op: Callable[[jax.Array], jax.Array] = jax.nn.softplus,
 ) -> jax.Array:
   """Where each read head reads: content, and the links back and forward.
@@ -155,24 +170,33 @@ def compute_read_weights(
   mode = controls['read_mode']  # [B, R, 2H + 1]
   h = link.shape[1]
   content = addressing.cosine_weights(
-      memory, controls['read_keys'], controls['read_strengths'],
-      strength_op)  # [B, R, N]
+      memory, controls['read_keys'], controls['read_strengths'], strength_op
+  )  # [B, R, N]
   forward = addressing.directional_read_weights(
-      link, prev_read_weights, forward=True)  # [B, R, H, N]
+      link, prev_read_weights, forward=True
+  )  # [B, R, H, N]
   backward = addressing.directional_read_weights(
-      link, prev_read_weights, forward=False)
-  return (mode[..., 2 * h:] * content
-          + jnp.einsum('brh,brhn->brn', mode[..., h:2 * h], forward)
-          + jnp.einsum('brh,brhn->brn', mode[..., :h], backward))
+      link, prev_read_weights, forward=False
+  )
+  return (
+      mode[..., 2 * h :] * content
+      + jnp.einsum('brh,brhn->brn', mode[..., h : 2 * h], forward)
+      + jnp.einsum('brh,brhn->brn', mode[..., :h], backward)
+  )
 
 
 class MemoryAccess(hk.RNNCore):
   """The DNC's memory with its read and write heads (the reference's)."""
 
-  def __init__(self, memory_size: int = 128, word_size: int = 20,
-               num_reads: int = 1, num_writes: int = 1,
-               strength_activation: str = 'oneplus',
-               name: str = 'memory_access'):
+  def __init__(
+      self,
+      memory_size: int = 128,
+      word_size: int = 20,
+      num_reads: int = 1,
+      num_writes: int = 1,
+      strength_activation: str = 'oneplus',
+      name: str = 'memory_access',
+  ):
     """Constructs the access module.
 
     Args:
@@ -189,12 +213,17 @@ class MemoryAccess(hk.RNNCore):
         strength activation.
     """
     super().__init__(name=name)
-    _check_positive(memory_size=memory_size, word_size=word_size,
-                    num_reads=num_reads, num_writes=num_writes)
+    _check_positive(
+        memory_size=memory_size,
+        word_size=word_size,
+        num_reads=num_reads,
+        num_writes=num_writes,
+    )
     if strength_activation not in _STRENGTH_ACTIVATIONS:
       raise ValueError(
           f'strength_activation must be one of {sorted(_STRENGTH_ACTIVATIONS)}'
-          f'; got {strength_activation!r}.')
+          f'; got {strength_activation!r}.'
+      )
     self._memory_size = memory_size
     self._word_size = word_size
     self._num_reads = num_reads
@@ -215,8 +244,7 @@ class MemoryAccess(hk.RNNCore):
       size = 1
       for dim in shape:
         size *= dim
-      return hk.Linear(size, name=name)(inputs).reshape(
-          (batch_size,) + shape)
+      return hk.Linear(size, name=name)(inputs).reshape((batch_size,) + shape)
 
     h, r, w = self._num_writes, self._num_reads, self._word_size
     return {
@@ -233,8 +261,9 @@ class MemoryAccess(hk.RNNCore):
         'read_strengths': linear('read_strengths', r),  # [B, R]
     }
 
-  def __call__(self, inputs: jax.Array,
-               prev_state: AccessState) -> tuple[jax.Array, AccessState]:
+  def __call__(
+      self, inputs: jax.Array, prev_state: AccessState
+  ) -> tuple[jax.Array, AccessState]:
     """One step: update the usage, write, link, read.
 
     Args:
@@ -246,21 +275,36 @@ class MemoryAccess(hk.RNNCore):
     """
     controls = self._interface(inputs)
     usage = addressing.updated_usage(
-        prev_state.write_weights, controls['free_gate'],
-        prev_state.read_weights, prev_state.usage)  # [B, N]
-    write_weights = compute_write_weights(controls, prev_state.memory, usage,
-                                          self._strength_op)
-    memory = erase_and_write(prev_state.memory, write_weights,
-                             controls['erase_vectors'],
-                             controls['write_vectors'])
+        prev_state.write_weights,
+        controls['free_gate'],
+        prev_state.read_weights,
+        prev_state.usage,
+    )  # [B, N]
+    write_weights = compute_write_weights(
+        controls, prev_state.memory, usage, self._strength_op
+    )
+    memory = erase_and_write(
+        prev_state.memory,
+        write_weights,
+        controls['erase_vectors'],
+        controls['write_vectors'],
+    )
     linkage = addressing.updated_linkage(write_weights, prev_state.linkage)
-    read_weights = compute_read_weights(controls, memory,
-                                        prev_state.read_weights, linkage.link,
-                                        self._strength_op)
+    read_weights = compute_read_weights(
+        controls,
+        memory,
+        prev_state.read_weights,
+        linkage.link,
+        self._strength_op,
+    )
     read_words = jnp.einsum('brn,bnw->brw', read_weights, memory)
     return read_words, AccessState(
-        memory=memory, read_weights=read_weights,
-        write_weights=write_weights, linkage=linkage, usage=usage)
+        memory=memory,
+        read_weights=read_weights,
+        write_weights=write_weights,
+        linkage=linkage,
+        usage=usage,
+    )
 
   def initial_state(self, batch_size: int | None) -> AccessState:
     """Zeros everywhere (an empty, unused memory), as the reference.
@@ -274,20 +318,28 @@ class MemoryAccess(hk.RNNCore):
       return jnp.zeros(shape if batch_size is None else (batch_size,) + shape)
 
     return AccessState(
-        memory=zeros(n, w), read_weights=zeros(self._num_reads, n),
+        memory=zeros(n, w),
+        read_weights=zeros(self._num_reads, n),
         write_weights=zeros(self._num_writes, n),
         linkage=addressing.TemporalLinkageState(
             link=zeros(self._num_writes, n, n),
-            precedence_weights=zeros(self._num_writes, n)),
-        usage=zeros(n))
+            precedence_weights=zeros(self._num_writes, n),
+        ),
+        usage=zeros(n),
+    )
 
 
 class DNC(hk.RNNCore):
   """The DNC core: an LSTM controller and the memory access module."""
 
-  def __init__(self, access_config: dict[str, Any],
-               controller_config: dict[str, Any], output_size: int,
-               clip_value: float | None = None, name: str = 'dnc'):
+  def __init__(
+      self,
+      access_config: dict[str, Any],
+      controller_config: dict[str, Any],
+      output_size: int,
+      clip_value: float | None = None,
+      name: str = 'dnc',
+  ):
     """Constructs the DNC.
 
     Args:
@@ -310,18 +362,22 @@ class DNC(hk.RNNCore):
     hidden_size = controller_config.pop('hidden_size', None)
     num_layers = controller_config.pop('num_layers', 1)
     if controller_config:
-      raise ValueError(f'Unknown controller_config keys: '
-                       f'{sorted(controller_config)}; expected hidden_size '
-                       'and num_layers.')
-    _check_positive(hidden_size=hidden_size, num_layers=num_layers,
-                    output_size=output_size)
+      raise ValueError(
+          f'Unknown controller_config keys: '
+          f'{sorted(controller_config)}; expected hidden_size '
+          'and num_layers.'
+      )
+    _check_positive(
+        hidden_size=hidden_size, num_layers=num_layers, output_size=output_size
+    )
     if clip_value is not None and not clip_value >= 0:
       raise ValueError(f'clip_value must be >= 0 or None; got {clip_value}.')
     if num_layers == 1:
       self._controller = hk.LSTM(hidden_size)
     else:
       self._controller = hk.DeepRNN(
-          [hk.LSTM(hidden_size, name=f'lstm_{i}') for i in range(num_layers)])
+          [hk.LSTM(hidden_size, name=f'lstm_{i}') for i in range(num_layers)]
+      )
     self._access = MemoryAccess(**access_config)
     self._output_size = output_size
     self._clip_value = clip_value or 0
@@ -331,8 +387,9 @@ class DNC(hk.RNNCore):
       return jnp.clip(x, -self._clip_value, self._clip_value)
     return x
 
-  def __call__(self, inputs: jax.Array,
-               prev_state: DNCState) -> tuple[jax.Array, DNCState]:
+  def __call__(
+      self, inputs: jax.Array, prev_state: DNCState
+  ) -> tuple[jax.Array, DNCState]:
     """One step.
 
     Args:
@@ -344,21 +401,31 @@ class DNC(hk.RNNCore):
     """
     batch_size = inputs.shape[0]
     controller_input = jnp.concatenate(
-        [inputs.reshape(batch_size, -1),
-         prev_state.access_output.reshape(batch_size, -1)], axis=-1)
+        [
+            inputs.reshape(batch_size, -1),
+            prev_state.access_output.reshape(batch_size, -1),
+        ],
+        axis=-1,
+    )
     controller_output, controller_state = self._controller(
-        controller_input, prev_state.controller_state)
+        controller_input, prev_state.controller_state
+    )
     controller_output = self._clip(controller_output)
     controller_state = jax.tree.map(self._clip, controller_state)
-    access_output, access_state = self._access(controller_output,
-                                               prev_state.access_state)
+    access_output, access_state = self._access(
+        controller_output, prev_state.access_state
+    )
     output = jnp.concatenate(
-        [controller_output, access_output.reshape(batch_size, -1)], axis=-1)
-    output = self._clip(hk.Linear(self._output_size,
-                                  name='output_linear')(output))
-    return output, DNCState(access_output=access_output,
-                            access_state=access_state,
-                            controller_state=controller_state)
+        [controller_output, access_output.reshape(batch_size, -1)], axis=-1
+    )
+    output = self._clip(
+        hk.Linear(self._output_size, name='output_linear')(output)
+    )
+    return output, DNCState(
+        access_output=access_output,
+        access_state=access_state,
+        controller_state=controller_state,
+    )
 
   def initial_state(self, batch_size: int | None) -> DNCState:
     """Zero read words, an empty memory and the controller's initial state.
@@ -368,7 +435,9 @@ class DNC(hk.RNNCore):
     """
     reads = self._access.output_shape
     return DNCState(
-        access_output=jnp.zeros(reads if batch_size is None
-                                else (batch_size,) + reads),
+        access_output=jnp.zeros(
+            reads if batch_size is None else (batch_size,) + reads
+        ),
         access_state=self._access.initial_state(batch_size),
-        controller_state=self._controller.initial_state(batch_size))
+        controller_state=self._controller.initial_state(batch_size),
+    )

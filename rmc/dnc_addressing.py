@@ -34,7 +34,8 @@ weights, and the sort in the allocation is differentiated through the sorted
 values (the permutation itself is a constant).
 """
 
-from typing import Callable, NamedTuple
+from typing import NamedTuple
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -51,6 +52,7 @@ class TemporalLinkageState(NamedTuple):
     precedence_weights: ``[B, H, N]``: how much each slot was the last one
       written by each head.
   """
+
   link: jax.Array
   precedence_weights: jax.Array
 
@@ -65,9 +67,11 @@ def vector_norms(m: jax.Array) -> jax.Array:
   return jnp.sqrt(jnp.sum(m * m, axis=-1, keepdims=True) + EPSILON)
 
 
-def weighted_softmax(activations: jax.Array, strengths: jax.Array,
-                     strength_op: Callable[[jax.Array], jax.Array]
-                     ) -> jax.Array:
+def weighted_softmax(
+    activations: jax.Array,
+    strengths: jax.Array,
+    strength_op: Callable[[jax.Array], jax.Array],
+) -> jax.Array:
   """``softmax(activations * strength_op(strengths))`` over the last axis.
 
   Args:
@@ -83,7 +87,9 @@ def weighted_softmax(activations: jax.Array, strengths: jax.Array,
 
 
 def cosine_weights(
-    memory: jax.Array, keys: jax.Array, strengths: jax.Array,
+    memory: jax.Array,
+    keys: jax.Array,
+    strengths: jax.Array,
     strength_op: Callable[[jax.Array], jax.Array] = jax.nn.softplus,
 ) -> jax.Array:
   """Content-based weights: softmax of sharpened cosine similarities.
@@ -104,8 +110,9 @@ def cosine_weights(
   return weighted_softmax(similarity, strengths, strength_op)
 
 
-def precedence_weights(previous: jax.Array,
-                       write_weights: jax.Array) -> jax.Array:
+def precedence_weights(
+    previous: jax.Array, write_weights: jax.Array
+) -> jax.Array:
   """``(1 - sum(write_weights)) * previous + write_weights``, ``[B, H, N]``.
 
   A head that writes nothing keeps its precedence; one that writes fully
@@ -119,8 +126,11 @@ def precedence_weights(previous: jax.Array,
   return (1 - write_sum) * previous + write_weights
 
 
-def updated_link(previous_link: jax.Array, previous_precedence: jax.Array,
-                 write_weights: jax.Array) -> jax.Array:
+def updated_link(
+    previous_link: jax.Array,
+    previous_precedence: jax.Array,
+    write_weights: jax.Array,
+) -> jax.Array:
   """The link matrices after a write, with a zero diagonal.
 
   ``link[i, j] = (1 - w[i] - w[j]) * previous_link[i, j] + w[i] * p[j]``,
@@ -138,14 +148,18 @@ def updated_link(previous_link: jax.Array, previous_precedence: jax.Array,
   w_i = write_weights[..., :, None]  # [B, H, N, 1]
   w_j = write_weights[..., None, :]  # [B, H, 1, N]
   link = (1 - w_i - w_j) * previous_link + w_i * jnp.asarray(
-      previous_precedence)[..., None, :]  # [B, H, N, N]
+      previous_precedence
+  )[
+      ..., None, :
+  ]  # [B, H, N, N]
   n = link.shape[-1]
   off_diagonal = 1 - jnp.eye(n, dtype=link.dtype)  # No self-loops.
   return link * off_diagonal.reshape((1,) * (link.ndim - 2) + (n, n))
 
 
-def updated_linkage(write_weights: jax.Array,
-                    previous: TemporalLinkageState) -> TemporalLinkageState:
+def updated_linkage(
+    write_weights: jax.Array, previous: TemporalLinkageState
+) -> TemporalLinkageState:
   """The temporal link state after the write heads' ``write_weights``.
 
   Args:
@@ -153,14 +167,18 @@ def updated_linkage(write_weights: jax.Array,
     previous: The state before the write.
   """
   return TemporalLinkageState(
-      link=updated_link(previous.link, previous.precedence_weights,
-                        write_weights),
-      precedence_weights=precedence_weights(previous.precedence_weights,
-                                            write_weights))
+      link=updated_link(
+          previous.link, previous.precedence_weights, write_weights
+      ),
+      precedence_weights=precedence_weights(
+          previous.precedence_weights, write_weights
+      ),
+  )
 
 
-def directional_read_weights(link: jax.Array, previous_read_weights: jax.Array,
-                             forward: bool) -> jax.Array:
+def directional_read_weights(
+    link: jax.Array, previous_read_weights: jax.Array, forward: bool
+) -> jax.Array:
   """Read weights one step along the links of every write head.
 
   Args:
@@ -177,8 +195,9 @@ def directional_read_weights(link: jax.Array, previous_read_weights: jax.Array,
   return jnp.einsum('bhij,bri->brhj', link, previous_read_weights)
 
 
-def usage_after_write(previous_usage: jax.Array,
-                      write_weights: jax.Array) -> jax.Array:
+def usage_after_write(
+    previous_usage: jax.Array, write_weights: jax.Array
+) -> jax.Array:
   """``u + (1 - u) * (1 - prod_h (1 - w_h))``: written slots become used.
 
   Args:
@@ -189,8 +208,9 @@ def usage_after_write(previous_usage: jax.Array,
   return previous_usage + (1 - previous_usage) * written
 
 
-def usage_after_read(previous_usage: jax.Array, free_gate: jax.Array,
-                     read_weights: jax.Array) -> jax.Array:
+def usage_after_read(
+    previous_usage: jax.Array, free_gate: jax.Array, read_weights: jax.Array
+) -> jax.Array:
   """``u * prod_r (1 - f_r * w_r)``: slots read with a free gate are freed.
 
   Args:
@@ -202,9 +222,12 @@ def usage_after_read(previous_usage: jax.Array, free_gate: jax.Array,
   return previous_usage * retention  # [B, N]
 
 
-def updated_usage(write_weights: jax.Array, free_gate: jax.Array,
-                  read_weights: jax.Array,
-                  previous_usage: jax.Array) -> jax.Array:
+def updated_usage(
+    write_weights: jax.Array,
+    free_gate: jax.Array,
+    read_weights: jax.Array,
+    previous_usage: jax.Array,
+) -> jax.Array:
   """The usage ``u_t`` after the previous step's writes and reads.
 
   As in the reference, the usage is not differentiated with respect to the
@@ -219,8 +242,9 @@ def updated_usage(write_weights: jax.Array, free_gate: jax.Array,
   Returns:
     ``[B, N]`` in [0, 1].
   """
-  usage = usage_after_write(previous_usage,
-                            jax.lax.stop_gradient(write_weights))
+  usage = usage_after_write(
+      previous_usage, jax.lax.stop_gradient(write_weights)
+  )
   return usage_after_read(usage, free_gate, read_weights)
 
 
@@ -242,8 +266,12 @@ def allocation(usage: jax.Array) -> jax.Array:
   sorted_nonusage, order = jax.lax.top_k(1 - usage, usage.shape[-1])
   sorted_usage = 1 - sorted_nonusage  # [B, N], ascending.
   before = jnp.concatenate(  # Exclusive cumulative product.
-      [jnp.ones_like(sorted_usage[..., :1]),
-       jnp.cumprod(sorted_usage[..., :-1], axis=-1)], axis=-1)
+      [
+          jnp.ones_like(sorted_usage[..., :1]),
+          jnp.cumprod(sorted_usage[..., :-1], axis=-1),
+      ],
+      axis=-1,
+  )
   sorted_allocation = sorted_nonusage * before  # [B, N]
   return batch_gather(sorted_allocation, batch_invert_permutation(order))
 
@@ -262,8 +290,9 @@ def batch_gather(values: jax.Array, indices: jax.Array) -> jax.Array:
   return jnp.take_along_axis(values, indices, axis=-1)
 
 
-def write_allocation_weights(usage: jax.Array,
-                             write_gates: jax.Array) -> jax.Array:
+def write_allocation_weights(
+    usage: jax.Array, write_gates: jax.Array
+) -> jax.Array:
   """Allocation weights of each write head, in turn.
 
   Each head allocates from the usage that the heads before it would leave:
@@ -276,6 +305,7 @@ def write_allocation_weights(usage: jax.Array,
   Returns:
     ``[B, H, N]``, not scaled by the write gates.
   """
+
   def head(usage, gate):  # [B, N], [B]
     weights = allocation(usage)
     return usage + (1 - usage) * gate[:, None] * weights, weights

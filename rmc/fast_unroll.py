@@ -11,8 +11,9 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The fast unroll behind ``RelationalMemory.unroll``: a ``lax.scan`` whose
-recurrent weights get their gradient after the loop.
+"""The fast unroll behind ``RelationalMemory.unroll``.
+
+A ``lax.scan`` whose recurrent weights get their gradient after the loop.
 
 Why. ``hk.dynamic_unroll`` differentiated by JAX sums the gradient of every
 weight used inside the time loop step by step, in the backward loop: each
@@ -70,7 +71,10 @@ class Recurrence(Protocol):
     compute_dtype: Dtype of the operands of the weight gradients' products,
       or None for the operands' own dtype.
   """
-  compute_dtype: Any
+
+  @property
+  def compute_dtype(self) -> Any:
+    """See the class docstring."""
 
   def recurrent_weights(self) -> Sequence[tuple[str, str]]:
     """``(use, parameter name)`` of every product with a weight in ``step``.
@@ -85,13 +89,15 @@ class Recurrence(Protocol):
   def prepare(self, params: Params, inputs: jax.Array) -> Any:
     """Per-step inputs for all steps at once, every leaf ``[T, ...]``."""
 
-  def step(self, params: Params, prepared: Any, carry: jax.Array,
-           matmul: Matmul) -> tuple[jax.Array, jax.Array]:
+  def step(
+      self, params: Params, prepared: Any, carry: jax.Array, matmul: Matmul
+  ) -> tuple[jax.Array, jax.Array]:
     """One step from its slice of ``prepare``'s result: ``(carry, output)``."""
 
 
-def unroll(recurrence: Recurrence, params: Params, inputs: jax.Array,
-           carry: jax.Array) -> tuple[jax.Array, jax.Array]:
+def unroll(
+    recurrence: Recurrence, params: Params, inputs: jax.Array, carry: jax.Array
+) -> tuple[jax.Array, jax.Array]:
   """Runs ``recurrence`` over all steps of ``inputs``.
 
   Equal to a ``lax.scan`` of ``recurrence.step`` (outputs within float
@@ -151,15 +157,17 @@ def _scan(
 
   if matmul_outputs is not None:
     step = jax.checkpoint(
-        step, policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
+        step, policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable
+    )
   final, (outputs, matmul_inputs) = jax.lax.scan(
-      step, carry, (prepared, matmul_outputs))
+      step, carry, (prepared, matmul_outputs)
+  )
   return (outputs, final), matmul_inputs
 
 
-def _product_shapes(recurrence: Recurrence, params: Params,
-                    inputs: jax.Array,
-                    carry: jax.Array) -> dict[str, jax.ShapeDtypeStruct]:
+def _product_shapes(
+    recurrence: Recurrence, params: Params, inputs: jax.Array, carry: jax.Array
+) -> dict[str, jax.ShapeDtypeStruct]:
   """Shape and dtype of the result of each use in one step, traced only."""
   uses = {use for use, _ in recurrence.recurrent_weights()}
   shapes = {}
@@ -178,20 +186,22 @@ def _product_shapes(recurrence: Recurrence, params: Params,
   if set(shapes) != uses:
     raise ValueError(
         f'The step multiplies by recurrent weights in uses {sorted(shapes)}, '
-        f'but recurrent_weights() names {sorted(uses)}.')
+        f'but recurrent_weights() names {sorted(uses)}.'
+    )
   return shapes
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _unroll(recurrence: Recurrence, params: Params, inputs: jax.Array,
-            carry: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _unroll(
+    recurrence: Recurrence, params: Params, inputs: jax.Array, carry: jax.Array
+) -> tuple[jax.Array, jax.Array]:
   """``(outputs [T, ...], final carry)``; see :func:`unroll`."""
   return _scan(recurrence, params, inputs, carry, None)[0]
 
 
 def _unroll_forward(
-    recurrence: Recurrence, params: Params, inputs: jax.Array,
-    carry: jax.Array) -> tuple[tuple[jax.Array, jax.Array], Any]:
+    recurrence: Recurrence, params: Params, inputs: jax.Array, carry: jax.Array
+) -> tuple[tuple[jax.Array, jax.Array], Any]:
   """Runs the scan, keeping what the backward pass needs."""
   weight_names = {name for _, name in recurrence.recurrent_weights()}
   weights = {name: params[name] for name in weight_names}
@@ -206,16 +216,19 @@ def _unroll_forward(
   matmul_outputs = {
       use: jnp.zeros((num_steps,) + shape.shape, shape.dtype)
       for use, shape in _product_shapes(
-          recurrence, params, inputs, carry).items()
+          recurrence, params, inputs, carry
+      ).items()
   }  # [T, *product shape]
   result, backward, matmul_inputs = jax.vjp(
-      scan, others, inputs, carry, matmul_outputs, has_aux=True)
+      scan, others, inputs, carry, matmul_outputs, has_aux=True
+  )
   return result, (backward, matmul_inputs, weights)
 
 
 def _unroll_backward(
-    recurrence: Recurrence, residuals: Any,
-    cotangents: tuple[jax.Array, jax.Array]
+    recurrence: Recurrence,
+    residuals: Any,
+    cotangents: tuple[jax.Array, jax.Array],
 ) -> tuple[Params, jax.Array, jax.Array]:
   """Backward scan, then one product per recurrent weight for its gradient."""
   backward, matmul_inputs, weights = residuals

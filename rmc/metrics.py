@@ -41,6 +41,7 @@ import math
 import os
 import struct
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from absl import logging
@@ -58,12 +59,15 @@ class TensorBoardMissingError(ImportError):
   def __init__(self):
     super().__init__(
         'Writing TensorBoard scalars needs the tensorboardX package: '
-        "pip install 'rmc[tensorboard]' (or pip install tensorboardX).")
+        "pip install 'rmc[tensorboard]' (or pip install tensorboardX)."
+    )
 
 
 def read_records(path: str) -> list[dict[str, Any]]:
-  """Reads the complete records of a metrics file (a torn last line is
-  skipped); an absent file has none."""
+  """Reads the complete records of a metrics file.
+
+  A torn last line is skipped; an absent file has none.
+  """
   if not os.path.exists(path):
     return []
   records = []
@@ -74,8 +78,12 @@ def read_records(path: str) -> list[dict[str, Any]]:
       try:
         records.append(json.loads(line))
       except ValueError:  # A torn line that a later writer appended after.
-        logging.warning('Skipping line %d of %s, which is not JSON: %r',
-                        number, path, line[:80])
+        logging.warning(
+            'Skipping line %d of %s, which is not JSON: %r',
+            number,
+            path,
+            line[:80],
+        )
   return records
 
 
@@ -111,12 +119,15 @@ def tensorboard_scalars(record: dict[str, Any]) -> list[tuple[str, float]]:
   split = record.get('split', 'train')
   scalars = []
   for key, value in record.items():
-    if (key in ('step', 'time') or isinstance(value, bool)
-        or not isinstance(value, (int, float))):
+    if (
+        key in ('step', 'time')
+        or isinstance(value, bool)
+        or not isinstance(value, (int, float))
+    ):
       continue
     for prefix in ('eval_', 'test_'):
       if key.startswith(prefix):
-        key = key[len(prefix):]
+        key = key[len(prefix) :]
         break
     scalars.append((f'{split}/{key}', float(value)))
   return scalars
@@ -125,8 +136,12 @@ def tensorboard_scalars(record: dict[str, Any]) -> list[tuple[str, float]]:
 class TensorBoardWriter:
   """Writes metric records as TensorBoard scalars (with ``tensorboardX``)."""
 
-  def __init__(self, logdir: str, records: list[dict[str, Any]] = (),
-               replace: bool = True):
+  def __init__(
+      self,
+      logdir: str,
+      records: Sequence[dict[str, Any]] = (),
+      replace: bool = True,
+  ):
     """Opens a new event file in ``logdir``, holding ``records``.
 
     Args:
@@ -149,8 +164,10 @@ class TensorBoardWriter:
     # in name order: the suffix keeps two writers of one second apart, in
     # the order they started.
     self._writer = tensorboardX.SummaryWriter(
-        logdir, flush_secs=10**6,
-        filename_suffix=f'.{time.time_ns():020d}.{os.getpid()}')
+        logdir,
+        flush_secs=10**6,
+        filename_suffix=f'.{time.time_ns():020d}.{os.getpid()}',
+    )
     for record in records:
       self.write(record, flush=False)
     self._writer.flush()
@@ -161,17 +178,18 @@ class TensorBoardWriter:
   def write(self, record: dict[str, Any], flush: bool = True) -> None:
     """Writes the scalars of ``record`` at its step (and time)."""
     for tag, value in tensorboard_scalars(record):
-      self._writer.add_scalar(tag, value, global_step=record['step'],
-                              walltime=record.get('time'))
+      self._writer.add_scalar(
+          tag, value, global_step=record['step'], walltime=record.get('time')
+      )
     if flush:
       self._writer.flush()
 
   def close(self) -> None:
+    """Closes the event file."""
     self._writer.close()
 
 
-def read_tensorboard_scalars(
-    logdir: str) -> list[tuple[str, int, float]]:
+def read_tensorboard_scalars(logdir: str) -> list[tuple[str, int, float]]:
   """The ``(tag, step, value)`` scalars of the event files in ``logdir``.
 
   Files are read in name order (as TensorBoard does), records in file
@@ -190,11 +208,11 @@ def read_tensorboard_scalars(
       data = f.read()
     offset = 0
     while offset + 12 <= len(data):  # A TFRecord: length, CRC, data, CRC.
-      (length,) = struct.unpack('<Q', data[offset:offset + 8])
+      (length,) = struct.unpack('<Q', data[offset : offset + 8])
       end = offset + 12 + length + 4
       if end > len(data):
         break
-      event = event_pb2.Event.FromString(data[offset + 12:end - 4])
+      event = event_pb2.Event.FromString(data[offset + 12 : end - 4])
       for value in event.summary.value:
         scalars.append((value.tag, event.step, value.simple_value))
       offset = end
@@ -202,11 +220,18 @@ def read_tensorboard_scalars(
 
 
 class MetricWriter:
-  """Writes metric records to absl logging, ``metrics.jsonl`` and, if asked,
-  TensorBoard."""
+  """Writes metric records to absl logging, metrics.jsonl and TensorBoard.
 
-  def __init__(self, path: str, resume_step: int | None = 0,
-               write_file: bool = True, tensorboard_dir: str | None = None):
+  TensorBoard only if asked (``tensorboard_dir``).
+  """
+
+  def __init__(
+      self,
+      path: str,
+      resume_step: int | None = 0,
+      write_file: bool = True,
+      tensorboard_dir: str | None = None,
+  ):
     """Opens ``path``, keeping only records with ``step <= resume_step``.
 
     Args:
@@ -234,17 +259,20 @@ class MetricWriter:
     if tensorboard_dir is not None:
       replace = resume_step is not None
       self._tensorboard = TensorBoardWriter(
-          tensorboard_dir, kept if replace else [], replace=replace)
+          tensorboard_dir, kept if replace else [], replace=replace
+      )
 
   def _keep(self, resume_step: int | None) -> list[dict[str, Any]]:
-    """Drops the records after ``resume_step`` (and torn lines); returns
-    those kept."""
+    """Drops records after ``resume_step`` and torn lines; returns the rest."""
     path = self._path
     kept = []
     if os.path.exists(path):
       records = read_records(path)
-      kept = records if resume_step is None else [
-          r for r in records if r.get('step', 0) <= resume_step]
+      kept = (
+          records
+          if resume_step is None
+          else [r for r in records if r.get('step', 0) <= resume_step]
+      )
       with open(path, 'rb') as f:
         content = f.read()
       torn = bool(content) and not content.endswith(b'\n')
@@ -272,15 +300,18 @@ class MetricWriter:
     The line also holds ``time``, the Unix time of writing (unless
     ``record`` has one).
     """
-    logging.info('%s', ', '.join(
-        f'{k}={_format(v)}' for k, v in record.items()))
+    logging.info(
+        '%s', ', '.join(f'{k}={_format(v)}' for k, v in record.items())
+    )
     if not self._write_file:
       return
     record = dict(record, time=record.get('time', time.time()))
     line = _line(record).encode('utf-8')
     # Unbuffered, so that closing after a failed write has nothing to flush.
-    with workdir_lock.file_lock(self._path), open(self._path, 'ab',
-                                                  buffering=0) as f:
+    with (
+        workdir_lock.file_lock(self._path),
+        open(self._path, 'ab', buffering=0) as f,
+    ):
       start = f.tell()
       try:
         done = 0
@@ -303,6 +334,8 @@ class MetricWriter:
 
 def _line(record: dict[str, Any]) -> str:
   # NaN and Inf are written as null: the file stays strict JSON.
-  clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-           for k, v in record.items()}
+  clean = {
+      k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+      for k, v in record.items()
+  }
   return json.dumps(clean) + '\n'

@@ -27,8 +27,9 @@ from rmc import relational_memory
 CORES = ('rmc', 'lstm')
 
 
-def make_core(core: str, *, lstm_hidden_size: int = 0,
-              **rmc_kwargs: Any) -> hk.RNNCore:
+def make_core(
+    core: str, *, lstm_hidden_size: int = 0, **rmc_kwargs: Any
+) -> hk.RNNCore:
   """Builds the recurrent core of an experiment.
 
   Args:
@@ -45,13 +46,18 @@ def make_core(core: str, *, lstm_hidden_size: int = 0,
   if core == 'lstm':
     if lstm_hidden_size < 1:
       raise ValueError(
-          f'lstm_hidden_size must be >= 1; got {lstm_hidden_size}.')
+          f'lstm_hidden_size must be >= 1; got {lstm_hidden_size}.'
+      )
     return hk.LSTM(lstm_hidden_size)
   raise ValueError(f'core must be one of {list(CORES)}; got {core!r}.')
 
 
-def unroll(core: hk.RNNCore, inputs: jax.Array, initial_state: Any,
-           time_major: bool = True) -> tuple[Any, Any]:
+def unroll(
+    core: hk.RNNCore,
+    inputs: jax.Array,
+    initial_state: Any,
+    time_major: bool = True,
+) -> tuple[Any, Any]:
   """``hk.dynamic_unroll``, through ``RelationalMemory.unroll`` for an RMC.
 
   The RMC's own unroll gives the same result faster (see its docstring);
@@ -79,9 +85,13 @@ class SequenceClassifier(hk.Module):
   linear map to the logits.
   """
 
-  def __init__(self, core: hk.RNNCore, num_classes: int,
-               mlp_sizes: Sequence[int] = (256, 256, 256, 256),
-               name: str | None = None):
+  def __init__(
+      self,
+      core: hk.RNNCore,
+      num_classes: int,
+      mlp_sizes: Sequence[int] = (256, 256, 256, 256),
+      name: str | None = None,
+  ):
     """Constructs the classifier.
 
     Args:
@@ -95,8 +105,9 @@ class SequenceClassifier(hk.Module):
     self._num_classes = num_classes
     self._mlp_sizes = tuple(mlp_sizes)
 
-  def __call__(self, inputs: jax.Array,
-               return_core_outputs: bool = False) -> Any:
+  def __call__(
+      self, inputs: jax.Array, return_core_outputs: bool = False
+  ) -> Any:
     """Maps batch-major inputs ``[B, T, d_in]`` to logits ``[B, C]``.
 
     Args:
@@ -111,11 +122,16 @@ class SequenceClassifier(hk.Module):
     """
     batch_size = inputs.shape[0]
     outputs, _ = unroll(
-        self._core, inputs, self._core.initial_state(batch_size),
-        time_major=False)  # [B, T, d_out], or RelationalMemoryOutput.
-    features = (outputs.output
-                if isinstance(outputs, relational_memory.RelationalMemoryOutput)
-                else outputs)  # [B, T, d_out]
+        self._core,
+        inputs,
+        self._core.initial_state(batch_size),
+        time_major=False,
+    )  # [B, T, d_out], or RelationalMemoryOutput.
+    features = (
+        outputs.output
+        if isinstance(outputs, relational_memory.RelationalMemoryOutput)
+        else outputs
+    )  # [B, T, d_out]
     last = features[:, -1]  # [B, d_out]
     hidden = hk.nets.MLP(self._mlp_sizes, activate_final=True)(last)
     logits = hk.Linear(self._num_classes)(hidden)  # [B, C]
@@ -123,7 +139,8 @@ class SequenceClassifier(hk.Module):
 
 
 def classification_metrics(
-    logits: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
+    logits: jax.Array, labels: jax.Array
+) -> dict[str, jax.Array]:
   """Mean softmax cross-entropy and accuracy.
 
   Args:
@@ -135,9 +152,11 @@ def classification_metrics(
   """
   loss = jnp.mean(
       jax.nn.logsumexp(logits, axis=-1)
-      - jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0])
-  accuracy = jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(
-      jnp.float32))
+      - jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0]
+  )
+  accuracy = jnp.mean(
+      (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
+  )
   return {'loss': loss, 'accuracy': accuracy}
 
 
@@ -148,10 +167,13 @@ def make_lstm_with_skips(hidden_size: int, num_layers: int = 2) -> hk.RNNCore:
   all layers' outputs concatenated (``hk.deep_rnn_with_skip_connections``).
   """
   if hidden_size < 1 or num_layers < 1:
-    raise ValueError(f'hidden_size and num_layers must be >= 1; got '
-                     f'{hidden_size} and {num_layers}.')
+    raise ValueError(
+        f'hidden_size and num_layers must be >= 1; got '
+        f'{hidden_size} and {num_layers}.'
+    )
   return hk.deep_rnn_with_skip_connections(
-      [hk.LSTM(hidden_size) for _ in range(num_layers)])
+      [hk.LSTM(hidden_size) for _ in range(num_layers)]
+  )
 
 
 def masked_unroll(
@@ -175,6 +197,7 @@ def masked_unroll(
   Returns:
     ``(outputs [T, B, ...], final_state)``.
   """
+
   def step(inputs_and_time, state):
     x, t = inputs_and_time
     output, next_state = core(x, state)
@@ -201,9 +224,15 @@ class Seq2Seq(hk.Module):
   linear map to the vocabulary.
   """
 
-  def __init__(self, encoder: hk.RNNCore, decoder: hk.RNNCore,
-               vocab_size: int, mlp_sizes: Sequence[int] = (256,) * 4,
-               teacher_forcing: bool = False, name: str | None = None):
+  def __init__(
+      self,
+      encoder: hk.RNNCore,
+      decoder: hk.RNNCore,
+      vocab_size: int,
+      mlp_sizes: Sequence[int] = (256,) * 4,
+      teacher_forcing: bool = False,
+      name: str | None = None,
+  ):
     """Constructs the model.
 
     Args:
@@ -222,9 +251,13 @@ class Seq2Seq(hk.Module):
     self._mlp_sizes = tuple(mlp_sizes)
     self._teacher_forcing = teacher_forcing
 
-  def __call__(self, inputs: jax.Array, input_lengths: jax.Array,
-               decoder_inputs: jax.Array,
-               target_lengths: jax.Array) -> jax.Array:
+  def __call__(
+      self,
+      inputs: jax.Array,
+      input_lengths: jax.Array,
+      decoder_inputs: jax.Array,
+      target_lengths: jax.Array,
+  ) -> jax.Array:
     """Logits ``[T_out, B, V]``.
 
     Args:
@@ -236,14 +269,19 @@ class Seq2Seq(hk.Module):
     """
     batch_size = inputs.shape[1]
     one_hot = jax.nn.one_hot(inputs, self._vocab_size)  # [T_in, B, V]
-    _, state = masked_unroll(self._encoder, one_hot, input_lengths,
-                             self._encoder.initial_state(batch_size))
+    _, state = masked_unroll(
+        self._encoder,
+        one_hot,
+        input_lengths,
+        self._encoder.initial_state(batch_size),
+    )
     if self._teacher_forcing:
       decoder_inputs = jax.nn.one_hot(decoder_inputs, self._vocab_size)
     else:
       decoder_inputs = jnp.zeros(decoder_inputs.shape + (self._vocab_size,))
-    outputs, _ = masked_unroll(self._decoder, decoder_inputs, target_lengths,
-                               state)  # [T_out, B, D]
+    outputs, _ = masked_unroll(
+        self._decoder, decoder_inputs, target_lengths, state
+    )  # [T_out, B, D]
     hidden = hk.nets.MLP(self._mlp_sizes, activate_final=True)(outputs)
     return hk.Linear(self._vocab_size)(hidden)  # [T_out, B, V]
 
@@ -270,12 +308,16 @@ def sequence_metrics(
     whose valid tokens are all correct.
   """
   if loss_average not in ('valid_tokens', 'all_positions'):
-    raise ValueError(f'loss_average must be valid_tokens or all_positions; '
-                     f'got {loss_average!r}.')
+    raise ValueError(
+        f'loss_average must be valid_tokens or all_positions; '
+        f'got {loss_average!r}.'
+    )
   mask = jnp.arange(targets.shape[0])[:, None] < lengths[None, :]  # [T, B]
   mask = mask.astype(logits.dtype)
-  nll = (jax.nn.logsumexp(logits, axis=-1)
-         - jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0])
+  nll = (
+      jax.nn.logsumexp(logits, axis=-1)
+      - jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+  )
   total = jnp.sum(nll * mask)
   if loss_average == 'valid_tokens':
     loss = total / jnp.maximum(jnp.sum(mask), 1.0)
@@ -300,11 +342,18 @@ class LanguageModel(hk.Module):
   an :class:`rmc.adaptive_softmax.AdaptiveSoftmax` (``'adaptive'``).
   """
 
-  def __init__(self, core: hk.RNNCore, vocab_size: int,
-               embed_size: int = 512, dropout_rate: float = 0.5,
-               softmax: str = 'tied', cutoffs: Sequence[int] = (),
-               div_value: float = 4.0, loss_chunk_size: int | None = None,
-               name: str | None = None):
+  def __init__(
+      self,
+      core: hk.RNNCore,
+      vocab_size: int,
+      embed_size: int = 512,
+      dropout_rate: float = 0.5,
+      softmax: str = 'tied',
+      cutoffs: Sequence[int] = (),
+      div_value: float = 4.0,
+      loss_chunk_size: int | None = None,
+      name: str | None = None,
+  ):
     """Constructs the model.
 
     Args:
@@ -329,13 +378,15 @@ class LanguageModel(hk.Module):
     """
     super().__init__(name=name)
     if softmax not in SOFTMAXES:
-      raise ValueError(f'softmax must be one of {list(SOFTMAXES)}; got '
-                       f'{softmax!r}.')
+      raise ValueError(
+          f'softmax must be one of {list(SOFTMAXES)}; got ' f'{softmax!r}.'
+      )
     if not 0 <= dropout_rate < 1:
       raise ValueError(f'dropout_rate must be in [0, 1); got {dropout_rate}.')
     if loss_chunk_size is not None and loss_chunk_size < 0:
-      raise ValueError(f'loss_chunk_size must be >= 0 or None; got '
-                       f'{loss_chunk_size}.')
+      raise ValueError(
+          f'loss_chunk_size must be >= 0 or None; got ' f'{loss_chunk_size}.'
+      )
     self._core = core
     self._vocab_size = vocab_size
     self._embed_size = embed_size
@@ -350,18 +401,29 @@ class LanguageModel(hk.Module):
     return self._core.initial_state(batch_size)
 
   @hk.name_like('__call__')
-  def _hidden(self, inputs: jax.Array, state: Any, reset: jax.Array | None,
-              is_training: bool) -> tuple[jax.Array, hk.Embed, Any]:
+  def _hidden(
+      self,
+      inputs: jax.Array,
+      state: Any,
+      reset: jax.Array | None,
+      is_training: bool,
+  ) -> tuple[jax.Array, hk.Embed, Any]:
     """``(hidden [T, B, E], the embedding module, state)`` of a segment."""
     batch_size = inputs.shape[1]
     if reset is not None:
       initial = self._core.initial_state(batch_size)
       state = jax.tree.map(
           lambda init, old: jnp.where(
-              reset.reshape((-1,) + (1,) * (old.ndim - 1)), init, old),
-          initial, state)
-    embed = hk.Embed(self._vocab_size, self._embed_size,
-                     w_init=hk.initializers.RandomUniform(-0.1, 0.1))
+              reset.reshape((-1,) + (1,) * (old.ndim - 1)), init, old
+          ),
+          initial,
+          state,
+      )
+    embed = hk.Embed(
+        self._vocab_size,
+        self._embed_size,
+        w_init=hk.initializers.RandomUniform(-0.1, 0.1),
+    )
     embedded = embed(inputs)  # [T, B, E]
     if is_training and self._dropout_rate:
       embedded = hk.dropout(hk.next_rng_key(), self._dropout_rate, embedded)
@@ -372,12 +434,18 @@ class LanguageModel(hk.Module):
   @hk.name_like('__call__')
   def _softmax_bias(self, dtype: Any) -> jax.Array:
     """The tied softmax's bias ``[V]``."""
-    return hk.get_parameter('softmax_bias', [self._vocab_size], dtype,
-                            init=jnp.zeros)
+    return hk.get_parameter(
+        'softmax_bias', [self._vocab_size], dtype, init=jnp.zeros
+    )
 
-  def __call__(self, inputs: jax.Array, targets: jax.Array, state: Any,
-               reset: jax.Array | None = None,
-               is_training: bool = False) -> tuple[jax.Array, Any]:
+  def __call__(
+      self,
+      inputs: jax.Array,
+      targets: jax.Array,
+      state: Any,
+      reset: jax.Array | None = None,
+      is_training: bool = False,
+  ) -> tuple[jax.Array, Any]:
     """Log-probabilities of the targets, and the state after the segment.
 
     Args:
@@ -392,19 +460,28 @@ class LanguageModel(hk.Module):
       ``(log_probs [T, B], state)``.
     """
     hidden, embed, state = self._hidden(inputs, state, reset, is_training)
+    target_log_probs: Callable[..., jax.Array]
     if self._softmax == 'adaptive':
       target_log_probs = adaptive_softmax.AdaptiveSoftmax(
-          self._vocab_size, self._cutoffs, self._div_value)
+          self._vocab_size, self._cutoffs, self._div_value
+      )
     else:
       target_log_probs = functools.partial(
-          tied_target_log_probs, embeddings=embed.embeddings,
-          bias=self._softmax_bias(hidden.dtype))
-    return chunked_over_time(target_log_probs, hidden, targets,
-                             self._loss_chunk_size), state
+          tied_target_log_probs,
+          embeddings=embed.embeddings,
+          bias=self._softmax_bias(hidden.dtype),
+      )
+    return (
+        chunked_over_time(
+            target_log_probs, hidden, targets, self._loss_chunk_size
+        ),
+        state,
+    )
 
   @hk.name_like('__call__')
-  def log_probs(self, inputs: jax.Array, state: Any,
-                reset: jax.Array | None = None) -> tuple[jax.Array, Any]:
+  def log_probs(
+      self, inputs: jax.Array, state: Any, reset: jax.Array | None = None
+  ) -> tuple[jax.Array, Any]:
     """Log-probabilities of every next word (no dropout), and the state.
 
     The same parameters as ``__call__``; for sampling and for looking at the
@@ -420,17 +497,27 @@ class LanguageModel(hk.Module):
     """
     hidden, embed, state = self._hidden(inputs, state, reset, False)
     if self._softmax == 'adaptive':
-      return adaptive_softmax.AdaptiveSoftmax(
-          self._vocab_size, self._cutoffs, self._div_value).full_log_probs(
-              hidden), state
-    logits = tied_logits(hidden, embed.embeddings,
-                         self._softmax_bias(hidden.dtype))  # [T, B, V]
+      return (
+          adaptive_softmax.AdaptiveSoftmax(
+              self._vocab_size, self._cutoffs, self._div_value
+          ).full_log_probs(hidden),
+          state,
+      )
+    logits = tied_logits(
+        hidden, embed.embeddings, self._softmax_bias(hidden.dtype)
+    )  # [T, B, V]
     return jax.nn.log_softmax(logits, axis=-1), state
 
   @hk.name_like('__call__')
-  def sample(self, prompt: jax.Array, state: Any, num_words: int,
-             rng: jax.Array, temperature: float = 1.0,
-             top_k: int = 0) -> tuple[jax.Array, Any]:
+  def sample(
+      self,
+      prompt: jax.Array,
+      state: Any,
+      num_words: int,
+      rng: jax.Array,
+      temperature: float = 1.0,
+      top_k: int = 0,
+  ) -> tuple[jax.Array, Any]:
     """Continues ``prompt`` with ``num_words`` words drawn from the model.
 
     The prompt is read with the state carried from ``state``; then each word
@@ -460,8 +547,9 @@ class LanguageModel(hk.Module):
     if temperature < 0:
       raise ValueError(f'temperature must be >= 0; got {temperature}.')
     if not 0 <= top_k <= self._vocab_size:
-      raise ValueError(f'top_k must be in [0, V={self._vocab_size}]; got '
-                       f'{top_k}.')
+      raise ValueError(
+          f'top_k must be in [0, V={self._vocab_size}]; got ' f'{top_k}.'
+      )
 
     def choose(log_probs, key):  # [B, V] -> [B]
       if temperature == 0:
@@ -484,16 +572,21 @@ class LanguageModel(hk.Module):
     (last, state), words = hk.scan(step, (first, state), keys[1:])
     return jnp.concatenate([words, last[None]], axis=0), state  # [W, B]
 
-def tied_logits(hidden: jax.Array, embeddings: jax.Array,
-                bias: jax.Array) -> jax.Array:
+
+def tied_logits(
+    hidden: jax.Array, embeddings: jax.Array, bias: jax.Array
+) -> jax.Array:
   """``hidden @ embeddings.T + bias``: ``[..., E]`` to ``[..., V]``."""
   logits = hidden @ embeddings.T.astype(hidden.dtype)  # [..., V]
   return logits + jnp.broadcast_to(bias, logits.shape)
 
 
-def tied_target_log_probs(hidden: jax.Array, targets: jax.Array,
-                          embeddings: jax.Array,
-                          bias: jax.Array) -> jax.Array:
+def tied_target_log_probs(
+    hidden: jax.Array,
+    targets: jax.Array,
+    embeddings: jax.Array,
+    bias: jax.Array,
+) -> jax.Array:
   """Log-probabilities of the targets under a softmax tied to an embedding.
 
   Args:
@@ -506,8 +599,9 @@ def tied_target_log_probs(hidden: jax.Array, targets: jax.Array,
     ``[...]``: ``log_softmax(tied_logits(...))`` at the targets.
   """
   logits = tied_logits(hidden, embeddings, bias)  # [..., V]
-  target_logits = jnp.take_along_axis(logits, targets[..., None],
-                                      axis=-1)[..., 0]
+  target_logits = jnp.take_along_axis(logits, targets[..., None], axis=-1)[
+      ..., 0
+  ]
   return target_logits - jax.nn.logsumexp(logits, axis=-1)
 
 
@@ -555,4 +649,5 @@ def chunked_over_time(
 
   _, outputs = hk.scan(hk.remat(body), (), (chunks(hidden), chunks(targets)))
   return outputs.reshape((num_chunks * chunk_size,) + outputs.shape[2:])[
-      :num_steps]  # [T, B]
+      :num_steps
+  ]  # [T, B]

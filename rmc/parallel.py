@@ -57,8 +57,9 @@ def _is_axis(x: Any) -> bool:
 
 
 def _is_key(x: Any) -> bool:
-  return (hasattr(x, 'dtype')
-          and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key))
+  return hasattr(x, 'dtype') and jax.dtypes.issubdtype(
+      x.dtype, jax.dtypes.prng_key
+  )
 
 
 class DataParallel:
@@ -81,9 +82,11 @@ class DataParallel:
     if jax.process_count() > 1 and len(devices) != jax.device_count():
       raise ValueError(
           f'With {jax.process_count()} processes the mesh must hold all '
-          f'{jax.device_count()} devices; got {len(devices)}.')
-    self.mesh = jax.make_mesh((len(devices),), (AXIS,),
-                              axis_types=(AxisType.Auto,), devices=devices)
+          f'{jax.device_count()} devices; got {len(devices)}.'
+      )
+    self.mesh = jax.make_mesh(
+        (len(devices),), (AXIS,), axis_types=(AxisType.Auto,), devices=devices
+    )
     self.replicated = NamedSharding(self.mesh, PartitionSpec())
 
   @property
@@ -102,7 +105,8 @@ class DataParallel:
       raise ValueError(
           f'{name}={batch_size} does not divide evenly over the '
           f'{self.num_devices} devices of the data-parallel mesh; use a '
-          f'multiple of {self.num_devices}.')
+          f'multiple of {self.num_devices}.'
+      )
 
   def divides(self, batch_size: int) -> bool:
     """Whether ``batch_size`` splits evenly over the devices."""
@@ -128,7 +132,8 @@ class DataParallel:
       raise ValueError(
           f'A batch of {rows} rows (axis {axis} of an array of shape '
           f'{shape} in this process) does not divide evenly over the '
-          f'{self.num_devices} devices.')
+          f'{self.num_devices} devices.'
+      )
 
   def process_rows(self, batch_size: int) -> slice:
     """This process's rows of a global batch of ``batch_size``.
@@ -141,13 +146,19 @@ class DataParallel:
     """
     self.check_batch_size(batch_size)
     index_map = self.batch_sharding(0).addressable_devices_indices_map(
-        (batch_size,))
-    starts = sorted(index[0].start or 0 for index in index_map.values())
+        (batch_size,)
+    )
+    # Each device's index is a tuple of slices (None only for a scalar).
+    starts = sorted(
+        index[0].start or 0 for index in index_map.values() if index
+    )
     rows = batch_size // self.num_devices
     start, stop = starts[0], starts[-1] + rows
     if stop - start != rows * len(starts):
-      raise ValueError(f'The devices of process {jax.process_index()} do not '
-                       'hold contiguous rows of the batch.')
+      raise ValueError(
+          f'The devices of process {jax.process_index()} do not '
+          'hold contiguous rows of the batch.'
+      )
     return slice(start, stop)
 
   def put_global(self, tree: Any, batch_axes: BatchAxes = None) -> Any:
@@ -163,17 +174,21 @@ class DataParallel:
     Raises:
       ValueError: If a batch axis does not divide over the devices.
     """
+
     def put(axis, x):
       sharding = self.batch_sharding(axis)
       if _is_key(x):
         impl = jax.random.key_impl(x)
         return jax.random.wrap_key_data(
-            put(axis, jax.random.key_data(x)), impl=impl)
+            put(axis, jax.random.key_data(x)), impl=impl
+        )
       x = np.asarray(x)
       if axis is not None:
         self._check_rows(axis, x.shape[axis], x.shape)
-      return jax.make_array_from_callback(x.shape, sharding,
-                                          lambda index: x[index])
+      return jax.make_array_from_callback(
+          x.shape, sharding, lambda index: x[index]
+      )
+
     return _map_axes(put, batch_axes, tree)
 
   def put_local(self, tree: Any, batch_axes: BatchAxes) -> Any:
@@ -194,6 +209,7 @@ class DataParallel:
     Raises:
       ValueError: If a global batch axis does not divide over the devices.
     """
+
     def put(axis, x):
       sharding = self.batch_sharding(axis)
       if isinstance(x, jax.Array) and x.sharding == sharding:
@@ -201,6 +217,7 @@ class DataParallel:
       if axis is not None:  # The global rows: every process's alike.
         self._check_rows(axis, x.shape[axis] * jax.process_count(), x.shape)
       return jax.make_array_from_process_local_data(sharding, x)
+
     return _map_axes(put, batch_axes, tree)
 
   def constrain(self, tree: Any, batch_axes: BatchAxes) -> Any:
@@ -212,13 +229,18 @@ class DataParallel:
     """
     return _map_axes(
         lambda axis, x: jax.lax.with_sharding_constraint(
-            x, self.batch_sharding(axis)), batch_axes, tree)
+            x, self.batch_sharding(axis)
+        ),
+        batch_axes,
+        tree,
+    )
 
   def gather(self, tree: Any) -> Any:
     """Every leaf whole, as NumPy on every process (a collective).
 
     Keys become their raw key data. All processes must call this together.
     """
+
     def get(x):
       if _is_key(x):
         x = jax.random.key_data(x)
@@ -227,6 +249,7 @@ class DataParallel:
           return np.asarray(x.addressable_data(0))
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
       return np.asarray(x)
+
     return jax.tree.map(get, tree)
 
   def agree(self, flag: bool) -> bool:
@@ -240,11 +263,16 @@ def _map_axes(fn, batch_axes: BatchAxes, tree: Any) -> Any:
   """``fn(axis, leaf)`` for every leaf, ``batch_axes`` a prefix of ``tree``."""
   return jax.tree.map(
       lambda axis, subtree: jax.tree.map(
-          lambda x: fn(axis, x), subtree, is_leaf=_is_key),
-      batch_axes, tree, is_leaf=_is_axis)
+          lambda x: fn(axis, x), subtree, is_leaf=_is_key
+      ),
+      batch_axes,
+      tree,
+      is_leaf=_is_axis,
+  )
 
 
 def shift_axes(batch_axes: BatchAxes, by: int = 1) -> BatchAxes:
   """Batch axes after ``by`` leading axes are added (e.g. a step axis)."""
-  return jax.tree.map(lambda a: None if a is None else a + by, batch_axes,
-                      is_leaf=_is_axis)
+  return jax.tree.map(
+      lambda a: None if a is None else a + by, batch_axes, is_leaf=_is_axis
+  )

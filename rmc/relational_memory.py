@@ -71,6 +71,7 @@ class RelationalMemoryOutput(NamedTuple):
     forget_gate: Forget gate ``[B, N, G]`` after the sigmoid, or ``None`` when
       ``gate_style`` is ``None``.
   """
+
   output: jax.Array
   attention_weights: tuple[jax.Array, ...]
   input_gate: jax.Array | None
@@ -79,8 +80,11 @@ class RelationalMemoryOutput(NamedTuple):
 
 def _check_positive_int(name: str, value: Any) -> None:
   """Raises a ValueError unless ``value`` is an integer >= 1 (not a bool)."""
-  if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
-      or value < 1):
+  if (
+      isinstance(value, bool)
+      or not isinstance(value, (int, np.integer))
+      or value < 1
+  ):
     raise ValueError(f'{name} must be an integer >= 1. Got: {value!r}.')
 
 
@@ -199,11 +203,15 @@ class RelationalMemory(hk.RNNCore):
     if gate_style not in _GATE_STYLES:
       raise ValueError(
           f"gate_style must be one of ['unit', 'memory', None]. Got: "
-          f'{gate_style}.')
-    if (isinstance(attention_mlp_layers, numbers.Real)
-        and attention_mlp_layers < 1):
+          f'{gate_style}.'
+      )
+    if (
+        isinstance(attention_mlp_layers, numbers.Real)
+        and attention_mlp_layers < 1
+    ):
       raise ValueError(
-          f'attention_mlp_layers must be >= 1. Got: {attention_mlp_layers}.')
+          f'attention_mlp_layers must be >= 1. Got: {attention_mlp_layers}.'
+      )
     # What Sonnet let through.
     _check_positive_int('num_blocks', num_blocks)
     _check_positive_int('attention_mlp_layers', attention_mlp_layers)
@@ -215,7 +223,8 @@ class RelationalMemory(hk.RNNCore):
     if attention_scale not in _ATTENTION_SCALES:
       raise ValueError(
           f'attention_scale must be one of {list(_ATTENTION_SCALES)}. Got: '
-          f'{attention_scale!r}.')
+          f'{attention_scale!r}.'
+      )
 
     self._mem_slots = int(mem_slots)
     self._head_size = int(head_size)
@@ -227,16 +236,26 @@ class RelationalMemory(hk.RNNCore):
     self._key_size = int(key_size) if key_size is not None else self._head_size
     self._trainable_initial_state = trainable_initial_state
     self._return_diagnostics = return_diagnostics
-    scale_size = (self._key_size if attention_scale == 'key_size'
-                  else 2 * self._key_size + self._head_size)
+    scale_size = (
+        self._key_size
+        if attention_scale == 'key_size'
+        else 2 * self._key_size + self._head_size
+    )
     self._config = _Config(
-        mem_slots=self._mem_slots, num_heads=self._num_heads,
-        head_size=self._head_size, key_size=self._key_size,
-        num_blocks=self._num_blocks, mlp_layers=self._attention_mlp_layers,
-        gate_style=gate_style, input_bias=input_bias, forget_bias=forget_bias,
+        mem_slots=self._mem_slots,
+        num_heads=self._num_heads,
+        head_size=self._head_size,
+        key_size=self._key_size,
+        num_blocks=self._num_blocks,
+        mlp_layers=self._attention_mlp_layers,
+        gate_style=gate_style,
+        input_bias=input_bias,
+        forget_bias=forget_bias,
         query_scale=1.0 / math.sqrt(scale_size),
-        compute_dtype=(None if compute_dtype is None
-                       else jnp.dtype(compute_dtype)))
+        compute_dtype=(
+            None if compute_dtype is None else jnp.dtype(compute_dtype)
+        ),
+    )
 
   @property
   def mem_slots(self) -> int:
@@ -293,8 +312,11 @@ class RelationalMemory(hk.RNNCore):
     n, d = self._mem_slots, self._mem_size
     if trainable:
       memory = hk.get_parameter(
-          'initial_memory', [n, d], jnp.float32,
-          init=lambda shape, dt: jnp.eye(*shape, dtype=dt))  # [N, D]
+          'initial_memory',
+          [n, d],
+          jnp.float32,
+          init=lambda shape, dt: jnp.eye(shape[0], shape[1], dtype=dt),
+      )  # [N, D]
       memory = memory.astype(dtype)
     else:
       memory = jnp.eye(n, d, dtype=dtype)  # [N, D]
@@ -347,15 +369,18 @@ class RelationalMemory(hk.RNNCore):
           f'inputs must have rank >= {min_rank} ({expected}) with '
           f'treat_input_as_matrix={treat_input_as_matrix} and a '
           f'{"batched" if batched else "unbatched"} state of shape '
-          f'{memory.shape}; got inputs of shape {inputs.shape}.')
+          f'{memory.shape}; got inputs of shape {inputs.shape}.'
+      )
     if not batched:
       output, next_state = self._step(
-          inputs[None], memory[None], treat_input_as_matrix)
+          inputs[None], memory[None], treat_input_as_matrix
+      )
       return jax.tree.map(lambda x: x[0], output), next_state[0]
     if inputs.shape[0] != memory.shape[0]:
       raise ValueError(
           f'inputs and prev_state must have the same batch size; got inputs '
-          f'of shape {inputs.shape} and prev_state of shape {memory.shape}.')
+          f'of shape {inputs.shape} and prev_state of shape {memory.shape}.'
+      )
     return self._step(inputs, memory, treat_input_as_matrix)
 
   @hk.name_like('__call__')
@@ -371,17 +396,25 @@ class RelationalMemory(hk.RNNCore):
     num_rows, row_size = inputs.shape[-2:]  # n, d_row
     params = self._parameters(row_size, num_rows, memory.dtype)
     projected, gates_from_input = _project_inputs(
-        self._config, params, inputs)  # [B, n, D], [B, 2G] or None
+        self._config, params, inputs
+    )  # [B, n, D], [B, 2G] or None
     next_memory, (attention_weights, input_gate, forget_gate) = _memory_step(
-        self._config, params, projected, gates_from_input, memory,
-        lambda _, x, w: self._config.dot(x, w))
-    output = next_memory.reshape(batch_size, -1)  # [B, N * D]
+        self._config,
+        params,
+        projected,
+        gates_from_input,
+        memory,
+        lambda _, x, w: self._config.dot(x, w),
+    )
+    flat = next_memory.reshape(batch_size, -1)  # [B, N * D]
+    output: jax.Array | RelationalMemoryOutput = flat
     if self._return_diagnostics:
       output = RelationalMemoryOutput(
-          output=output,
+          output=flat,
           attention_weights=attention_weights,
           input_gate=input_gate,
-          forget_gate=forget_gate)
+          forget_gate=forget_gate,
+      )
     return output, next_memory
 
   @hk.name_like('__call__')
@@ -432,9 +465,11 @@ class RelationalMemory(hk.RNNCore):
     """
     if self._return_diagnostics:
       core = functools.partial(
-          self, treat_input_as_matrix=treat_input_as_matrix)
-      return hk.dynamic_unroll(core, inputs, initial_state,
-                               time_major=time_major)
+          self, treat_input_as_matrix=treat_input_as_matrix
+      )
+      return hk.dynamic_unroll(
+          core, inputs, initial_state, time_major=time_major
+      )
     memory = jnp.asarray(initial_state)
     inputs = jnp.asarray(inputs)
     self._check_state(memory, 'initial_state', batched_only=True)
@@ -444,14 +479,16 @@ class RelationalMemory(hk.RNNCore):
           f'inputs must have rank >= {min_rank} ([T, B, '
           f'{"n, " if treat_input_as_matrix else ""}...]) with '
           f'treat_input_as_matrix={treat_input_as_matrix}; got inputs of '
-          f'shape {inputs.shape}.')
+          f'shape {inputs.shape}.'
+      )
     if not time_major:
       inputs = jnp.swapaxes(inputs, 0, 1)  # [T, B, ...]
     if inputs.shape[1] != memory.shape[0]:
       raise ValueError(
           f'inputs and initial_state must have the same batch size; got '
           f'inputs of shape {inputs.shape} (time-major) and initial_state of '
-          f'shape {memory.shape}.')
+          f'shape {memory.shape}.'
+      )
     inputs = _input_rows(inputs, memory.dtype, treat_input_as_matrix, 2)
     num_rows, row_size = inputs.shape[-2:]  # n, d_row
     params = self._parameters(row_size, num_rows, memory.dtype)
@@ -461,8 +498,9 @@ class RelationalMemory(hk.RNNCore):
     return outputs, final
 
   @hk.name_like('__call__')
-  def _parameters(self, row_size: int, num_rows: int,
-                  dtype: Any) -> dict[str, jax.Array]:
+  def _parameters(
+      self, row_size: int, num_rows: int, dtype: Any
+  ) -> dict[str, jax.Array]:
     """Gets (or creates) every parameter, keyed ``'<module>/<name>'``.
 
     Names, shapes and initialisers are those of the ``hk.Linear``,
@@ -483,11 +521,13 @@ class RelationalMemory(hk.RNNCore):
 
     def layer_norm(name, size):
       params[f'{name}/scale'], params[f'{name}/offset'] = _LayerNormParams(
-          size, dtype, name=name)()
+          size, dtype, name=name
+      )()
 
     linear('input_projection', row_size, d)
-    mlp = _AffineStack(d, self._attention_mlp_layers, dtype,
-                       name='attention_mlp')
+    mlp = _AffineStack(
+        d, self._attention_mlp_layers, dtype, name='attention_mlp'
+    )
     for block in range(self._num_blocks):
       linear(f'qkv_projection_{block}', d, f)
       layer_norm(f'qkv_layer_norm_{block}', f)
@@ -501,8 +541,9 @@ class RelationalMemory(hk.RNNCore):
       linear('gates_from_memory', d, g)
     return params
 
-  def _check_state(self, memory: jax.Array, name: str,
-                   batched_only: bool) -> None:
+  def _check_state(
+      self, memory: jax.Array, name: str, batched_only: bool
+  ) -> None:
     """Raises a ValueError unless the state ``name`` is valid."""
     ranks = (3,) if batched_only else (2, 3)
     if memory.ndim not in ranks or memory.shape[-2:] != self.state_size:
@@ -511,25 +552,32 @@ class RelationalMemory(hk.RNNCore):
         shapes += f' or [{self._mem_slots}, {self._mem_size}]'
       raise ValueError(
           f'{name} must have shape {shapes} ([B, mem_slots, mem_size]); '
-          f'got {memory.shape}.')
+          f'got {memory.shape}.'
+      )
     if not jnp.issubdtype(memory.dtype, jnp.floating):
       raise ValueError(
-          f'{name} must have a floating dtype; got {memory.dtype}.')
+          f'{name} must have a floating dtype; got {memory.dtype}.'
+      )
 
 
 class _Affine(hk.Module):
   """The parameters of an ``hk.Linear``: ``w`` [in, out] and ``b`` [out]."""
 
-  def __init__(self, fan_in: int, fan_out: int, dtype: Any,
-               name: str | None = None):
+  def __init__(
+      self, fan_in: int, fan_out: int, dtype: Any, name: str | None = None
+  ):
     super().__init__(name=name)
     self._shape = (fan_in, fan_out)
     self._dtype = dtype
 
   def __call__(self) -> tuple[jax.Array, jax.Array]:
     stddev = 1.0 / math.sqrt(self._shape[0])  # hk.Linear's default.
-    w = hk.get_parameter('w', self._shape, self._dtype,
-                         init=hk.initializers.TruncatedNormal(stddev))
+    w = hk.get_parameter(
+        'w',
+        self._shape,
+        self._dtype,
+        init=hk.initializers.TruncatedNormal(stddev),
+    )
     b = hk.get_parameter('b', self._shape[1:], self._dtype, init=jnp.zeros)
     return w, b
 
@@ -537,11 +585,14 @@ class _Affine(hk.Module):
 class _AffineStack(hk.Module):
   """The layers of an ``hk.nets.MLP`` of equal widths (named ``linear_i``)."""
 
-  def __init__(self, size: int, num_layers: int, dtype: Any,
-               name: str | None = None):
+  def __init__(
+      self, size: int, num_layers: int, dtype: Any, name: str | None = None
+  ):
     super().__init__(name=name)
-    self.layers = [_Affine(size, size, dtype, name=f'linear_{i}')
-                   for i in range(num_layers)]
+    self.layers = [
+        _Affine(size, size, dtype, name=f'linear_{i}')
+        for i in range(num_layers)
+    ]
 
 
 class _LayerNormParams(hk.Module):
@@ -554,8 +605,9 @@ class _LayerNormParams(hk.Module):
 
   def __call__(self) -> tuple[jax.Array, jax.Array]:
     scale = hk.get_parameter('scale', [self._size], self._dtype, init=jnp.ones)
-    offset = hk.get_parameter('offset', [self._size], self._dtype,
-                              init=jnp.zeros)
+    offset = hk.get_parameter(
+        'offset', [self._size], self._dtype, init=jnp.zeros
+    )
     return scale, offset
 
 
@@ -572,6 +624,7 @@ class _Config:
   Hashable, and a `fast_unroll.Recurrence`: the static argument of the fast
   unroll's ``jax.custom_vjp``.
   """
+
   mem_slots: int
   num_heads: int
   head_size: int
@@ -598,9 +651,13 @@ class _Config:
     uses = []
     for block in range(self.num_blocks):
       uses.append((f'qkv_projection_{block}', f'qkv_projection_{block}/w'))
-      uses.extend((f'attention_mlp/linear_{layer}@{block}',
-                   f'attention_mlp/linear_{layer}/w')
-                  for layer in range(self.mlp_layers))
+      uses.extend(
+          (
+              f'attention_mlp/linear_{layer}@{block}',
+              f'attention_mlp/linear_{layer}/w',
+          )
+          for layer in range(self.mlp_layers)
+      )
     if self.gate_style is not None:
       uses.append(('gates_from_memory', 'gates_from_memory/w'))
     return uses
@@ -626,8 +683,9 @@ class _Config:
   ) -> tuple[jax.Array, jax.Array]:
     """``(M_t [B, N, D], output [B, N * D])`` from one step of `prepare`."""
     projected, gates_from_input = prepared  # [B, n, D], [B, 2G] or None
-    next_memory, _ = _memory_step(self, params, projected, gates_from_input,
-                                  memory, matmul)
+    next_memory, _ = _memory_step(
+        self, params, projected, gates_from_input, memory, matmul
+    )
     return next_memory, next_memory.reshape(next_memory.shape[0], -1)
 
 
@@ -635,17 +693,21 @@ def _dot(x: jax.Array, w: jax.Array, compute_dtype: Any) -> jax.Array:
   """``x @ w`` with operands in ``compute_dtype``, result in ``x.dtype``."""
   if compute_dtype is None:
     return jnp.dot(x, w.astype(x.dtype))
-  return jnp.dot(x.astype(compute_dtype), w.astype(compute_dtype),
-                 preferred_element_type=x.dtype)
+  return jnp.dot(
+      x.astype(compute_dtype),
+      w.astype(compute_dtype),
+      preferred_element_type=x.dtype,
+  )
 
 
-def _input_rows(inputs: jax.Array, dtype: Any, matrix: bool,
-                num_lead: int) -> jax.Array:
+def _input_rows(
+    inputs: jax.Array, dtype: Any, matrix: bool, num_lead: int
+) -> jax.Array:
   """Casts and flattens inputs to rows ``[*lead, n, d_row]``."""
   inputs = inputs.astype(dtype)
   lead = inputs.shape[:num_lead]
   if matrix:
-    return inputs.reshape(inputs.shape[:num_lead + 1] + (-1,))
+    return inputs.reshape(inputs.shape[: num_lead + 1] + (-1,))
   return inputs.reshape(lead + (1, -1))
 
 
@@ -654,13 +716,15 @@ def _broadcast(vector: jax.Array, like: jax.Array) -> jax.Array:
   return jnp.broadcast_to(vector.astype(like.dtype), like.shape)
 
 
-def _layer_norm(params: dict[str, jax.Array], name: str,
-                x: jax.Array) -> jax.Array:
+def _layer_norm(
+    params: dict[str, jax.Array], name: str, x: jax.Array
+) -> jax.Array:
   """``hk.LayerNorm`` over the last axis with Sonnet v1's epsilon."""
   mean = jnp.mean(x, axis=-1, keepdims=True)
   variance = jnp.var(x, axis=-1, keepdims=True)
-  inv = (_broadcast(params[f'{name}/scale'], x)
-         * jax.lax.rsqrt(variance + _LAYER_NORM_EPS))
+  inv = _broadcast(params[f'{name}/scale'], x) * jax.lax.rsqrt(
+      variance + _LAYER_NORM_EPS
+  )
   return inv * (x - mean) + _broadcast(params[f'{name}/offset'], x)
 
 
@@ -695,8 +759,9 @@ def _memory_step(
     gates_from_input: jax.Array | None,
     memory: jax.Array,
     matmul: fast_unroll.Matmul,
-) -> tuple[jax.Array, tuple[tuple[jax.Array, ...], jax.Array | None,
-                            jax.Array | None]]:
+) -> tuple[
+    jax.Array, tuple[tuple[jax.Array, ...], jax.Array | None, jax.Array | None]
+]:
   """The part of a step that depends on the previous memory.
 
   Args:
@@ -723,22 +788,28 @@ def _memory_step(
     qkv = affine(f'qkv_projection_{block}', f'qkv_projection_{block}', rows)
     qkv = _layer_norm(params, f'qkv_layer_norm_{block}', qkv)  # [B, R, F]
     attended, weights = _attention(config, qkv)  # [B, R, D], [B, H, R, R]
-    rows = _layer_norm(params, f'attention_layer_norm_{block}',
-                       rows + attended)  # [B, R, D]
+    rows = _layer_norm(
+        params, f'attention_layer_norm_{block}', rows + attended
+    )  # [B, R, D]
     hidden = rows
     for layer in range(config.mlp_layers):
       if layer:
         hidden = jax.nn.relu(hidden)
-      hidden = affine(f'attention_mlp/linear_{layer}@{block}',
-                      f'attention_mlp/linear_{layer}', hidden)  # [B, R, D]
+      hidden = affine(
+          f'attention_mlp/linear_{layer}@{block}',
+          f'attention_mlp/linear_{layer}',
+          hidden,
+      )  # [B, R, D]
     rows = _layer_norm(params, f'mlp_layer_norm_{block}', hidden + rows)
     all_weights.append(weights)
-  next_memory = rows[:, :config.mem_slots]  # [B, N, D]
+  next_memory = rows[:, : config.mem_slots]  # [B, N, D]
 
   input_gate = forget_gate = None
   if config.gate_style is not None:
-    gates = affine('gates_from_memory', 'gates_from_memory',
-                   jnp.tanh(memory))  # [B, N, 2G]
+    gates = affine(
+        'gates_from_memory', 'gates_from_memory', jnp.tanh(memory)
+    )  # [B, N, 2G]
+    assert gates_from_input is not None  # Projected whenever gating is on.
     gates += gates_from_input[:, None, :]
     input_gate, forget_gate = jnp.split(gates, 2, axis=-1)  # [B, N, G] each
     input_gate = jax.nn.sigmoid(input_gate + config.input_bias)
@@ -749,8 +820,7 @@ def _memory_step(
   return next_memory, (tuple(all_weights), input_gate, forget_gate)
 
 
-def _attention(config: _Config,
-               qkv: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _attention(config: _Config, qkv: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Multi-head dot-product attention of every row over every row.
 
   Args:
@@ -768,13 +838,24 @@ def _attention(config: _Config,
   query, key, value = jnp.split(qkv, [k, 2 * k], axis=-1)
   # query, key: [B, R, H, k]; value: [B, R, H, v].
   query = query * config.query_scale
-  cast = ((lambda x: x) if config.compute_dtype is None
-          else (lambda x: x.astype(config.compute_dtype)))
-  logits = jnp.einsum('brhk,bshk->bhrs', cast(query), cast(key),
-                      preferred_element_type=qkv.dtype)  # [B, H, R, R]
+  cast = (
+      (lambda x: x)
+      if config.compute_dtype is None
+      else (lambda x: x.astype(config.compute_dtype))
+  )
+  logits = jnp.einsum(
+      'brhk,bshk->bhrs',
+      cast(query),
+      cast(key),
+      preferred_element_type=qkv.dtype,
+  )  # [B, H, R, R]
   weights = jax.nn.softmax(logits, axis=-1)  # [B, H, R, R]
-  attended = jnp.einsum('bhrs,bshv->brhv', cast(weights), cast(value),
-                        preferred_element_type=qkv.dtype)  # [B, R, H, v]
+  attended = jnp.einsum(
+      'bhrs,bshv->brhv',
+      cast(weights),
+      cast(value),
+      preferred_element_type=qkv.dtype,
+  )  # [B, R, H, v]
   return attended.reshape(batch_size, num_rows, -1), weights
 
 

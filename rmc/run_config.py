@@ -58,15 +58,28 @@ FORMAT_VERSION = 1
 # Hyperparameters a resumed run may change: its budgets and cadences, and
 # the preset's name (its values are compared one by one).
 RESUMABLE_HYPERPARAMETERS = (
-    'preset', 'num_steps', 'time_budget_s', 'steps_per_chunk', 'log_every',
-    'eval_every', 'checkpoint_every', 'keep_checkpoints')
+    'preset',
+    'num_steps',
+    'time_budget_s',
+    'steps_per_chunk',
+    'log_every',
+    'eval_every',
+    'checkpoint_every',
+    'keep_checkpoints',
+)
 # Hyperparameters added after the first config.json format: a saved file
 # without one is from a run that predates it, whose core (an RMC or LSTM)
 # does not use it, so its absence there is not a difference.
 ADDED_HYPERPARAMETERS = (
-    'dnc_memory_size', 'dnc_word_size', 'dnc_num_reads', 'dnc_num_writes',
-    'dnc_controller_size', 'dnc_controller_layers', 'dnc_clip_value',
-    'dnc_strength_activation')
+    'dnc_memory_size',
+    'dnc_word_size',
+    'dnc_num_reads',
+    'dnc_num_writes',
+    'dnc_controller_size',
+    'dnc_controller_layers',
+    'dnc_clip_value',
+    'dnc_strength_activation',
+)
 # Data entries that may change: where the same files are.
 RESUMABLE_DATA = ('data_dir', 'cache_dir')
 # The sections compared on resume ('core' is not: it is made from the
@@ -92,14 +105,26 @@ def code_version() -> dict[str, Any]:
   import haiku  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   from rmc import __version__  # pylint: disable=g-import-not-at-top
-  version = {'rmc': __version__, 'git_commit': None, 'git_dirty': None,
-             'python': platform.python_version(), 'jax': jax.__version__,
-             'haiku': haiku.__version__}
+
+  version: dict[str, Any] = {
+      'rmc': __version__,
+      'git_commit': None,
+      'git_dirty': None,
+      'python': platform.python_version(),
+      'jax': jax.__version__,
+      'haiku': haiku.__version__,
+  }
   source = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
   def git(*args):
-    return subprocess.run(['git', *args], cwd=source, capture_output=True,
-                          text=True, timeout=10, check=True).stdout.strip()
+    return subprocess.run(
+        ['git', *args],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout.strip()
 
   try:
     # Only rmc's own checkout: an installed copy may sit inside another repo.
@@ -139,15 +164,17 @@ def read(workdir: str) -> dict[str, Any]:
       raise ConfigError(f'{workdir} does not exist, or is not a directory.')
     raise ConfigError(
         f'{target} does not exist: {workdir} is not the work directory of a '
-        'run (or of one started before rmc wrote config.json).')
+        'run (or of one started before rmc wrote config.json).'
+    )
   try:
     with open(target, encoding='utf-8') as f:
       config = json.load(f)
   except (ValueError, UnicodeDecodeError) as e:
     raise ConfigError(f'{target} is not valid JSON: {e}') from e
   if not isinstance(config, dict) or config.get('format') != FORMAT_VERSION:
-    raise ConfigError(f'{target} is not a config.json of format '
-                      f'{FORMAT_VERSION}.')
+    raise ConfigError(
+        f'{target} is not a config.json of format ' f'{FORMAT_VERSION}.'
+    )
   return config
 
 
@@ -164,37 +191,47 @@ def _flatten(value: Any, prefix: str) -> dict[str, Any]:
 def _added_later(key: str, saved: Any, current: Any) -> bool:
   """Whether ``key`` is absent from a run saved before it was added."""
   section, _, name = key.partition('.')
-  return (section == 'hyperparameters' and name in ADDED_HYPERPARAMETERS
-          and saved is None and current is not None)
+  return (
+      section == 'hyperparameters'
+      and name in ADDED_HYPERPARAMETERS
+      and saved is None
+      and current is not None
+  )
 
 
 def _resumable(key: str) -> bool:
   section, _, name = key.partition('.')
-  return ((section == 'hyperparameters'
-           and name in RESUMABLE_HYPERPARAMETERS)
-          or (section == 'data' and name in RESUMABLE_DATA)
-          or section not in _FIXED_SECTIONS)
+  return (
+      (section == 'hyperparameters' and name in RESUMABLE_HYPERPARAMETERS)
+      or (section == 'data' and name in RESUMABLE_DATA)
+      or section not in _FIXED_SECTIONS
+  )
 
 
-def differences(saved: dict[str, Any],
-                current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+def differences(
+    saved: dict[str, Any], current: dict[str, Any]
+) -> dict[str, tuple[Any, Any]]:
   """``{dotted key: (saved value, current value)}`` where they differ.
 
   A key absent on one side has the value None there.
   """
   before, after = _flatten(saved, ''), _flatten(current, '')
-  return {key: (before.get(key), after.get(key))
-          for key in sorted(set(before) | set(after))
-          if before.get(key) != after.get(key)}
+  return {
+      key: (before.get(key), after.get(key))
+      for key in sorted(set(before) | set(after))
+      if before.get(key) != after.get(key)
+  }
 
 
 def _describe(changes: dict[str, tuple[Any, Any]]) -> str:
-  return ', '.join(f'{key} {old!r} -> {new!r}'
-                   for key, (old, new) in changes.items())
+  return ', '.join(
+      f'{key} {old!r} -> {new!r}' for key, (old, new) in changes.items()
+  )
 
 
-def check_resume(saved: dict[str, Any], current: dict[str, Any],
-                 workdir: str) -> dict[str, tuple[Any, Any]]:
+def check_resume(
+    saved: dict[str, Any], current: dict[str, Any], workdir: str
+) -> dict[str, tuple[Any, Any]]:
   """Checks that ``current`` may continue the run ``saved`` describes.
 
   Args:
@@ -211,16 +248,21 @@ def check_resume(saved: dict[str, Any], current: dict[str, Any],
       one with both values.
   """
   current = json.loads(json.dumps(current))  # As saved: lists, not tuples.
-  changes = {key: change for key, change in differences(saved, current).items()
-             if key != 'format' and not key.startswith('core.')
-             and not _added_later(key, *change)}
+  changes = {
+      key: change
+      for key, change in differences(saved, current).items()
+      if key != 'format'
+      and not key.startswith('core.')
+      and not _added_later(key, *change)
+  }
   fixed = {k: v for k, v in changes.items() if not _resumable(k)}
   if fixed:
     raise ConfigMismatchError(
         f'These flags differ from the run in {workdir} (its {CONFIG_FILE}), '
         f'which would train another model or on other data: '
-        f'{_describe(fixed)}. Give the run\'s flags to resume it, or another '
-        '--workdir for a new run.')
+        f"{_describe(fixed)}. Give the run's flags to resume it, or another "
+        '--workdir for a new run.'
+    )
   if changes:
     logging.info('Resuming with changed settings: %s.', _describe(changes))
   return changes

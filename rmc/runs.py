@@ -48,9 +48,18 @@ VOCABULARY_FILE = 'vocab.txt'
 # format are).
 DNC_HYPERPARAMETERS = run_config.ADDED_HYPERPARAMETERS
 
-_RMC_ARGUMENTS = ('mem_slots', 'head_size', 'num_heads', 'num_blocks',
-                  'key_size', 'attention_mlp_layers', 'gate_style',
-                  'forget_bias', 'input_bias', 'attention_scale')
+_RMC_ARGUMENTS = (
+    'mem_slots',
+    'head_size',
+    'num_heads',
+    'num_blocks',
+    'key_size',
+    'attention_mlp_layers',
+    'gate_style',
+    'forget_bias',
+    'input_bias',
+    'attention_scale',
+)
 
 
 def core_kwargs(hyperparameters: dict[str, Any]) -> dict[str, Any]:
@@ -87,12 +96,14 @@ def dnc_kwargs(hyperparameters: dict[str, Any]) -> dict[str, Any]:
           word_size=hyperparameters['dnc_word_size'],
           num_reads=hyperparameters['dnc_num_reads'],
           num_writes=hyperparameters['dnc_num_writes'],
-          strength_activation=hyperparameters['dnc_strength_activation']),
+          strength_activation=hyperparameters['dnc_strength_activation'],
+      ),
       controller_config=dict(
-          hidden_size=size,
-          num_layers=hyperparameters['dnc_controller_layers']),
+          hidden_size=size, num_layers=hyperparameters['dnc_controller_layers']
+      ),
       output_size=size,
-      clip_value=hyperparameters['dnc_clip_value'] or None)
+      clip_value=hyperparameters['dnc_clip_value'] or None,
+  )
 
 
 def core_description(hyperparameters: dict[str, Any]) -> dict[str, Any]:
@@ -101,12 +112,18 @@ def core_description(hyperparameters: dict[str, Any]) -> dict[str, Any]:
     return {'type': 'rmc', 'kwargs': core_kwargs(hyperparameters)}
   if hyperparameters['core'] == 'dnc':
     return {'type': 'dnc', 'kwargs': dnc_kwargs(hyperparameters)}
-  return {'type': hyperparameters['core'],
-          'hidden_size': hyperparameters['lstm_hidden_size']}
+  return {
+      'type': hyperparameters['core'],
+      'hidden_size': hyperparameters['lstm_hidden_size'],
+  }
 
 
-def make_core(binary: str, hyperparameters: dict[str, Any],
-              name: str | None = None, **rmc_overrides: Any) -> hk.RNNCore:
+def make_core(
+    binary: str,
+    hyperparameters: dict[str, Any],
+    name: str | None = None,
+    **rmc_overrides: Any,
+) -> hk.RNNCore:
   """The recurrent core a binary builds (inside ``hk.transform``).
 
   Args:
@@ -128,14 +145,17 @@ def make_core(binary: str, hyperparameters: dict[str, Any],
     return models.make_lstm_with_skips(hyperparameters['lstm_hidden_size'])
   if hyperparameters['core'] == 'rmc':
     return relational_memory.RelationalMemory(
-        **core_kwargs(hyperparameters), **rmc_overrides, name=name)
+        **core_kwargs(hyperparameters), **rmc_overrides, name=name
+    )
   return models.make_core(
       hyperparameters['core'],
-      lstm_hidden_size=hyperparameters['lstm_hidden_size'])
+      lstm_hidden_size=hyperparameters['lstm_hidden_size'],
+  )
 
 
-def nth_farthest_model(hyperparameters: dict[str, Any],
-                       return_diagnostics: bool = False) -> hk.Transformed:
+def nth_farthest_model(
+    hyperparameters: dict[str, Any], return_diagnostics: bool = False
+) -> hk.Transformed:
   """The Nth Farthest model.
 
   Args:
@@ -148,22 +168,28 @@ def nth_farthest_model(hyperparameters: dict[str, Any],
     gives the logits ``[B, K]`` (and, with ``return_core_outputs``, the
     core's outputs at every step, batch-major), without an RNG.
   """
+
   def forward(inputs, return_core_outputs=False):
-    overrides = ({'return_diagnostics': True}
-                 if return_diagnostics and hyperparameters['core'] == 'rmc'
-                 else {})
+    overrides = (
+        {'return_diagnostics': True}
+        if return_diagnostics and hyperparameters['core'] == 'rmc'
+        else {}
+    )
     core = make_core('nth_farthest', hyperparameters, **overrides)
     return models.SequenceClassifier(core, hyperparameters['num_objects'])(
-        inputs, return_core_outputs=return_core_outputs)
+        inputs, return_core_outputs=return_core_outputs
+    )
 
   return hk.without_apply_rng(hk.transform(forward))
 
 
 def learn_to_execute_vocabulary(
-    hyperparameters: dict[str, Any]) -> lte.Vocabulary:
+    hyperparameters: dict[str, Any],
+) -> lte.Vocabulary:
   """The token vocabulary of a Learning to Execute configuration."""
-  return lte.Vocabulary(hyperparameters['token_mode'] == 'char',
-                        hyperparameters['max_length'])
+  return lte.Vocabulary(
+      hyperparameters['token_mode'] == 'char', hyperparameters['max_length']
+  )
 
 
 def learn_to_execute_model(hyperparameters: dict[str, Any]) -> hk.Transformed:
@@ -181,19 +207,30 @@ def learn_to_execute_model(hyperparameters: dict[str, Any]) -> hk.Transformed:
 
   def forward(batch):
     encoder = make_core('learn_to_execute', hyperparameters)
-    decoder = (make_core('learn_to_execute', hyperparameters, name='decoder')
-               if hyperparameters['separate_cores'] else encoder)
+    decoder = (
+        make_core('learn_to_execute', hyperparameters, name='decoder')
+        if hyperparameters['separate_cores']
+        else encoder
+    )
     model = models.Seq2Seq(
-        encoder, decoder, vocab_size,
-        teacher_forcing=hyperparameters['decoder'] == 'teacher_forcing')
-    return model(batch['inputs'], batch['input_lengths'],
-                 batch['decoder_inputs'], batch['target_lengths'])
+        encoder,
+        decoder,
+        vocab_size,
+        teacher_forcing=hyperparameters['decoder'] == 'teacher_forcing',
+    )
+    return model(
+        batch['inputs'],
+        batch['input_lengths'],
+        batch['decoder_inputs'],
+        batch['target_lengths'],
+    )
 
   return hk.without_apply_rng(hk.transform(forward))
 
 
-def language_model_module(hyperparameters: dict[str, Any],
-                          vocab_size: int) -> models.LanguageModel:
+def language_model_module(
+    hyperparameters: dict[str, Any], vocab_size: int
+) -> models.LanguageModel:
   """The WikiText language model module (call inside ``hk.transform``).
 
   Args:
@@ -201,17 +238,20 @@ def language_model_module(hyperparameters: dict[str, Any],
     vocab_size: Words ``V``.
   """
   return models.LanguageModel(
-      make_core('wikitext103', hyperparameters), vocab_size,
+      make_core('wikitext103', hyperparameters),
+      vocab_size,
       embed_size=hyperparameters['embed_size'],
       dropout_rate=hyperparameters['dropout_rate'],
       softmax=hyperparameters['softmax'],
       cutoffs=[int(c) for c in hyperparameters['adaptive_cutoffs']],
       div_value=hyperparameters['adaptive_div_value'],
-      loss_chunk_size=hyperparameters['loss_chunk_size'])
+      loss_chunk_size=hyperparameters['loss_chunk_size'],
+  )
 
 
-def language_model(hyperparameters: dict[str, Any], vocab_size: int
-                   ) -> tuple[hk.Transformed, hk.Transformed]:
+def language_model(
+    hyperparameters: dict[str, Any], vocab_size: int
+) -> tuple[hk.Transformed, hk.Transformed]:
   """The transformed WikiText language model.
 
   Args:
@@ -224,35 +264,43 @@ def language_model(hyperparameters: dict[str, Any], vocab_size: int
     ``(log_probs [T, B], state)``; ``initial.apply(None, batch_size)`` the
     core's initial state.
   """
+
   def forward(inputs, targets, state, reset, is_training):
     return language_model_module(hyperparameters, vocab_size)(
-        inputs, targets, state, reset, is_training)
+        inputs, targets, state, reset, is_training
+    )
 
   def initial_state(batch_size):
-    return language_model_module(hyperparameters,
-                                 vocab_size).initial_state(batch_size)
+    return language_model_module(hyperparameters, vocab_size).initial_state(
+        batch_size
+    )
 
-  return (hk.transform(forward),
-          hk.without_apply_rng(hk.transform(initial_state)))
+  return (
+      hk.transform(forward),
+      hk.without_apply_rng(hk.transform(initial_state)),
+  )
 
 
-def core_input_size(binary: str, hyperparameters: dict[str, Any],
-                    vocab_size: int | None = None) -> int:
+def core_input_size(
+    binary: str, hyperparameters: dict[str, Any], vocab_size: int | None = None
+) -> int:
   """The size of what the binary's model feeds its core at each step.
 
   Nth Farthest feeds each object's row (``F + 3K``), Learning to Execute
   one-hot tokens (``V``), the language model word embeddings (``E``).
   """
   if binary == 'nth_farthest':
-    return nth_farthest.feature_size(hyperparameters['num_objects'],
-                                     hyperparameters['num_features'])
+    return nth_farthest.feature_size(
+        hyperparameters['num_objects'], hyperparameters['num_features']
+    )
   if binary == 'learn_to_execute':
     return len(learn_to_execute_vocabulary(hyperparameters))
   return hyperparameters['embed_size']
 
 
-def params_shapes(binary: str, hyperparameters: dict[str, Any],
-                  vocab_size: int | None = None) -> hk.Params:
+def params_shapes(
+    binary: str, hyperparameters: dict[str, Any], vocab_size: int | None = None
+) -> hk.Params:
   """The shapes and dtypes of a binary's parameters, without computing them.
 
   Args:
@@ -267,31 +315,50 @@ def params_shapes(binary: str, hyperparameters: dict[str, Any],
   if binary == 'nth_farthest':
     model = nth_farthest_model(hyperparameters)
     inputs = jax.ShapeDtypeStruct(
-        (1, hyperparameters['num_objects'],
-         core_input_size(binary, hyperparameters)), jnp.float32)
+        (
+            1,
+            hyperparameters['num_objects'],
+            core_input_size(binary, hyperparameters),
+        ),
+        jnp.float32,
+    )
     return jax.eval_shape(model.init, key, inputs)
   if binary == 'learn_to_execute':
     steps_in, steps_out = lte.sequence_lengths(
-        hyperparameters['task'], hyperparameters['max_length'],
+        hyperparameters['task'],
+        hyperparameters['max_length'],
         hyperparameters['max_nesting'],
-        hyperparameters['token_mode'] == 'char')
-    tokens = lambda steps: jax.ShapeDtypeStruct((steps, 1), jnp.int32)
+        hyperparameters['token_mode'] == 'char',
+    )
+
+    def tokens(steps):
+      return jax.ShapeDtypeStruct((steps, 1), jnp.int32)
+
     lengths = jax.ShapeDtypeStruct((1,), jnp.int32)
-    batch = dict(inputs=tokens(steps_in), targets=tokens(steps_out),
-                 decoder_inputs=tokens(steps_out), input_lengths=lengths,
-                 target_lengths=lengths)
-    return jax.eval_shape(learn_to_execute_model(hyperparameters).init, key,
-                          batch)
+    batch = dict(
+        inputs=tokens(steps_in),
+        targets=tokens(steps_out),
+        decoder_inputs=tokens(steps_out),
+        input_lengths=lengths,
+        target_lengths=lengths,
+    )
+    return jax.eval_shape(
+        learn_to_execute_model(hyperparameters).init, key, batch
+    )
   if binary == 'wikitext103':
+    if vocab_size is None:
+      raise ValueError('A language model needs its vocab_size.')
     model, initial = language_model(hyperparameters, vocab_size)
     state = jax.eval_shape(lambda: initial.apply(None, 1))
-    words = jax.ShapeDtypeStruct((hyperparameters['unroll_length'], 1),
-                                 jnp.int32)
+    words = jax.ShapeDtypeStruct(
+        (hyperparameters['unroll_length'], 1), jnp.int32
+    )
     return jax.eval_shape(
-        lambda k, x, s: model.init(k, x, x, s, None, False), key, words,
-        state)
-  raise ValueError(f'Unknown binary {binary!r}; expected one of '
-                   f'{list(BINARIES)}.')
+        lambda k, x, s: model.init(k, x, x, s, None, False), key, words, state
+    )
+  raise ValueError(
+      f'Unknown binary {binary!r}; expected one of ' f'{list(BINARIES)}.'
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -319,6 +386,7 @@ class Run:
     initial_state: The language model's ``initial_state`` transform
       (``apply(None, batch_size)``); None for the other binaries.
   """
+
   workdir: str
   config: dict[str, Any]
   step: int
@@ -359,14 +427,17 @@ class Run:
     Unrolls the core over time-major inputs from its initial state and
     gives ``(outputs [T, B, D_out], final_state)``; no RNG.
     """
+
     def unroll(inputs):
       core = self.make_core()
       return models.unroll(core, inputs, core.initial_state(inputs.shape[1]))
+
     return hk.without_apply_rng(hk.transform(unroll))
 
 
-def restore_params(workdir: str, template: hk.Params,
-                   step: int | None = None) -> tuple[int, hk.Params]:
+def restore_params(
+    workdir: str, template: hk.Params, step: int | None = None
+) -> tuple[int, hk.Params]:
   """The parameters held by a checkpoint of a run's training state.
 
   Args:
@@ -382,21 +453,33 @@ def restore_params(workdir: str, template: hk.Params,
     checkpoint.CheckpointError: If there is no such checkpoint, or it does
       not hold parameters of this structure.
   """
-  steps = checkpoint.list_steps(workdir)
-  if not steps:
-    raise checkpoint.CheckpointError(
-        f'No checkpoint in {workdir}: train first (--mode=train), or pass '
-        'the work directory of a trained run.')
-  if step is None:
-    step = steps[-1]
-  elif step not in steps:
-    raise checkpoint.CheckpointError(
-        f'No checkpoint of step {step} in {workdir}; it holds steps {steps}.')
-  # Checkpoints hold (TrainState, data state); the parameters are at
-  # [0].params (see rmc.training.train).
-  params = checkpoint.restore(checkpoint.path_for_step(workdir, step),
-                              template, prefix='[0].params')
-  return step, params
+  newest = step is None
+  for _ in range(3):
+    steps = checkpoint.list_steps(workdir)
+    if not steps:
+      raise checkpoint.CheckpointError(
+          f'No checkpoint in {workdir}: train first (--mode=train), or pass '
+          'the work directory of a trained run.'
+      )
+    if newest:
+      step = steps[-1]
+    elif step not in steps:
+      raise checkpoint.CheckpointError(
+          f'No checkpoint of step {step} in {workdir}; it holds steps {steps}.'
+      )
+    path = checkpoint.path_for_step(workdir, step)
+    try:
+      # Checkpoints hold (TrainState, data state); the parameters are at
+      # [0].params (see rmc.training.train).
+      return step, checkpoint.restore(path, template, prefix='[0].params')
+    except checkpoint.CorruptCheckpointError:
+      # A training beside us may have deleted the newest of a moment ago
+      # (keep-last-k) between the listing and the read: list again.
+      if not newest or os.path.exists(path):
+        raise
+  raise checkpoint.CheckpointError(
+      f'The checkpoints in {workdir} changed under three reads in a row.'
+  )
 
 
 def load_run(workdir: str, step: int | None = None) -> Run:
@@ -422,9 +505,11 @@ def load_run(workdir: str, step: int | None = None) -> Run:
   if binary not in BINARIES:
     raise run_config.ConfigError(
         f'{run_config.path(workdir)} names the binary {binary!r}; expected '
-        f'one of {list(BINARIES)}.')
+        f'one of {list(BINARIES)}.'
+    )
   hyperparameters = config['hyperparameters']
-  vocabulary, initial = None, None
+  vocabulary: lte.Vocabulary | wikitext.Vocabulary | None = None
+  initial = None
   vocab_size = None
   if binary == 'nth_farthest':
     model = nth_farthest_model(hyperparameters)
@@ -432,23 +517,35 @@ def load_run(workdir: str, step: int | None = None) -> Run:
     model = learn_to_execute_model(hyperparameters)
     vocabulary = learn_to_execute_vocabulary(hyperparameters)
   else:
-    vocabulary = load_vocabulary(workdir)
-    vocab_size = len(vocabulary)
+    words = load_vocabulary(workdir)
+    vocabulary, vocab_size = words, len(words)
     model, initial = language_model(hyperparameters, vocab_size)
   template = params_shapes(binary, hyperparameters, vocab_size)
   step, params = restore_params(workdir, template, step)
   input_size = core_input_size(binary, hyperparameters, vocab_size)
-  run = Run(workdir=workdir, config=config, step=step, params=params,
-            model=model, core_params={}, core_input_size=input_size,
-            vocabulary=vocabulary, initial_state=initial)
+  run = Run(
+      workdir=workdir,
+      config=config,
+      step=step,
+      params=params,
+      model=model,
+      core_params={},
+      core_input_size=input_size,
+      vocabulary=vocabulary,
+      initial_state=initial,
+  )
   core_shapes = jax.eval_shape(
-      run.core.init, jax.random.key(0),
-      jax.ShapeDtypeStruct((1, 1, input_size), jnp.float32))
+      run.core.init,
+      jax.random.key(0),
+      jax.ShapeDtypeStruct((1, 1, input_size), jnp.float32),
+  )
   core_params = {name: params[name] for name in core_shapes if name in params}
   if jax.tree.map(lambda x: (x.shape, x.dtype), core_shapes) != jax.tree.map(
-      lambda x: (x.shape, x.dtype), core_params):
+      lambda x: (x.shape, x.dtype), core_params
+  ):
     raise checkpoint.CheckpointError(
-        f'The core parameters in {workdir} do not match its configuration.')
+        f'The core parameters in {workdir} do not match its configuration.'
+    )
   return dataclasses.replace(run, core_params=core_params)
 
 
@@ -461,6 +558,7 @@ def load_vocabulary(workdir: str) -> wikitext.Vocabulary:
   target = os.path.join(workdir, VOCABULARY_FILE)
   if not os.path.exists(target):
     raise wikitext.DataError(
-        f'{target} does not exist: the language model\'s vocabulary is '
-        'saved there when it starts training.')
+        f"{target} does not exist: the language model's vocabulary is "
+        'saved there when it starts training.'
+    )
   return wikitext.Vocabulary.load(target)

@@ -98,9 +98,12 @@ class SyntheticData:
   steps are made and placed on the devices once per chunk size, then reused.
   """
 
-  def __init__(self, batch: Any,
-               parallel: parallel_lib.DataParallel | None = None,
-               batch_axes: parallel_lib.BatchAxes = 0):
+  def __init__(
+      self,
+      batch: Any,
+      parallel: parallel_lib.DataParallel | None = None,
+      batch_axes: parallel_lib.BatchAxes = 0,
+  ):
     """Holds ``batch`` on the devices.
 
     Args:
@@ -111,24 +114,28 @@ class SyntheticData:
     self._batch = jax.tree.map(np.asarray, batch)
     self._parallel = parallel or parallel_lib.DataParallel()
     self._axes = parallel_lib.shift_axes(batch_axes)
-    self._stacked = {}
+    self._stacked: dict[int, Any] = {}
 
   def batches(self, first_step: int, num_steps: int) -> Any:
     """The batch repeated ``num_steps`` times, leaves ``[num_steps, ...]``."""
     del first_step
     if num_steps not in self._stacked:
       stacked = jax.tree.map(
-          lambda x: np.broadcast_to(x, (num_steps,) + x.shape), self._batch)
+          lambda x: np.broadcast_to(x, (num_steps,) + x.shape), self._batch
+      )
       self._stacked[num_steps] = self._parallel.put_local(stacked, self._axes)
     return self._stacked[num_steps]
 
   def state(self) -> dict[str, np.ndarray]:
+    """What a checkpoint keeps of this data."""
     return {}
 
   def restore(self, state: dict[str, np.ndarray]) -> None:
+    """Continues from what :meth:`state` returned."""
     del state
 
   def observe(self, record: dict[str, Any]) -> None:
+    """Sees a logged training record (e.g. to advance a curriculum)."""
     del record
 
 
@@ -150,6 +157,7 @@ class TrainState(NamedTuple):
       ``()`` when there is none. Every leaf is batch-leading ``[B, ...]``
       (split over the devices like the batch).
   """
+
   step: jax.Array
   params: hk.Params
   opt_state: optax.OptState
@@ -157,16 +165,26 @@ class TrainState(NamedTuple):
   carry: Any = ()
 
 
-def init_state(params: hk.Params, optimizer: optax.GradientTransformation,
-               rng: jax.Array, carry: Any = ()) -> TrainState:
+def init_state(
+    params: hk.Params,
+    optimizer: optax.GradientTransformation,
+    rng: jax.Array,
+    carry: Any = (),
+) -> TrainState:
   """A step-0 :class:`TrainState`."""
-  return TrainState(step=jnp.zeros([], jnp.int32), params=params,
-                    opt_state=optimizer.init(params), rng=rng, carry=carry)
+  return TrainState(
+      step=jnp.zeros([], jnp.int32),
+      params=params,
+      opt_state=optimizer.init(params),
+      rng=rng,
+      carry=carry,
+  )
 
 
 # Batch axes of a TrainState: all replicated but the batch-leading carry.
-_STATE_AXES = TrainState(step=None, params=None, opt_state=None, rng=None,
-                         carry=0)
+_STATE_AXES = TrainState(  # A tree of axes, not a state: hence the ignore.
+    step=None, params=None, opt_state=None, rng=None, carry=0  # type: ignore[arg-type]
+)
 
 
 def make_optimizer(
@@ -201,19 +219,27 @@ def make_optimizer(
     raise ValueError(
         f'Need 0 < min_learning_rate <= learning_rate; got '
         f'min_learning_rate={min_learning_rate}, '
-        f'learning_rate={learning_rate}.')
+        f'learning_rate={learning_rate}.'
+    )
   if decay_steps < 1 or not 0 < decay_rate <= 1:
-    raise ValueError(f'Need decay_steps >= 1 and 0 < decay_rate <= 1; got '
-                     f'{decay_steps} and {decay_rate}.')
+    raise ValueError(
+        f'Need decay_steps >= 1 and 0 < decay_rate <= 1; got '
+        f'{decay_steps} and {decay_rate}.'
+    )
   if warmup_steps < 0:
     raise ValueError(f'Need warmup_steps >= 0; got {warmup_steps}.')
   decay = optax.exponential_decay(
-      init_value=learning_rate, transition_steps=decay_steps,
-      decay_rate=decay_rate, end_value=min_learning_rate)
+      init_value=learning_rate,
+      transition_steps=decay_steps,
+      decay_rate=decay_rate,
+      end_value=min_learning_rate,
+  )
   if warmup_steps:
+
     def schedule(step):
       ramp = jnp.minimum(1.0, (step + 1) / warmup_steps)
       return decay(step) * ramp
+
   else:
     schedule = decay
   adam = optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8)
@@ -263,16 +289,22 @@ def make_train_chunk(
     carry = state.carry
     if with_carry:
       (loss, (step_metrics, carry)), grads = grad_fn(
-          state.params, key, batch, state.carry)
+          state.params, key, batch, state.carry
+      )
       carry = jax.lax.stop_gradient(carry)
     else:
       (loss, step_metrics), grads = grad_fn(state.params, key, batch)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    step_metrics = dict(step_metrics, loss=loss,
-                        learning_rate=schedule(state.step))
-    return state._replace(step=state.step + 1, params=params,
-                          opt_state=opt_state, carry=carry), step_metrics
+    step_metrics = dict(
+        step_metrics, loss=loss, learning_rate=schedule(state.step)
+    )
+    return (
+        state._replace(
+            step=state.step + 1, params=params, opt_state=opt_state, carry=carry
+        ),
+        step_metrics,
+    )
 
   def chunk(state: TrainState, batches: Any, num_steps: int):
     return jax.lax.scan(one_step, state, batches, length=num_steps)
@@ -281,16 +313,20 @@ def make_train_chunk(
   step_axes = parallel_lib.shift_axes(batch_axes)  # [num_steps, ...] leaves.
   state_shardings = parallel.shardings(_STATE_AXES)
   jitted = jax.jit(
-      chunk, static_argnums=2, donate_argnums=0,
+      chunk,
+      static_argnums=2,
+      donate_argnums=0,
       in_shardings=(state_shardings, parallel.shardings(step_axes)),
-      out_shardings=(state_shardings, parallel.replicated))
+      out_shardings=(state_shardings, parallel.replicated),
+  )
 
   def placed_chunk(state: TrainState, batches: Any, num_steps: int):
     if batches is not None:
       batches = parallel.put_local(batches, step_axes)
     return jitted(state, batches, num_steps)
 
-  placed_chunk.lower = jitted.lower  # Ahead of time (see the docstring).
+  # Ahead of time (see the docstring); a function attribute mypy cannot see.
+  placed_chunk.lower = jitted.lower  # type: ignore[attr-defined]
   return placed_chunk
 
 
@@ -312,13 +348,15 @@ def make_evaluator(
     batch_axes: The batch axes of one batch's leaves.
   """
   parallel = parallel or parallel_lib.DataParallel()
-  eval_batches = parallel.put_global(eval_batches,
-                                     parallel_lib.shift_axes(batch_axes))
+  eval_batches = parallel.put_global(
+      eval_batches, parallel_lib.shift_axes(batch_axes)
+  )
 
   @functools.partial(jax.jit, out_shardings=parallel.replicated)
   def mean_metrics(params, eval_batches):
-    per_batch = jax.lax.map(lambda batch: metrics_fn(params, batch),
-                            eval_batches)
+    per_batch = jax.lax.map(
+        lambda batch: metrics_fn(params, batch), eval_batches
+    )
     return jax.tree.map(jnp.mean, per_batch)
 
   def evaluate(params):
@@ -329,8 +367,9 @@ def make_evaluator(
 
 
 def make_stream_evaluator(
-    apply_fn: Callable[[hk.Params, jax.Array, jax.Array, Any],
-                       tuple[jax.Array, Any]],
+    apply_fn: Callable[
+        [hk.Params, jax.Array, jax.Array, Any], tuple[jax.Array, Any]
+    ],
     initial_state: Any,
     segments: Mapping[str, np.ndarray],
     parallel: parallel_lib.DataParallel | None = None,
@@ -369,18 +408,28 @@ def make_stream_evaluator(
   @functools.partial(jax.jit, out_shardings=parallel.replicated)
   def segment_nlls(params, segments, initial_state):
     def body(state, segment):
-      log_probs, state = apply_fn(params, segment['inputs'],
-                                  segment['targets'], state)
+      log_probs, state = apply_fn(
+          params, segment['inputs'], segment['targets'], state
+      )
       return state, -jnp.sum(log_probs * segment['mask'])
+
     _, nlls = jax.lax.scan(body, initial_state, segments)
     return nlls  # [S], so the host adds them in float64.
 
   def evaluate(params):
-    nll = float(np.sum(np.asarray(
-        segment_nlls(params, segments, initial_state), np.float64)))
+    nll = float(
+        np.sum(
+            np.asarray(
+                segment_nlls(params, segments, initial_state), np.float64
+            )
+        )
+    )
     loss = nll / num_tokens
-    return {'loss': loss, 'perplexity': math.exp(min(loss, 700.0)),
-            'tokens': num_tokens}
+    return {
+        'loss': loss,
+        'perplexity': math.exp(min(loss, 700.0)),
+        'tokens': num_tokens,
+    }
 
   return evaluate
 
@@ -401,6 +450,7 @@ class LoopConfig:
       seconds of training in this process.
     tokens_per_step: If set, training logs also give ``tokens_per_sec``.
   """
+
   num_steps: int
   steps_per_chunk: int = 10
   log_every: int = 100
@@ -411,21 +461,28 @@ class LoopConfig:
   tokens_per_step: int | None = None
 
   def __post_init__(self):
-    for name in ('num_steps', 'steps_per_chunk', 'log_every', 'eval_every',
-                 'checkpoint_every', 'keep_checkpoints'):
+    for name in (
+        'num_steps',
+        'steps_per_chunk',
+        'log_every',
+        'eval_every',
+        'checkpoint_every',
+        'keep_checkpoints',
+    ):
       if getattr(self, name) < 1:
         raise ValueError(f'{name} must be >= 1; got {getattr(self, name)}.')
     for name in ('log_every', 'eval_every', 'checkpoint_every'):
       if getattr(self, name) % self.steps_per_chunk:
         raise ValueError(
             f'{name}={getattr(self, name)} must be a multiple of '
-            f'steps_per_chunk={self.steps_per_chunk}.')
+            f'steps_per_chunk={self.steps_per_chunk}.'
+        )
     if self.tokens_per_step is not None and self.tokens_per_step < 1:
       raise ValueError(
-          f'tokens_per_step must be >= 1; got {self.tokens_per_step}.')
+          f'tokens_per_step must be >= 1; got {self.tokens_per_step}.'
+      )
     if self.time_budget_s is not None and self.time_budget_s <= 0:
-      raise ValueError(
-          f'time_budget_s must be > 0; got {self.time_budget_s}.')
+      raise ValueError(f'time_budget_s must be > 0; got {self.time_budget_s}.')
 
 
 class _StopRequest:
@@ -452,8 +509,9 @@ class _StopRequest:
 
 def _mean_records(pending: list[Metrics]) -> dict[str, float]:
   """Means over the steps of fetched per-chunk metrics; rate is the last."""
-  merged = {k: np.concatenate([np.asarray(m[k]) for m in pending])
-            for k in pending[0]}
+  merged = {
+      k: np.concatenate([np.asarray(m[k]) for m in pending]) for k in pending[0]
+  }
   record = {k: float(v.mean()) for k, v in merged.items()}
   record['learning_rate'] = float(merged['learning_rate'][-1])
   return record
@@ -526,8 +584,9 @@ def train(
   if primary:
     os.makedirs(workdir, exist_ok=True)
   data_state = data.state() if data is not None else {}
-  restored = checkpoint.restore_latest(workdir, (state, data_state),
-                                      set_aside=primary)
+  restored = checkpoint.restore_latest(
+      workdir, (state, data_state), set_aside=primary
+  )
   if restored is not None:
     start, (state, data_state) = restored
     if data is not None:
@@ -537,29 +596,47 @@ def train(
     start = 0
   state = parallel.put_global(state, _STATE_AXES)
   writer = metrics_lib.MetricWriter(
-      os.path.join(workdir, 'metrics.jsonl'), resume_step=start,
+      os.path.join(workdir, 'metrics.jsonl'),
+      resume_step=start,
       write_file=primary,
-      tensorboard_dir=(os.path.join(workdir, metrics_lib.TENSORBOARD_DIR)
-                       if tensorboard else None))
-  logging.info('Process %d of %d; training on %d devices: %s.',
-               jax.process_index(), jax.process_count(), parallel.num_devices,
-               parallel.mesh.devices.tolist())
+      tensorboard_dir=(
+          os.path.join(workdir, metrics_lib.TENSORBOARD_DIR)
+          if tensorboard
+          else None
+      ),
+  )
+  logging.info(
+      'Process %d of %d; training on %d devices: %s.',
+      jax.process_index(),
+      jax.process_count(),
+      parallel.num_devices,
+      parallel.mesh.devices.tolist(),
+  )
 
   step = start
-  summary = {'step': step, 'stopped_by': 'num_steps', 'train': None,
-             'eval': None, 'test': None}
+  summary: dict[str, Any] = {
+      'step': step,
+      'stopped_by': 'num_steps',
+      'train': None,
+      'eval': None,
+      'test': None,
+  }
   pending = []
   input_s = 0.0  # Host time spent making batches since the last log.
   first_chunk_s, logged_first_chunk = None, False
   started = last_log_time = time.monotonic()
   last_log_step = step
-  last_checkpoint = (checkpoint.path_for_step(workdir, start)
-                     if restored is not None else None)
+  last_checkpoint = (
+      checkpoint.path_for_step(workdir, start) if restored is not None else None
+  )
 
   def write_evaluation(at_step, params, elapsed_s):
-    record = {'step': at_step, 'split': 'eval', **{
-        f'eval_{k}': v for k, v in evaluate(params).items()},
-              'elapsed_s': elapsed_s}
+    record = {
+        'step': at_step,
+        'split': 'eval',
+        **{f'eval_{k}': v for k, v in evaluate(params).items()},
+        'elapsed_s': elapsed_s,
+    }
     writer.write(record)
     return record
 
@@ -583,8 +660,10 @@ def train(
       stopped_by = None
       if stop_request.signal_name:
         stopped_by = stop_request.signal_name
-      elif (config.time_budget_s is not None
-            and now - started >= config.time_budget_s):
+      elif (
+          config.time_budget_s is not None
+          and now - started >= config.time_budget_s
+      ):
         stopped_by = 'time_budget'
       # Every process stops at the same step: when process 0 does.
       if not parallel.agree(stopped_by is not None):
@@ -606,13 +685,19 @@ def train(
         raise FloatingPointError(
             f'Training loss is {losses[~np.isfinite(losses)][0]} at step '
             f'{first_bad + 1}; stopping. The last good checkpoint is '
-            f'{last_checkpoint or "none (no checkpoint was written)"}.')
+            f'{last_checkpoint or "none (no checkpoint was written)"}.'
+        )
       if do_log:
         rate = (step - last_log_step) / max(now - last_log_time, 1e-9)
-        record = {'step': step, 'split': 'train', **_mean_records(fetched),
-                  'steps_per_sec': rate, 'devices': parallel.num_devices,
-                  'elapsed_s': now - started,
-                  'eta_s': (config.num_steps - step) / rate}
+        record = {
+            'step': step,
+            'split': 'train',
+            **_mean_records(fetched),
+            'steps_per_sec': rate,
+            'devices': parallel.num_devices,
+            'elapsed_s': now - started,
+            'eta_s': (config.num_steps - step) / rate,
+        }
         if config.tokens_per_step:
           record['tokens_per_sec'] = rate * config.tokens_per_step
         if not logged_first_chunk:
@@ -636,7 +721,8 @@ def train(
       if do_checkpoint:
         # Whole arrays, gathered from every process (a collective).
         whole = parallel.gather(
-            (state, data.state() if data is not None else {}))
+            (state, data.state() if data is not None else {})
+        )
         last_checkpoint = checkpoint.path_for_step(workdir, step)
         if primary:
           checkpoint.save(workdir, step, whole, keep=config.keep_checkpoints)
@@ -649,16 +735,23 @@ def train(
   summary['state'] = state
   nothing_done = step == start and restored is not None
   if nothing_done:
-    logging.info('Nothing to do: the checkpoint in %s is at step %d.',
-                 workdir, step)
+    logging.info(
+        'Nothing to do: the checkpoint in %s is at step %d.', workdir, step
+    )
   if final_evaluate is not None:
-    earlier = [r for r in metrics_lib.read_records(writer.path)
-               if r.get('split') == 'test' and r['step'] == step]
+    earlier = [
+        r
+        for r in metrics_lib.read_records(writer.path)
+        if r.get('split') == 'test' and r['step'] == step
+    ]
     if nothing_done and earlier:
       summary['test'] = earlier[-1]
     else:
-      summary['test'] = {'step': step, 'split': 'test', **{
-          f'test_{k}': v for k, v in final_evaluate(state.params).items()}}
+      summary['test'] = {
+          'step': step,
+          'split': 'test',
+          **{f'test_{k}': v for k, v in final_evaluate(state.params).items()},
+      }
       writer.write(summary['test'])
   writer.close()
   return summary

@@ -52,13 +52,17 @@ class WorkdirBusyError(RuntimeError):
   def __init__(self, workdir: str, holder: dict[str, Any]):
     self.workdir = workdir
     self.holder = holder
-    who = (f'pid {holder.get("pid", "?")} on host {holder.get("host", "?")}'
-           if holder else 'another process (it has not yet said which)')
+    who = (
+        f'pid {holder.get("pid", "?")} on host {holder.get("host", "?")}'
+        if holder
+        else 'another process (it has not yet said which)'
+    )
     since = f', since {holder["since"]}' if holder.get('since') else ''
     super().__init__(
         f'{workdir} is in use by another training: {who}{since}. One '
         'training per work directory: wait for it to end, stop it, or pass '
-        'another --workdir.')
+        'another --workdir.'
+    )
 
 
 def holder(workdir: str) -> dict[str, Any]:
@@ -116,10 +120,14 @@ def hold(workdir: str) -> Iterator[dict[str, Any]]:
       if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
         raise
       raise WorkdirBusyError(workdir, holder(workdir)) from None
-    me = {'pid': os.getpid(), 'host': socket.gethostname(),
-          'since': datetime.datetime.now(datetime.timezone.utc).isoformat(
-              timespec='seconds'),
-          'argv': sys.argv}
+    me = {
+        'pid': os.getpid(),
+        'host': socket.gethostname(),
+        'since': datetime.datetime.now(datetime.UTC).isoformat(
+            timespec='seconds'
+        ),
+        'argv': sys.argv,
+    }
     payload = (json.dumps(me) + '\n').encode('utf-8')
     os.ftruncate(fd, 0)
     os.pwrite(fd, payload, 0)

@@ -26,7 +26,9 @@ See docs/testing.md.
 """
 
 import functools
+import hashlib
 import os
+import platform
 import shutil
 import sys
 import tempfile
@@ -37,16 +39,45 @@ import pytest
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _jax_cache_dir() -> str | None:
+  """``<venv>/rmc-test-jax-cache/<key>``, or None outside a virtual env.
+
+  JAX keys each entry by the program, the compile options and the jax and
+  jaxlib versions, so an entry is only reused for the same compilation. The
+  directory adds what that key leaves out: the processor (XLA compiles for
+  the host CPU's features), the Python and XLA_FLAGS, so that a cache copied
+  to another machine or used under other flags is never read. Set
+  RMC_TEST_JAX_CACHE=0 for a fresh cache per session.
+  """
+  if (sys.prefix == sys.base_prefix
+      or os.environ.get('RMC_TEST_JAX_CACHE', '1') == '0'):
+    return None
+  import jax  # pylint: disable=g-import-not-at-top
+  import jaxlib  # pylint: disable=g-import-not-at-top
+  try:
+    with open('/proc/cpuinfo') as f:
+      cpu = sorted({line for line in f
+                    if line.startswith(('model name', 'flags'))})
+  except OSError:
+    cpu = [platform.processor()]
+  key = hashlib.sha256(repr((
+      sys.version, jax.__version__, jaxlib.__version__, platform.machine(),
+      cpu, os.environ.get('XLA_FLAGS', ''))).encode()).hexdigest()[:16]
+  return os.path.join(sys.prefix, 'rmc-test-jax-cache', key)
+
+
 def pytest_configure(config):
   config.addinivalue_line('python_files', '*_test.py')
   # Many tests compile the same small programs (the binaries' smoke presets),
-  # in this process and in subprocesses: share compilations through JAX's
-  # persistent cache, in a directory that lives as long as the session.
+  # in this process and in subprocesses, and every run of the suite compiles
+  # them again: share compilations through JAX's persistent cache, kept in
+  # the virtual environment between runs (see _jax_cache_dir).
   if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
-    os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(
-        prefix='rmc-test-jax-cache-')
-    config.add_cleanup(functools.partial(
-        shutil.rmtree, os.environ['JAX_COMPILATION_CACHE_DIR'], True))
+    directory = _jax_cache_dir()
+    if directory is None:  # No virtual environment: one for this session.
+      directory = tempfile.mkdtemp(prefix='rmc-test-jax-cache-')
+      config.add_cleanup(functools.partial(shutil.rmtree, directory, True))
+    os.environ['JAX_COMPILATION_CACHE_DIR'] = directory
   # Trained smoke runs that several tests read (binary_testing.shared_run),
   # made once per session by whichever test process needs one first.
   if 'RMC_TEST_RUNS_DIR' not in os.environ:
@@ -63,6 +94,15 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
   del config
+  fast_files, files = set(), set()
   for item in items:
     if '__without_jit' in item.name:  # A chex.variants eager twin.
       item.add_marker(pytest.mark.slow)
+    files.add(item.path.name)
+    if item.get_closest_marker('slow') is None:
+      fast_files.add(item.path.name)
+  # The fast tier covers every module: each test file keeps a test there.
+  if files - fast_files:
+    raise pytest.UsageError(
+        f'Every test of {sorted(files - fast_files)} is marked slow; keep at '
+        'least one in the fast tier (make test).')

@@ -181,6 +181,8 @@ class FaultsTest(parameterized.TestCase):
 
   # Checkpoints.
 
+  @pytest.mark.slow
+
   def test_truncated_newest_checkpoint_resumes_from_the_older_one(self):
     workdir = self.resumable_copy(keep_steps=(20, 40))
     newest = checkpoint.path_for_step(workdir, 40)

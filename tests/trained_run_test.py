@@ -30,6 +30,7 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import rmc
 from rmc import checkpoint
 from rmc import metrics
@@ -291,6 +292,7 @@ class NthFarthestRunTest(absltest.TestCase):
                   f'--workdir={tempfile.mkdtemp()}')
 
 
+@pytest.mark.slow
 class DNCRunTest(absltest.TestCase):
   """--core=dnc in the binaries: config.json, resume, evaluate, load_run."""
 

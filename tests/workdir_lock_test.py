@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from unittest import mock
 
 from absl.testing import absltest
 import jax
@@ -109,6 +110,24 @@ class LockTest(absltest.TestCase):
            '  print("busy")\n', path],
           capture_output=True, text=True, check=True)
     self.assertEqual(holder.stdout.strip(), 'busy')
+
+
+class LoadRunTest(absltest.TestCase):
+
+  def test_a_newest_checkpoint_deleted_under_the_reader_is_skipped(self):
+    workdir, _ = binary_testing.shared_run(nth_farthest, '--preset=smoke',
+                                           '--core=rmc')
+    steps = checkpoint.list_steps(workdir)
+    # The first listing names a checkpoint a training has since deleted.
+    listings = iter([steps + [steps[-1] + 20], steps])
+    with mock.patch.object(checkpoint, 'list_steps',
+                           side_effect=lambda _: next(listings)):
+      run = rmc.load_run(workdir)
+    self.assertEqual(run.step, steps[-1])
+    # A step asked for by name is not replaced by another.
+    with self.assertRaisesRegex(checkpoint.CheckpointError,
+                                f'No checkpoint of step {steps[-1] + 20}'):
+      rmc.load_run(workdir, step=steps[-1] + 20)
 
 
 class TwoTrainingsTest(absltest.TestCase):

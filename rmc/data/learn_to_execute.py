@@ -21,7 +21,7 @@ operation     operands  code                             value
 add           2         ``a+b``                          a + b
 subtract      2         ``a-b``                          a - b
 multiply      2         ``a*b``                          a * b
-if            4         ``aifb<celsed`` / ``aifb>celsed``  a if b < c (b > c) else d
+if            4         ``aifb<celsed`` (or ``>``)       a if b < c else d
 for           2         ``x=afor[i]x+=b``                a + i * b, i in 1..9
 copy          1         the operand's code               its value
 reverse       1         the operand's code               its digits reversed
@@ -44,6 +44,7 @@ import dataclasses
 import random
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from absl import logging
 import numpy as np
@@ -66,8 +67,26 @@ _MEMORY_OPS = ('copy', 'double', 'reverse')
 
 PAD, SOS, EOS = '.', '~', '!'  # Sonnet's padding, start and end symbols.
 _SPECIAL = ('_unk_', '_null_', '_eos_', '|')
-_LITERALS = ('+', '-', '*', '=', ':', '/', '(', ')', ' ', 'x', '|', '<', '>',
-             '[', ']', '~', '!', '.')
+_LITERALS = (
+    '+',
+    '-',
+    '*',
+    '=',
+    ':',
+    '/',
+    '(',
+    ')',
+    ' ',
+    'x',
+    '|',
+    '<',
+    '>',
+    '[',
+    ']',
+    '~',
+    '!',
+    '.',
+)
 _KEYWORDS = ('if', 'for', 'else', 'range')
 
 
@@ -79,6 +98,7 @@ class Program:
     code: The program text, e.g. ``'(65125-15306)-77013'``.
     target: The expected output text, e.g. ``'972806'``.
   """
+
   code: str
   target: str
 
@@ -88,8 +108,9 @@ def _check_task(task: str) -> None:
     raise ValueError(f'Unknown task {task!r}; choose from {sorted(TASKS)}.')
 
 
-def generate_program(rng: random.Random, task: str, length: int,
-                     nesting: int) -> Program:
+def generate_program(
+    rng: random.Random, task: str, length: int, nesting: int
+) -> Program:
   """Generates one program of a task.
 
   Args:
@@ -107,13 +128,15 @@ def generate_program(rng: random.Random, task: str, length: int,
   _check_task(task)
   if length < 1 or nesting < 1:
     raise ValueError(
-        f'length and nesting must be >= 1; got {length} and {nesting}.')
+        f'length and nesting must be >= 1; got {length} and {nesting}.'
+    )
 
   def literal() -> tuple[int, str]:
-    value = rng.randint(10 ** (length - 1), 10 ** length - 1)
+    value = rng.randint(10 ** (length - 1), 10**length - 1)
     return value, str(value)
 
-  stack = []
+  # (value, code): the value is an int, or digits (a str) after a memory op.
+  stack: list[tuple[Any, str]] = []
   op = None
   for _ in range(nesting):
     op = rng.choice(TASKS[task])
@@ -136,8 +159,9 @@ def generate_program(rng: random.Random, task: str, length: int,
       code = f'x={a_code}for[{loops}]x+={b_code}'
     else:  # Memory operations keep the code and act on the digits.
       digits = str(a)
-      value = {'copy': digits, 'reverse': digits[::-1],
-               'double': digits * 2}[op]
+      value = {'copy': digits, 'reverse': digits[::-1], 'double': digits * 2}[
+          op
+      ]
       code = a_code
     stack.append((value, f'({code})'))
   value, code = stack.pop()
@@ -157,7 +181,8 @@ class _ProgramReader:
   def _fail(self, expected: str) -> ValueError:
     return ValueError(
         f'Cannot read the program {self._code!r} at character {self._pos}: '
-        f'expected {expected}.')
+        f'expected {expected}.'
+    )
 
   def _take(self, text: str) -> bool:
     if self._code.startswith(text, self._pos):
@@ -175,7 +200,7 @@ class _ProgramReader:
       self._pos += 1
     if self._pos == start:
       raise self._fail('a number')
-    return self._code[start:self._pos]
+    return self._code[start : self._pos]
 
   def _literal(self) -> int:
     digits = self._digits()
@@ -197,8 +222,11 @@ class _ProgramReader:
       self._expect(']x+=')
       return a + loops * self._literal()
     a = self._operand()
-    for symbol, apply in (('+', lambda x, y: x + y), ('-', lambda x, y: x - y),
-                          ('*', lambda x, y: x * y)):
+    for symbol, apply in (
+        ('+', lambda x, y: x + y),
+        ('-', lambda x, y: x - y),
+        ('*', lambda x, y: x * y),
+    ):
       if self._take(symbol):
         return apply(a, self._literal())
     if self._take('if'):  # a if b < c (or b > c) else d.
@@ -254,8 +282,9 @@ def evaluate_program(code: str, task: str) -> str:
   return str(value % 10 ** (reader.literal_digits + 1))
 
 
-def sequence_lengths(task: str, max_length: int, max_nesting: int,
-                     token_by_char: bool = True) -> tuple[int, int]:
+def sequence_lengths(
+    task: str, max_length: int, max_nesting: int, token_by_char: bool = True
+) -> tuple[int, int]:
   """Padded input and target lengths (Sonnet's formulas).
 
   Args:
@@ -274,11 +303,14 @@ def sequence_lengths(task: str, max_length: int, max_nesting: int,
   if task in MEMORY_TASKS:
     if nest != 1:
       raise ValueError(
-          f'Memory task {task!r} needs max_nesting=1; got {max_nesting}.')
+          f'Memory task {task!r} needs max_nesting=1; got {max_nesting}.'
+      )
     return length + 1, (2 * length + 1 if task == 'double' else length + 1)
   if token_by_char:
-    return ((3 * length + 10) * (nest - 1) + (4 * length + 10)
-            + 2 * (nest - 1), 2 * length)
+    return (
+        (3 * length + 10) * (nest - 1) + (4 * length + 10) + 2 * (nest - 1),
+        2 * length,
+    )
   return 10 * (nest - 1) + 11 + 2 * (nest - 1), 1
 
 
@@ -286,8 +318,10 @@ _WORD_SPLIT = re.compile(r'\d+|[a-z]+|.')
 
 
 def tokenize(text: str, by_char: bool = True) -> list[str]:
-  """Splits text into tokens: characters, or digit runs, letter runs and
-  other single characters (word mode)."""
+  """Splits text into characters, or (word mode) into words.
+
+  Words are digit runs, letter runs and other single characters.
+  """
   if by_char:
     return list(text)
   return _WORD_SPLIT.findall(text)
@@ -307,8 +341,12 @@ class Vocabulary:
 
   def __init__(self, by_char: bool = True, max_length: int = 1):
     numbers = 10 if by_char else 10 ** (max_length + 1)
-    symbols = ({str(i) for i in range(numbers)} | set(_LITERALS)
-               | set(_KEYWORDS) | {c for w in _LITERALS + _KEYWORDS for c in w})
+    symbols = (
+        {str(i) for i in range(numbers)}
+        | set(_LITERALS)
+        | set(_KEYWORDS)
+        | {c for w in _LITERALS + _KEYWORDS for c in w}
+    )
     tokens = list(_SPECIAL) + sorted(symbols - set(_SPECIAL))
     self.by_char = by_char
     self.tokens = tuple(tokens)
@@ -324,11 +362,13 @@ class Vocabulary:
     except KeyError:
       raise ValueError(
           f'Token {token!r} is not in the {len(self)}-symbol '
-          f'{"character" if self.by_char else "word"} vocabulary.') from None
+          f'{"character" if self.by_char else "word"} vocabulary.'
+      ) from None
 
   def encode(self, text: str, pad_to: int) -> tuple[list[int], int]:
-    """Token ids of ``text`` padded with PAD to ``pad_to``, and the unpadded
-    token count.
+    """Token ids of ``text`` padded to ``pad_to``, and the unpadded count.
+
+    Padding is with PAD.
 
     Raises:
       ValueError: For an unknown token, or more than ``pad_to`` tokens.
@@ -337,9 +377,11 @@ class Vocabulary:
     if len(tokens) > pad_to:
       raise ValueError(
           f'{text!r} has {len(tokens)} tokens, more than the {pad_to} '
-          'allowed.')
-    return ([self.id(t) for t in tokens]
-            + [self.id(PAD)] * (pad_to - len(tokens))), len(tokens)
+          'allowed.'
+      )
+    return (
+        [self.id(t) for t in tokens] + [self.id(PAD)] * (pad_to - len(tokens))
+    ), len(tokens)
 
   def decode(self, ids: Sequence[int]) -> str:
     """Joins the tokens of ``ids``."""
@@ -355,18 +397,27 @@ class Curriculum(abc.ABC):
   ``loss_threshold`` (a falling loss always qualifies), then starts afresh.
   """
 
-  def __init__(self, max_length: int, max_nesting: int,
-               loss_threshold: float = 0.1, min_tries: int = 10):
+  def __init__(
+      self,
+      max_length: int,
+      max_nesting: int,
+      loss_threshold: float = 0.1,
+      min_tries: int = 10,
+  ):
     if max_length < 1 or max_nesting < 1:
-      raise ValueError(f'max_length and max_nesting must be >= 1; got '
-                       f'{max_length} and {max_nesting}.')
+      raise ValueError(
+          f'max_length and max_nesting must be >= 1; got '
+          f'{max_length} and {max_nesting}.'
+      )
     self.max_length = max_length
     self.max_nesting = max_nesting
     self.length = 1
     self.nesting = 1
     self._threshold = loss_threshold
     self._min_tries = min_tries
-    self._losses = collections.deque(maxlen=min(max(min_tries, 5), 10))
+    self._losses: collections.deque[float | None] = collections.deque(
+        maxlen=min(max(min_tries, 5), 10)
+    )
     self._tries = 0
 
   @abc.abstractmethod
@@ -396,12 +447,14 @@ class Curriculum(abc.ABC):
 
   def state(self) -> dict[str, np.ndarray]:
     """Level, counter and loss window, as fixed-shape arrays."""
-    window = np.full([self._losses.maxlen], np.nan)
-    window[:len(self._losses)] = list(self._losses)
-    return {'length': np.asarray(self.length, np.int64),
-            'nesting': np.asarray(self.nesting, np.int64),
-            'tries': np.asarray(self._tries, np.int64),
-            'losses': window}
+    window = np.full([self._losses.maxlen or 0], np.nan)
+    window[: len(self._losses)] = list(self._losses)
+    return {
+        'length': np.asarray(self.length, np.int64),
+        'nesting': np.asarray(self.nesting, np.int64),
+        'tries': np.asarray(self._tries, np.int64),
+        'losses': window,
+    }
 
   def restore(self, state: dict[str, np.ndarray]) -> None:
     """Sets what :meth:`state` returned."""
@@ -425,10 +478,12 @@ class BaselineCurriculum(Curriculum):
   """Always the maximum length and nesting (also the evaluation setting)."""
 
   def fetch(self, rng):
+    """The (length, nesting) of the next sample."""
     del rng
     return self.max_length, self.max_nesting
 
   def update(self, loss=None, force=False):
+    """Feeds a training loss; returns whether the level advanced."""
     del loss, force
     return False
 
@@ -437,37 +492,47 @@ class NaiveCurriculum(Curriculum):
   """The current level exactly; on progress, length grows, then nesting."""
 
   def fetch(self, rng):
+    """The (length, nesting) of the next sample."""
     del rng
     return self.length, self.nesting
 
   def update(self, loss=None, force=False):
+    """Feeds a training loss; returns whether the level advanced."""
     return self._signal(loss, force) and self._advance()
 
 
 class MixCurriculum(Curriculum):
-  """Length and nesting uniform up to the maxima; no progression (the
-  paper's strategy)."""
+  """Length and nesting uniform up to the maxima (the paper's strategy).
+
+  There is no progression.
+  """
 
   def fetch(self, rng):
+    """The (length, nesting) of the next sample."""
     return (rng.randint(1, self.max_length), rng.randint(1, self.max_nesting))
 
   def update(self, loss=None, force=False):
+    """Feeds a training loss; returns whether the level advanced."""
     del loss, force
     return False
 
 
 class CombineCurriculum(Curriculum):
-  """Length and nesting uniform up to the current level, which progresses
-  as in :class:`NaiveCurriculum` (Sonnet's default)."""
+  """Length and nesting uniform up to the current level (Sonnet's default).
+
+  The level progresses as in :class:`NaiveCurriculum`.
+  """
 
   def fetch(self, rng):
+    """The (length, nesting) of the next sample."""
     return rng.randint(1, self.length), rng.randint(1, self.nesting)
 
   def update(self, loss=None, force=False):
+    """Feeds a training loss; returns whether the level advanced."""
     return self._signal(loss, force) and self._advance()
 
 
-CURRICULA = {
+CURRICULA: dict[str, type[Curriculum]] = {
     'baseline': BaselineCurriculum,
     'naive': NaiveCurriculum,
     'mix': MixCurriculum,
@@ -487,6 +552,7 @@ class Batch:
     input_lengths: ``[B]`` int32 unpadded program lengths.
     target_lengths: ``[B]`` int32 unpadded target lengths.
   """
+
   inputs: np.ndarray
   targets: np.ndarray
   decoder_inputs: np.ndarray
@@ -494,24 +560,35 @@ class Batch:
   target_lengths: np.ndarray
 
 
-def make_batch(rng: random.Random, batch_size: int, task: str,
-               curriculum: Curriculum, vocabulary: Vocabulary,
-               token_by_char: bool = True) -> Batch:
+def make_batch(
+    rng: random.Random,
+    batch_size: int,
+    task: str,
+    curriculum: Curriculum,
+    vocabulary: Vocabulary,
+    token_by_char: bool = True,
+) -> Batch:
   """Generates a batch: one (length, nesting) per sample from the curriculum.
 
   Sequences are padded to :func:`sequence_lengths` at the curriculum's maxima.
   """
-  return _batch_from([rng] * batch_size, task, curriculum, vocabulary,
-                     token_by_char)
+  return _batch_from(
+      [rng] * batch_size, task, curriculum, vocabulary, token_by_char
+  )
 
 
-def _batch_from(rngs: Sequence[random.Random], task: str,
-                curriculum: Curriculum, vocabulary: Vocabulary,
-                token_by_char: bool) -> Batch:
+def _batch_from(
+    rngs: Sequence[random.Random],
+    task: str,
+    curriculum: Curriculum,
+    vocabulary: Vocabulary,
+    token_by_char: bool,
+) -> Batch:
   """A batch whose sample ``i`` draws from ``rngs[i]``."""
   batch_size = len(rngs)
   num_steps, num_steps_out = sequence_lengths(
-      task, curriculum.max_length, curriculum.max_nesting, token_by_char)
+      task, curriculum.max_length, curriculum.max_nesting, token_by_char
+  )
   inputs, targets, input_lengths, target_lengths = [], [], [], []
   for rng in rngs:
     length, nesting = curriculum.fetch(rng)
@@ -522,20 +599,23 @@ def _batch_from(rngs: Sequence[random.Random], task: str,
     ids, n = vocabulary.encode(program.target, num_steps_out)
     targets.append(ids)
     target_lengths.append(n)
-  targets = np.asarray(targets, np.int32).T  # [T_out, B]
+  target_ids = np.asarray(targets, np.int32).T  # [T_out, B]
   sos = np.full([1, batch_size], vocabulary.id(SOS), np.int32)
   return Batch(
       inputs=np.asarray(inputs, np.int32).T,  # [T_in, B]
-      targets=targets,
-      decoder_inputs=np.concatenate([sos, targets[:-1]], axis=0),
+      targets=target_ids,
+      decoder_inputs=np.concatenate([sos, target_ids[:-1]], axis=0),
       input_lengths=np.asarray(input_lengths, np.int32),
-      target_lengths=np.asarray(target_lengths, np.int32))
+      target_lengths=np.asarray(target_lengths, np.int32),
+  )
 
 
 def stack_batches(batches: Sequence[Batch]) -> dict[str, np.ndarray]:
   """Stacks batches into a dict of arrays with a leading batch-index axis."""
-  return {field.name: np.stack([getattr(b, field.name) for b in batches])
-          for field in dataclasses.fields(Batch)}
+  return {
+      field.name: np.stack([getattr(b, field.name) for b in batches])
+      for field in dataclasses.fields(Batch)
+  }
 
 
 class TrainingData:
@@ -549,9 +629,16 @@ class TrainingData:
   curriculum.
   """
 
-  def __init__(self, task: str, curriculum: Curriculum, batch_size: int,
-               vocabulary: Vocabulary, seed: int,
-               token_by_char: bool = True, rows: slice | None = None):
+  def __init__(
+      self,
+      task: str,
+      curriculum: Curriculum,
+      batch_size: int,
+      vocabulary: Vocabulary,
+      seed: int,
+      token_by_char: bool = True,
+      rows: slice | None = None,
+  ):
     """Constructs the data.
 
     Args:
@@ -564,8 +651,9 @@ class TrainingData:
       rows: The rows of every batch to make (this process's part); all
         ``B`` by default.
     """
-    sequence_lengths(task, curriculum.max_length, curriculum.max_nesting,
-                     token_by_char)  # Validates the combination.
+    sequence_lengths(
+        task, curriculum.max_length, curriculum.max_nesting, token_by_char
+    )  # Validates the combination.
     self._rows = range(batch_size)[rows or slice(None)]
     self._task = task
     self._curriculum = curriculum
@@ -578,19 +666,35 @@ class TrainingData:
 
     Only the rows of ``rows``: ``B`` is their number.
     """
-    return stack_batches([
-        _batch_from([random.Random(f'{self._seed}:{step}:{row}')
-                     for row in self._rows], self._task, self._curriculum,
-                    self._vocabulary, self._token_by_char)
-        for step in range(first_step, first_step + num_steps)])
+    return stack_batches(
+        [
+            _batch_from(
+                [
+                    random.Random(f'{self._seed}:{step}:{row}')
+                    for row in self._rows
+                ],
+                self._task,
+                self._curriculum,
+                self._vocabulary,
+                self._token_by_char,
+            )
+            for step in range(first_step, first_step + num_steps)
+        ]
+    )
 
   def state(self) -> dict[str, np.ndarray]:
+    """What a checkpoint keeps of this data."""
     return self._curriculum.state()
 
   def restore(self, state: dict[str, np.ndarray]) -> None:
+    """Continues from what :meth:`state` returned."""
     self._curriculum.restore(state)
 
   def observe(self, record: dict[str, float]) -> None:
+    """Sees a logged training record (e.g. to advance a curriculum)."""
     if self._curriculum.update(record['loss']):
-      logging.info('Curriculum advanced to length %d, nesting %d.',
-                   self._curriculum.length, self._curriculum.nesting)
+      logging.info(
+          'Curriculum advanced to length %d, nesting %d.',
+          self._curriculum.length,
+          self._curriculum.nesting,
+      )

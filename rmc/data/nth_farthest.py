@@ -42,6 +42,7 @@ class Batch(NamedTuple):
     inputs: ``[B, K, F + 3K]`` float32, one row per object, shuffled.
     labels: ``[B]`` int32, the id (in ``[0, K)``) of the answer.
   """
+
   inputs: jax.Array
   labels: jax.Array
 
@@ -83,18 +84,23 @@ def generate(
   if num_features < 1:
     raise ValueError(f'num_features must be >= 1; got {num_features}.')
   if isinstance(num_ranks, int) and not 1 <= num_ranks <= num_objects:
-    raise ValueError(f'num_ranks must be in [1, num_objects={num_objects}]; '
-                     f'got {num_ranks}.')
+    raise ValueError(
+        f'num_ranks must be in [1, num_objects={num_objects}]; '
+        f'got {num_ranks}.'
+    )
   b, k = batch_size, num_objects
   vector_key, nth_key, reference_key, shuffle_key = jax.random.split(key, 4)
   vectors = jax.random.uniform(
-      vector_key, [b, k, num_features], minval=-1.0, maxval=1.0)  # [B, K, F]
-  nth = jax.random.randint(nth_key, [b], 0,
-                           k if num_ranks is None else num_ranks)  # [B]
+      vector_key, [b, k, num_features], minval=-1.0, maxval=1.0
+  )  # [B, K, F]
+  nth = jax.random.randint(
+      nth_key, [b], 0, k if num_ranks is None else num_ranks
+  )  # [B]
   reference = jax.random.randint(reference_key, [b], 0, k)  # [B]
 
   reference_vector = jnp.take_along_axis(
-      vectors, reference[:, None, None], axis=1)  # [B, 1, F]
+      vectors, reference[:, None, None], axis=1
+  )  # [B, 1, F]
   # Squared distances order objects exactly as distances do.
   distances = jnp.sum((vectors - reference_vector) ** 2, axis=-1)  # [B, K]
   by_distance = jnp.argsort(distances, axis=-1)  # [B, K], ascending.
@@ -102,11 +108,14 @@ def generate(
 
   ids = jnp.broadcast_to(jnp.eye(k), (b, k, k))  # [B, K, K]
   reference_one_hot = jnp.broadcast_to(
-      jax.nn.one_hot(reference, k)[:, None, :], (b, k, k))  # [B, K, K]
+      jax.nn.one_hot(reference, k)[:, None, :], (b, k, k)
+  )  # [B, K, K]
   nth_one_hot = jnp.broadcast_to(
-      jax.nn.one_hot(nth, k)[:, None, :], (b, k, k))  # [B, K, K]
+      jax.nn.one_hot(nth, k)[:, None, :], (b, k, k)
+  )  # [B, K, K]
   rows = jnp.concatenate(
-      [vectors, ids, reference_one_hot, nth_one_hot], axis=-1)  # [B, K, F+3K]
+      [vectors, ids, reference_one_hot, nth_one_hot], axis=-1
+  )  # [B, K, F+3K]
 
   # A uniformly random permutation of the rows of each sequence.
   order = jnp.argsort(jax.random.uniform(shuffle_key, [b, k]), axis=-1)

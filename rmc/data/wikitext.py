@@ -71,19 +71,24 @@ def split_path(data_dir: str, split: str) -> str:
     DataError: If ``data_dir`` is not a directory or holds neither file.
   """
   if not os.path.isdir(data_dir):
-    raise DataError(f'Data directory {data_dir!r} does not exist or is not a '
-                    'directory.')
-  candidates = [os.path.join(data_dir, f'wiki.{split}.tokens'),
-                os.path.join(data_dir, f'{split}.txt')]
+    raise DataError(
+        f'Data directory {data_dir!r} does not exist or is not a ' 'directory.'
+    )
+  candidates = [
+      os.path.join(data_dir, f'wiki.{split}.tokens'),
+      os.path.join(data_dir, f'{split}.txt'),
+  ]
   for path in candidates:
     if os.path.isfile(path):
       return path
-  raise DataError(f'No {split!r} split in {data_dir!r}: expected one of '
-                  f'{[os.path.basename(c) for c in candidates]}.')
+  raise DataError(
+      f'No {split!r} split in {data_dir!r}: expected one of '
+      f'{[os.path.basename(c) for c in candidates]}.'
+  )
 
 
 def _text_blocks(path: str) -> Iterator[str]:
-  """Yields the UTF-8 text of ``path`` in blocks that end at line ends.
+  r"""Yields the UTF-8 text of ``path`` in blocks that end at line ends.
 
   Line breaks are normalised as Python's text mode does (``\\r\\n`` and
   ``\\r`` become ``\\n``), and a final line without a newline gets one.
@@ -114,7 +119,8 @@ def _text_blocks(path: str) -> Iterator[str]:
         bad_line = line + block.count(b'\n', 0, e.start)
         raise DataError(
             f'{path}, line {bad_line}: not valid UTF-8 ({e.reason}, byte '
-            f'{block[e.start:e.start + 1]!r}).') from e
+            f'{block[e.start:e.start + 1]!r}).'
+        ) from e
       line += block.count(b'\n')
       if '\r' in text:
         text = text.replace('\r\n', '\n').replace('\r', '\n')
@@ -138,8 +144,12 @@ class Vocabulary:
     words: The word of each id.
     counts: Training-split count of each word, int64 ``[V]``.
   """
+
   words: tuple[str, ...]
   counts: np.ndarray
+  _index: dict[str, int] = dataclasses.field(
+      init=False, repr=False, compare=False
+  )
 
   def __post_init__(self):
     index = {w: i for i, w in enumerate(self.words)}
@@ -161,7 +171,9 @@ class Vocabulary:
 
   def save(self, path: str) -> None:
     """Writes ``word<TAB>count`` lines in id order, atomically."""
-    lines = ''.join(f'{w}\t{c}\n' for w, c in zip(self.words, self.counts))
+    lines = ''.join(
+        f'{w}\t{c}\n' for w, c in zip(self.words, self.counts, strict=True)
+    )
     _atomic_write(path, lines.encode('utf-8'))
 
   @classmethod
@@ -172,8 +184,10 @@ class Vocabulary:
       for number, line in enumerate(f, 1):
         word, tab, count = line.rstrip('\n').partition('\t')
         if not tab or not word or not count.isdigit():
-          raise DataError(f'{path}, line {number}: expected '
-                          f'"word<TAB>count", got {line!r}.')
+          raise DataError(
+              f'{path}, line {number}: expected '
+              f'"word<TAB>count", got {line!r}.'
+          )
         words.append(word)
         counts.append(int(count))
     return cls(tuple(words), np.asarray(counts, np.int64))
@@ -197,14 +211,15 @@ class _NpyWriter:
     self.size += ids.size
 
   def finish(self) -> None:
-    header = io.BytesIO()
-    np.lib.format.write_array_header_2_0(header, {
-        'descr': '<i4', 'fortran_order': False, 'shape': (self.size,)})
-    header = header.getvalue()
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_2_0(
+        buffer, {'descr': '<i4', 'fortran_order': False, 'shape': (self.size,)}
+    )
+    header = buffer.getvalue()
     if len(header) > _HEADER_BYTES:
       raise DataError(f'Internal error: .npy header of {len(header)} bytes.')
     # Pad the header with spaces before its final newline to fill the slot.
-    header = (header[:-1] + b' ' * (_HEADER_BYTES - len(header)) + b'\n')
+    header = header[:-1] + b' ' * (_HEADER_BYTES - len(header)) + b'\n'
     header = header[:8] + struct.pack('<I', _HEADER_BYTES - 12) + header[12:]
     self._file.seek(0)
     self._file.write(header)
@@ -218,7 +233,8 @@ def _read_chunks(path: str, size: int) -> Iterator[np.ndarray]:
 
 
 def build_vocabulary_and_encode(
-    path: str, ids_path: str | None = None) -> tuple[Vocabulary, np.ndarray]:
+    path: str, ids_path: str | None = None
+) -> tuple[Vocabulary, np.ndarray]:
   """Builds the vocabulary of a training file and encodes it.
 
   One pass over the text gives words provisional ids in order of first
@@ -239,13 +255,15 @@ def build_vocabulary_and_encode(
   if ids_path is None:
     with tempfile.TemporaryDirectory() as scratch:
       vocabulary, ids = build_vocabulary_and_encode(
-          path, os.path.join(scratch, 'ids.npy'))
+          path, os.path.join(scratch, 'ids.npy')
+      )
       return vocabulary, np.array(ids)
   index: dict[str, int] = {}
   counts = np.zeros(0, np.int64)
   size = 0
   with tempfile.TemporaryDirectory(
-      dir=os.path.dirname(os.path.abspath(ids_path))) as scratch:
+      dir=os.path.dirname(os.path.abspath(ids_path))
+  ) as scratch:
     raw_path = os.path.join(scratch, 'provisional.i32')
     with open(raw_path, 'wb') as raw:
       for text in _text_blocks(path):
@@ -253,8 +271,9 @@ def build_vocabulary_and_encode(
         for word in dict.fromkeys(words):  # New words, in order of appearance.
           if word not in index:
             index[word] = len(index)
-        ids = np.fromiter(map(index.__getitem__, words), np.int32,
-                          count=len(words))
+        ids = np.fromiter(
+            map(index.__getitem__, words), np.int32, count=len(words)
+        )
         counts = np.pad(counts, (0, len(index) - counts.size))
         counts += np.bincount(ids, minlength=len(index))
         raw.write(ids.tobytes())
@@ -274,12 +293,12 @@ def build_vocabulary_and_encode(
     logging.info('%s has no %s; appending it to the vocabulary.', path, UNK)
     words.append(UNK)
     counts = np.append(counts, 0)
-  return (Vocabulary(tuple(words), counts),
-          np.load(ids_path, mmap_mode='r'))
+  return (Vocabulary(tuple(words), counts), np.load(ids_path, mmap_mode='r'))
 
 
-def encode(path: str, vocabulary: Vocabulary,
-           ids_path: str | None = None) -> tuple[np.ndarray, int]:
+def encode(
+    path: str, vocabulary: Vocabulary, ids_path: str | None = None
+) -> tuple[np.ndarray, int]:
   """Encodes a file with a fixed vocabulary; unknown words become ``<unk>``.
 
   Args:
@@ -294,8 +313,9 @@ def encode(path: str, vocabulary: Vocabulary,
   """
   if ids_path is None:
     with tempfile.TemporaryDirectory() as scratch:
-      ids, num_unknown = encode(path, vocabulary,
-                                os.path.join(scratch, 'ids.npy'))
+      ids, num_unknown = encode(
+          path, vocabulary, os.path.join(scratch, 'ids.npy')
+      )
       return np.array(ids), num_unknown
   index, unk = vocabulary.index, vocabulary.id(UNK)
   num_unknown = 0
@@ -303,8 +323,11 @@ def encode(path: str, vocabulary: Vocabulary,
     writer = _NpyWriter(f)
     for text in _text_blocks(path):
       words = _words(text)
-      ids = np.fromiter(map(index.get, words, itertools.repeat(-1)),
-                        np.int32, count=len(words))
+      ids = np.fromiter(
+          map(index.get, words, itertools.repeat(-1)),
+          np.int32,
+          count=len(words),
+      )
       unknown = ids < 0
       num_unknown += int(unknown.sum())
       ids[unknown] = unk
@@ -329,8 +352,12 @@ def _sha256(path: str) -> str:
 def _source_record(path: str) -> dict[str, object]:
   """What identifies a source text: its path, size, time and SHA-256."""
   stat = os.stat(path)
-  return {'path': os.path.abspath(path), 'size': stat.st_size,
-          'mtime_ns': stat.st_mtime_ns, 'sha256': _sha256(path)}
+  return {
+      'path': os.path.abspath(path),
+      'size': stat.st_size,
+      'mtime_ns': stat.st_mtime_ns,
+      'sha256': _sha256(path),
+  }
 
 
 def _unchanged(record: dict[str, object], path: str) -> bool:
@@ -355,20 +382,27 @@ class Corpus:
       vocabulary's split) was encoded from: ``sha256``, ``size`` (bytes),
       ``tokens`` and ``unknown`` (tokens not in the vocabulary).
   """
+
   vocabulary: Vocabulary
   splits: dict[str, np.ndarray]
   cache_dir: str
   sources: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
   def fingerprint(self) -> dict[str, Any]:
-    """What identifies the corpus: the vocabulary's size and SHA-256 (of its
-    words in id order) and each split's SHA-256 and token count."""
+    """What identifies the corpus.
+
+    The vocabulary's size and SHA-256 (of its words in id order) and each
+    split's SHA-256 and token count.
+    """
     words = '\n'.join(self.vocabulary.words).encode('utf-8')
-    return {'vocab_size': len(self.vocabulary),
-            'vocab_sha256': hashlib.sha256(words).hexdigest(),
-            'sources': {split: {'sha256': record['sha256'],
-                                'tokens': record['tokens']}
-                        for split, record in sorted(self.sources.items())}}
+    return {
+        'vocab_size': len(self.vocabulary),
+        'vocab_sha256': hashlib.sha256(words).hexdigest(),
+        'sources': {
+            split: {'sha256': record['sha256'], 'tokens': record['tokens']}
+            for split, record in sorted(self.sources.items())
+        },
+    }
 
 
 def load(
@@ -400,11 +434,15 @@ def load(
   try:
     os.makedirs(cache_dir, exist_ok=True)
   except OSError as e:
-    raise DataError(f'Cannot create the cache directory {cache_dir!r} ({e}); '
-                    'pass a writable cache directory.') from e
+    raise DataError(
+        f'Cannot create the cache directory {cache_dir!r} ({e}); '
+        'pass a writable cache directory.'
+    ) from e
   if not os.access(cache_dir, os.W_OK):
-    raise DataError(f'The cache directory {cache_dir!r} is not writable; '
-                    'pass a writable cache directory.')
+    raise DataError(
+        f'The cache directory {cache_dir!r} is not writable; '
+        'pass a writable cache directory.'
+    )
   manifest_path = os.path.join(cache_dir, 'manifest.json')
   vocab_path = os.path.join(cache_dir, 'vocab.txt')
   manifest = None
@@ -412,49 +450,80 @@ def load(
     with open(manifest_path, encoding='utf-8') as f:
       manifest = json.load(f)
     vocab_record = manifest.get('splits', {}).get(vocab_split)
-    if (manifest.get('format') != FORMAT_VERSION
+    if (
+        manifest.get('format') != FORMAT_VERSION
         or manifest.get('vocab_split') != vocab_split
         or vocab_record is None
-        or not _unchanged(vocab_record, sources[vocab_split])):
+        or not _unchanged(vocab_record, sources[vocab_split])
+    ):
       logging.info('The cache in %s is stale; rebuilding it.', cache_dir)
       manifest = None
 
   if manifest is None:
     vocabulary, ids = build_vocabulary_and_encode(
-        sources[vocab_split], os.path.join(cache_dir, f'{vocab_split}.npy'))
+        sources[vocab_split], os.path.join(cache_dir, f'{vocab_split}.npy')
+    )
     vocabulary.save(vocab_path)
-    manifest = {'format': FORMAT_VERSION, 'vocab_split': vocab_split,
-                'vocab_size': len(vocabulary), 'splits': {vocab_split: dict(
-                    _source_record(sources[vocab_split]),
-                    tokens=int(ids.size), unknown=0)}}
+    manifest = {
+        'format': FORMAT_VERSION,
+        'vocab_split': vocab_split,
+        'vocab_size': len(vocabulary),
+        'splits': {
+            vocab_split: dict(
+                _source_record(sources[vocab_split]),
+                tokens=int(ids.size),
+                unknown=0,
+            )
+        },
+    }
     _atomic_write(manifest_path, json.dumps(manifest, indent=1).encode())
-    logging.info('Encoded %s: %d tokens, vocabulary of %d words.',
-                 sources[vocab_split], ids.size, len(vocabulary))
+    logging.info(
+        'Encoded %s: %d tokens, vocabulary of %d words.',
+        sources[vocab_split],
+        ids.size,
+        len(vocabulary),
+    )
   vocabulary = Vocabulary.load(vocab_path)
 
   for split in splits:
     record = manifest['splits'].get(split)
     if record is not None and _unchanged(record, sources[split]):
       continue
-    ids, num_unknown = encode(sources[split], vocabulary,
-                              os.path.join(cache_dir, f'{split}.npy'))
-    manifest['splits'][split] = dict(_source_record(sources[split]),
-                                     tokens=int(ids.size), unknown=num_unknown)
+    ids, num_unknown = encode(
+        sources[split], vocabulary, os.path.join(cache_dir, f'{split}.npy')
+    )
+    manifest['splits'][split] = dict(
+        _source_record(sources[split]),
+        tokens=int(ids.size),
+        unknown=num_unknown,
+    )
     _atomic_write(manifest_path, json.dumps(manifest, indent=1).encode())
-    logging.info('Encoded %s: %d tokens, %d not in the vocabulary (now %s).',
-                 sources[split], ids.size, num_unknown, UNK)
+    logging.info(
+        'Encoded %s: %d tokens, %d not in the vocabulary (now %s).',
+        sources[split],
+        ids.size,
+        num_unknown,
+        UNK,
+    )
 
   arrays = {}
   for split in splits:
-    arrays[split] = np.load(os.path.join(cache_dir, f'{split}.npy'),
-                            mmap_mode='r')
+    arrays[split] = np.load(
+        os.path.join(cache_dir, f'{split}.npy'), mmap_mode='r'
+    )
     if arrays[split].size != manifest['splits'][split]['tokens']:
-      raise DataError(f'The cache file {split}.npy in {cache_dir} does not '
-                      'match its manifest; delete the directory to rebuild.')
-  sources = {split: {key: manifest['splits'][split][key]
-                     for key in ('sha256', 'size', 'tokens', 'unknown')}
-             for split in (vocab_split, *splits)}
-  return Corpus(vocabulary, arrays, cache_dir, sources)
+      raise DataError(
+          f'The cache file {split}.npy in {cache_dir} does not '
+          'match its manifest; delete the directory to rebuild.'
+      )
+  records: dict[str, dict[str, Any]] = {
+      split: {
+          key: manifest['splits'][split][key]
+          for key in ('sha256', 'size', 'tokens', 'unknown')
+      }
+      for split in (vocab_split, *splits)
+  }
+  return Corpus(vocabulary, arrays, cache_dir, records)
 
 
 class TrainStream:
@@ -471,8 +540,13 @@ class TrainStream:
   contiguous part of the stream.
   """
 
-  def __init__(self, tokens: np.ndarray, batch_size: int, unroll_length: int,
-               columns: slice | None = None):
+  def __init__(
+      self,
+      tokens: np.ndarray,
+      batch_size: int,
+      unroll_length: int,
+      columns: slice | None = None,
+  ):
     """Constructs the stream.
 
     Args:
@@ -487,8 +561,10 @@ class TrainStream:
       DataError: If the stream holds less than one segment per column.
     """
     if batch_size < 1 or unroll_length < 1:
-      raise ValueError(f'batch_size and unroll_length must be >= 1; got '
-                       f'{batch_size} and {unroll_length}.')
+      raise ValueError(
+          f'batch_size and unroll_length must be >= 1; got '
+          f'{batch_size} and {unroll_length}.'
+      )
     self._tokens = tokens
     self._batch_size = batch_size
     self._unroll = unroll_length
@@ -498,9 +574,11 @@ class TrainStream:
       raise DataError(
           f'{tokens.size} tokens are too few for batch_size={batch_size} x '
           f'unroll_length={unroll_length}; need at least '
-          f'{batch_size * unroll_length + 1}.')
-    self._starts = (np.arange(batch_size)[columns or slice(None)]
-                    * self._column_length)  # [B'], B' columns read here.
+          f'{batch_size * unroll_length + 1}.'
+      )
+    self._starts = (
+        np.arange(batch_size)[columns or slice(None)] * self._column_length
+    )  # [B'], B' columns read here.
 
   @property
   def tokens_per_step(self) -> int:
@@ -515,27 +593,36 @@ class TrainStream:
       ``[S, B']``, for the ``B'`` columns read here.
     """
     segment = (first_step + np.arange(num_steps)) % self.segments_per_epoch
-    offsets = (segment[:, None, None] * self._unroll
-               + np.arange(self._unroll)[None, :, None]
-               + self._starts[None, None, :])  # [S, T, B]
-    reset = np.broadcast_to((segment == 0)[:, None],
-                            (num_steps, self._starts.size))
-    return {'inputs': np.asarray(self._tokens[offsets], np.int32),
-            'targets': np.asarray(self._tokens[offsets + 1], np.int32),
-            'reset': np.ascontiguousarray(reset)}
+    offsets = (
+        segment[:, None, None] * self._unroll
+        + np.arange(self._unroll)[None, :, None]
+        + self._starts[None, None, :]
+    )  # [S, T, B]
+    reset = np.broadcast_to(
+        (segment == 0)[:, None], (num_steps, self._starts.size)
+    )
+    return {
+        'inputs': np.asarray(self._tokens[offsets], np.int32),
+        'targets': np.asarray(self._tokens[offsets + 1], np.int32),
+        'reset': np.ascontiguousarray(reset),
+    }
 
   def state(self) -> dict[str, np.ndarray]:
+    """What a checkpoint keeps of this data."""
     return {}
 
   def restore(self, state: dict[str, np.ndarray]) -> None:
+    """Continues from what :meth:`state` returned."""
     del state
 
   def observe(self, record: dict[str, object]) -> None:
+    """Sees a logged training record (e.g. to advance a curriculum)."""
     del record
 
 
-def eval_segments(tokens: np.ndarray, batch_size: int, unroll_length: int,
-                  eos_id: int) -> dict[str, np.ndarray]:
+def eval_segments(
+    tokens: np.ndarray, batch_size: int, unroll_length: int, eos_id: int
+) -> dict[str, np.ndarray]:
   """Lays out a split so that every token is a target exactly once.
 
   The first token is predicted from ``<eos>`` (the stream starts after a line
@@ -557,19 +644,25 @@ def eval_segments(tokens: np.ndarray, batch_size: int, unroll_length: int,
     ``[S, T, B]``.
   """
   if batch_size < 1 or unroll_length < 1:
-    raise ValueError(f'batch_size and unroll_length must be >= 1; got '
-                     f'{batch_size} and {unroll_length}.')
+    raise ValueError(
+        f'batch_size and unroll_length must be >= 1; got '
+        f'{batch_size} and {unroll_length}.'
+    )
   num = tokens.size
   column = -(-num // batch_size)
   num_segments = -(-column // unroll_length)
   padded = num_segments * unroll_length
   inputs = np.concatenate([[eos_id], tokens[:-1]]).astype(np.int32)
-  position = (np.arange(batch_size)[None, :] * column
-              + np.arange(padded)[:, None])  # [S*T, B], stream positions.
+  position = (
+      np.arange(batch_size)[None, :] * column + np.arange(padded)[:, None]
+  )  # [S*T, B], stream positions.
   valid = (position < num) & (np.arange(padded)[:, None] < column)
   position = np.where(valid, position, 0)
   shape = (num_segments, unroll_length, batch_size)
-  return {'inputs': np.where(valid, inputs[position], 0).reshape(shape),
-          'targets': np.where(valid, tokens[position], 0).reshape(
-              shape).astype(np.int32),
-          'mask': valid.astype(np.float32).reshape(shape)}
+  return {
+      'inputs': np.where(valid, inputs[position], 0).reshape(shape),
+      'targets': np.where(valid, tokens[position], 0)
+      .reshape(shape)
+      .astype(np.int32),
+      'mask': valid.astype(np.float32).reshape(shape),
+  }

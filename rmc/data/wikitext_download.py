@@ -62,6 +62,7 @@ class Archive:
     md5: Its published MD5 checksum (hex).
     folder: The folder inside it that holds the splits.
   """
+
   name: str
   md5: str
   folder: str
@@ -73,11 +74,15 @@ class Archive:
 
 ARCHIVES = {
     'wikitext-103': Archive(
-        name='wikitext-103-v1.zip', md5='9ddaacaf6af0710eda8c456decff7832',
-        folder='wikitext-103'),
+        name='wikitext-103-v1.zip',
+        md5='9ddaacaf6af0710eda8c456decff7832',
+        folder='wikitext-103',
+    ),
     'wikitext-2': Archive(
-        name='wikitext-2-v1.zip', md5='542ccefacc6c27f945fb54453812b3cd',
-        folder='wikitext-2'),
+        name='wikitext-2-v1.zip',
+        md5='542ccefacc6c27f945fb54453812b3cd',
+        folder='wikitext-2',
+    ),
 }
 
 
@@ -102,11 +107,16 @@ def verify(path: str, archive: Archive) -> None:
         f'{path} is not the published {archive.name}: its MD5 is {actual}, '
         f'the published one {archive.md5}. Delete it and fetch again (a '
         'download cut short or altered on the way), or obtain the archive '
-        'from another copy.')
+        'from another copy.'
+    )
 
 
-def download(url: str, path: str, timeout_s: float = 60.0,
-             progress: Callable[[int, int | None], None] | None = None) -> None:
+def download(
+    url: str,
+    path: str,
+    timeout_s: float = 60.0,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> None:
   """Downloads ``url`` to ``path`` (atomically: ``path`` appears complete).
 
   Args:
@@ -122,7 +132,8 @@ def download(url: str, path: str, timeout_s: float = 60.0,
   from rmc import __version__  # pylint: disable=g-import-not-at-top
   # The mirror refuses Python's default User-Agent.
   request = urllib.request.Request(
-      url, headers={'User-Agent': f'rmc/{__version__} (python urllib)'})
+      url, headers={'User-Agent': f'rmc/{__version__} (python urllib)'}
+  )
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, partial = tempfile.mkstemp(dir=directory, prefix='.tmp-download-')
@@ -165,17 +176,22 @@ def extract(path: str, archive: Archive, data_dir: str) -> dict[str, str]:
   try:
     with zipfile.ZipFile(path) as z:
       names = set(z.namelist())
-      missing = [archive.member(s) for s in SPLITS
-                 if archive.member(s) not in names]
+      missing = [
+          archive.member(s) for s in SPLITS if archive.member(s) not in names
+      ]
       if missing:
-        raise DownloadError(f'{path} does not hold {", ".join(missing)}: it '
-                            f'is not {archive.name}.')
+        raise DownloadError(
+            f'{path} does not hold {", ".join(missing)}: it '
+            f'is not {archive.name}.'
+        )
       for split in SPLITS:
         target = os.path.join(data_dir, f'wiki.{split}.tokens')
         fd, partial = tempfile.mkstemp(dir=data_dir, prefix='.tmp-extract-')
         try:
-          with z.open(archive.member(split)) as source, os.fdopen(
-              fd, 'wb') as sink:
+          with (
+              z.open(archive.member(split)) as source,
+              os.fdopen(fd, 'wb') as sink,
+          ):
             shutil.copyfileobj(source, sink, _CHUNK)
           os.replace(partial, target)
         finally:
@@ -187,10 +203,15 @@ def extract(path: str, archive: Archive, data_dir: str) -> dict[str, str]:
   return written
 
 
-def fetch(dataset: str, data_dir: str, archive_path: str | None = None,
-          mirrors: Sequence[str] = MIRRORS, keep_archive: bool = False,
-          timeout_s: float = 60.0,
-          log: Callable[[str], None] = print) -> dict[str, str]:
+def fetch(
+    dataset: str,
+    data_dir: str,
+    archive_path: str | None = None,
+    mirrors: Sequence[str] = MIRRORS,
+    keep_archive: bool = False,
+    timeout_s: float = 60.0,
+    log: Callable[[str], None] = print,
+) -> dict[str, str]:
   """Downloads (or takes), verifies and extracts one WikiText dataset.
 
   Args:
@@ -211,8 +232,10 @@ def fetch(dataset: str, data_dir: str, archive_path: str | None = None,
       mirror, a checksum that does not match, or an unreadable archive.
   """
   if dataset not in ARCHIVES:
-    raise DownloadError(f'Unknown dataset {dataset!r}; known: '
-                        f'{", ".join(sorted(ARCHIVES))}.')
+    raise DownloadError(
+        f'Unknown dataset {dataset!r}; known: '
+        f'{", ".join(sorted(ARCHIVES))}.'
+    )
   archive = ARCHIVES[dataset]
   if archive_path is not None:
     if not os.path.isfile(archive_path):
@@ -235,11 +258,12 @@ def fetch(dataset: str, data_dir: str, archive_path: str | None = None,
         raise DownloadError(
             f'Cannot download {archive.name} from any of {len(mirrors)} '
             f'addresses (offline?): {" ".join(failures)} Download it on '
-            'another machine and pass --archive=PATH.')
+            'another machine and pass --archive=PATH.'
+        )
   verify(path, archive)
   log(f'{path}: MD5 {archive.md5}, as published.')
   written = extract(path, archive, data_dir)
-  for split, target in written.items():
+  for target in written.values():
     log(f'{target}: {os.path.getsize(target):,} bytes.')
   if archive_path is None and not keep_archive:
     os.remove(path)
