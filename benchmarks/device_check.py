@@ -83,7 +83,7 @@ _OUT = flags.DEFINE_string(
     "the parts' work directories and logs).",
 )
 _TINY = flags.DEFINE_bool(
-    'tiny', False, 'Smoke presets and tiny sizes: about a minute on ' 'a CPU.'
+    'tiny', False, 'Smoke presets and tiny sizes: about a minute on a CPU.'
 )
 _TRAIN_S = flags.DEFINE_float(
     'train_s',
@@ -95,13 +95,13 @@ _TRAIN_S = flags.DEFINE_float(
 _TOTAL_S = flags.DEFINE_float(
     'total_s',
     460.0,
-    'Time for the whole command; parts that cannot start ' 'in it are skipped.',
+    'Time for the whole command; parts that cannot start in it are skipped.',
     lower_bound=1.0,
 )
 _LM_TRAIN_TOKENS = flags.DEFINE_integer(
     'lm_train_tokens',
     3_000_000,
-    'Training tokens of the synthetic ' 'WikiText-103-shaped corpus.',
+    'Training tokens of the synthetic WikiText-103-shaped corpus.',
     lower_bound=1000,
 )
 

@@ -185,7 +185,7 @@ def main(argv):
     chunk_sizes = [int(c) for c in _CHUNK_SIZES.value]
   except ValueError as e:
     raise app.UsageError(
-        f'--loss_chunk_sizes must be integers; got ' f'{_CHUNK_SIZES.value}.'
+        f'--loss_chunk_sizes must be integers; got {_CHUNK_SIZES.value}.'
     ) from e
   results = []
   for chunk_size in chunk_sizes:

@@ -177,7 +177,7 @@ def compile_lengths() -> list[int]:
     return [int(n) for n in _COMPILE_LENGTHS.value]
   except ValueError as e:
     raise app.UsageError(
-        f'--compile_lengths must be integers; got ' f'{_COMPILE_LENGTHS.value}.'
+        f'--compile_lengths must be integers; got {_COMPILE_LENGTHS.value}.'
     ) from e
 
 

@@ -158,7 +158,7 @@ flags.DEFINE_float(
 flags.DEFINE_float(
     'max_grad_norm',
     None,
-    'Clip gradients to this global L2 norm; 0 disables ' 'clipping.',
+    'Clip gradients to this global L2 norm; 0 disables clipping.',
     lower_bound=0.0,
 )
 flags.DEFINE_integer(
@@ -228,7 +228,7 @@ flags.DEFINE_integer(
 flags.DEFINE_integer(
     'head_size',
     None,
-    'RMC: value size per head; memory row size is ' 'head_size * num_heads.',
+    'RMC: value size per head; memory row size is head_size * num_heads.',
     lower_bound=1,
 )
 flags.DEFINE_integer('num_heads', None, 'RMC: attention heads.', lower_bound=1)
@@ -251,7 +251,7 @@ flags.DEFINE_enum(
     'gate_style',
     None,
     ['unit', 'memory', 'none'],
-    'RMC: gating per memory element (unit), per row (memory) ' 'or none.',
+    'RMC: gating per memory element (unit), per row (memory) or none.',
 )
 flags.DEFINE_float('forget_bias', None, 'RMC: forget-gate bias.')
 flags.DEFINE_float('input_bias', None, 'RMC: input-gate bias.')
@@ -787,7 +787,7 @@ def run_and_report(
       run_config.check_resume(run_config.read(path), description, path)
     summary = run_fn(config, path, SEED.value, parallel)
   if summary['eval'] is None:
-    print(f'Nothing to train: {path} already holds step ' f'{summary["step"]}.')
+    print(f'Nothing to train: {path} already holds step {summary["step"]}.')
     return None
   return dict(
       summary['eval'],
@@ -827,12 +827,12 @@ def trained_run(
   path = WORKDIR.value
   if not path:
     raise app.UsageError(
-        '--workdir is required: the work directory of a ' 'trained run.'
+        '--workdir is required: the work directory of a trained run.'
     )
   saved = run_config.read(path)
   if saved.get('binary') != binary:
     raise app.UsageError(
-        f'{path} holds a run of {saved.get("binary")}, not ' f'of {binary}.'
+        f'{path} holds a run of {saved.get("binary")}, not of {binary}.'
     )
   given = [
       name

@@ -505,7 +505,7 @@ def predict_main() -> None:
     programs = [line.strip() for line in sys.stdin if line.strip()]
   if not programs:
     raise app.UsageError(
-        'No program: give --program=... or programs on ' 'stdin, one per line.'
+        'No program: give --program=... or programs on stdin, one per line.'
     )
   try:
     results = predict(run, programs)

@@ -94,7 +94,7 @@ common.finite_floats('rank_curriculum_threshold')
 _NUM_EXAMPLES = flags.DEFINE_integer(
     'num_examples',
     5,
-    'With --mode=predict: random sequences to show (drawn ' 'from --seed).',
+    'With --mode=predict: random sequences to show (drawn from --seed).',
     lower_bound=1,
     upper_bound=1000,
 )

@@ -43,7 +43,7 @@ from rmc import runs
 _NUM_SEQUENCES = flags.DEFINE_integer(
     'num_sequences',
     2,
-    'Held-out sequences to draw (one panel row per ' 'sequence and head).',
+    'Held-out sequences to draw (one panel row per sequence and head).',
     lower_bound=1,
     upper_bound=8,
 )
@@ -220,7 +220,7 @@ def main(argv):
           'memory row over\nthe memory rows and the input row'
       ),
   )
-  print(f'Wrote {output}: {len(chosen)} held-out sequences, step ' f'{step}.')
+  print(f'Wrote {output}: {len(chosen)} held-out sequences, step {step}.')
 
 
 if __name__ == '__main__':

@@ -161,7 +161,7 @@ _TEMPERATURE = flags.DEFINE_float(
 _TOP_K = flags.DEFINE_integer(
     'top_k',
     0,
-    'With --mode=sample: draw only from the k most likely ' 'words; 0 for all.',
+    'With --mode=sample: draw only from the k most likely words; 0 for all.',
     lower_bound=0,
 )
 common.finite_floats('temperature')

@@ -48,7 +48,7 @@ class DiskFullError(OSError):
     room = f'; {free:,} bytes are free there' if free is not None else ''
     super().__init__(
         errno.ENOSPC,
-        f'No space left on the device to write {path}: ' f'{size}{room}',
+        f'No space left on the device to write {path}: {size}{room}',
     )
     self.filename = path
     self.needed = needed

@@ -379,13 +379,13 @@ class LanguageModel(hk.Module):
     super().__init__(name=name)
     if softmax not in SOFTMAXES:
       raise ValueError(
-          f'softmax must be one of {list(SOFTMAXES)}; got ' f'{softmax!r}.'
+          f'softmax must be one of {list(SOFTMAXES)}; got {softmax!r}.'
       )
     if not 0 <= dropout_rate < 1:
       raise ValueError(f'dropout_rate must be in [0, 1); got {dropout_rate}.')
     if loss_chunk_size is not None and loss_chunk_size < 0:
       raise ValueError(
-          f'loss_chunk_size must be >= 0 or None; got ' f'{loss_chunk_size}.'
+          f'loss_chunk_size must be >= 0 or None; got {loss_chunk_size}.'
       )
     self._core = core
     self._vocab_size = vocab_size
@@ -548,7 +548,7 @@ class LanguageModel(hk.Module):
       raise ValueError(f'temperature must be >= 0; got {temperature}.')
     if not 0 <= top_k <= self._vocab_size:
       raise ValueError(
-          f'top_k must be in [0, V={self._vocab_size}]; got ' f'{top_k}.'
+          f'top_k must be in [0, V={self._vocab_size}]; got {top_k}.'
       )
 
     def choose(log_probs, key):  # [B, V] -> [B]

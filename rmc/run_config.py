@@ -173,7 +173,7 @@ def read(workdir: str) -> dict[str, Any]:
     raise ConfigError(f'{target} is not valid JSON: {e}') from e
   if not isinstance(config, dict) or config.get('format') != FORMAT_VERSION:
     raise ConfigError(
-        f'{target} is not a config.json of format ' f'{FORMAT_VERSION}.'
+        f'{target} is not a config.json of format {FORMAT_VERSION}.'
     )
   return config
 

@@ -357,7 +357,7 @@ def params_shapes(
         lambda k, x, s: model.init(k, x, x, s, None, False), key, words, state
     )
   raise ValueError(
-      f'Unknown binary {binary!r}; expected one of ' f'{list(BINARIES)}.'
+      f'Unknown binary {binary!r}; expected one of {list(BINARIES)}.'
   )
 
 

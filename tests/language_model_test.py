@@ -138,10 +138,10 @@ class LanguageModelTest(parameterized.TestCase):
     self.assertGreater(float(jnp.max(jnp.abs(trains[0] - trains[1]))), 1e-4)
 
   def test_chunked_loss_equals_the_whole_segment(self):
-    self._chunked_loss_equals_the_whole_segment('adaptive', 7)
+    self._chunked_loss_equals_the_whole_segment('tied', 3)
 
   # The other softmax and chunk sizes in the full tier (make test-all).
-  @parameterized.parameters(('tied', 1), ('tied', 3), ('adaptive', 3))
+  @parameterized.parameters(('tied', 1), ('adaptive', 3), ('adaptive', 7))
   @pytest.mark.slow
   def test_chunked_loss_equals_the_whole_segment_other_chunks(
       self, softmax, chunk_size):

@@ -860,8 +860,15 @@ class FastUnrollTest(parameterized.TestCase):
     for name, grad in jax.tree_util.tree_leaves_with_path(grads[0]):
       self.assertGreater(float(jnp.max(jnp.abs(grad))), 0.0, msg=name)
 
-  @parameterized.parameters((True, True), (False, False))
-  def test_layouts_and_learned_initial_state(self, time_major, matrix):
+  def test_layouts_and_learned_initial_state(self):
+    self._layouts_and_learned_initial_state(True, True)
+
+  # Batch-major vector inputs in the full tier (make test-all).
+  @pytest.mark.slow
+  def test_layouts_and_learned_initial_state_batch_major(self):
+    self._layouts_and_learned_initial_state(False, False)
+
+  def _layouts_and_learned_initial_state(self, time_major, matrix):
     config = dict(mem_slots=2, head_size=3, num_heads=2)
     xs = _sequence((4, 2, 3, 5) if matrix else (4, 2, 5))
     if not time_major:

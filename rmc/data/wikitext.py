@@ -72,7 +72,7 @@ def split_path(data_dir: str, split: str) -> str:
   """
   if not os.path.isdir(data_dir):
     raise DataError(
-        f'Data directory {data_dir!r} does not exist or is not a ' 'directory.'
+        f'Data directory {data_dir!r} does not exist or is not a directory.'
     )
   candidates = [
       os.path.join(data_dir, f'wiki.{split}.tokens'),
