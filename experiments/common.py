@@ -394,16 +394,7 @@ COMMON_HYPERPARAMETERS = (
     'eval_batches',
     'core',
     'lstm_hidden_size',
-    'mem_slots',
-    'head_size',
-    'num_heads',
-    'num_blocks',
-    'key_size',
-    'attention_mlp_layers',
-    'gate_style',
-    'forget_bias',
-    'input_bias',
-    'attention_scale',
+    *runs.RMC_ARGUMENTS,
 ) + runs.DNC_HYPERPARAMETERS
 
 

@@ -48,7 +48,8 @@ VOCABULARY_FILE = 'vocab.txt'
 # format are).
 DNC_HYPERPARAMETERS = run_config.ADDED_HYPERPARAMETERS
 
-_RMC_ARGUMENTS = (
+# The hyperparameters that are arguments of rmc.RelationalMemory.
+RMC_ARGUMENTS = (
     'mem_slots',
     'head_size',
     'num_heads',
@@ -70,7 +71,7 @@ def core_kwargs(hyperparameters: dict[str, Any]) -> dict[str, Any]:
       ``head_size``, ..., ``gate_style`` with ``'none'`` for None, and
       optionally ``compute_dtype``).
   """
-  kwargs = {name: hyperparameters[name] for name in _RMC_ARGUMENTS}
+  kwargs = {name: hyperparameters[name] for name in RMC_ARGUMENTS}
   if kwargs['gate_style'] == 'none':
     kwargs['gate_style'] = None
   dtype = hyperparameters.get('compute_dtype', 'float32')

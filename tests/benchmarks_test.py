@@ -88,7 +88,6 @@ class RmcStepTest(parameterized.TestCase):
     self.assertEqual(rmc_step.step_flops(config), _dot_flops(jaxpr))
 
   @pytest.mark.slow
-
   def test_command_prints_every_figure(self):
     self._command_prints_every_figure('bfloat16', ['unroll'], ['2'])
 
@@ -175,6 +174,7 @@ class RmcStepTest(parameterized.TestCase):
     with self.assertRaisesRegex(app.UsageError, "Unknown --config='huge'"):
       binary_testing.run_main(rmc_step, '--config=huge')
 
+  @pytest.mark.slow
   def test_compile_times_only_for_the_compile_configs(self):
     printed = binary_testing.run_main(
         rmc_step, '--config=tiny', '--compile_configs=', '--matmul_size=32',

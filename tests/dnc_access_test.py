@@ -47,7 +47,6 @@ def _one_hot(size, index):
 class MemoryAccessTest(absltest.TestCase):
 
   @pytest.mark.slow
-
   def test_build_and_train(self):
     def unroll(inputs):
       module = _module()

@@ -216,14 +216,9 @@ class DNCTest(parameterized.TestCase):
         'dnc/output_linear/w': (d + r * w, 3),
         'dnc/output_linear/b': (3,)})
 
-  def test_three_steps_against_numpy(self):
-    self._three_steps_against_numpy(None)  # The default, oneplus.
-
+  @parameterized.parameters(None, 'softplus')  # The default is oneplus.
   @pytest.mark.slow
-  def test_three_steps_against_numpy_with_softplus(self):
-    self._three_steps_against_numpy('softplus')
-
-  def _three_steps_against_numpy(self, activation):
+  def test_three_steps_against_numpy(self, activation):
     inputs = np.random.RandomState(0).randn(3, 2, 5)
     with jax.enable_x64():
       model = _unroll_model(**({} if activation is None else dict(
@@ -247,7 +242,6 @@ class DNCTest(parameterized.TestCase):
                                  err_msg=name)
 
   @pytest.mark.slow
-
   def test_invariants_over_an_unroll(self):
     model = _unroll_model()
     inputs = jax.random.normal(jax.random.key(1), [12, 3, 5])
@@ -268,7 +262,6 @@ class DNCTest(parameterized.TestCase):
     self.assertGreater(access.usage.max(), 0.1)  # It did write.
 
   @pytest.mark.slow
-
   def test_layouts_vmap_and_reset_core(self):
     inputs = jax.random.normal(jax.random.key(3), [4, 2, 5])  # [T, B, D]
     model = _unroll_model()
@@ -367,7 +360,6 @@ class DNCTest(parameterized.TestCase):
     self.assertEqual(equations(4, 2, 2), equations(9, 3, 5))
 
   @pytest.mark.slow
-
   def test_deep_controller(self):
     model = _unroll_model(controller_config=dict(hidden_size=8, num_layers=2))
     inputs = jnp.ones([2, 1, 5])

@@ -182,7 +182,6 @@ class FaultsTest(parameterized.TestCase):
   # Checkpoints.
 
   @pytest.mark.slow
-
   def test_truncated_newest_checkpoint_resumes_from_the_older_one(self):
     workdir = self.resumable_copy(keep_steps=(20, 40))
     newest = checkpoint.path_for_step(workdir, 40)
@@ -198,7 +197,6 @@ class FaultsTest(parameterized.TestCase):
     self.assertSameAsUninterrupted(workdir)
 
   @pytest.mark.slow
-
   def test_no_readable_checkpoint_is_an_error_that_lists_them(self):
     workdir = self.resumable_copy(keep_steps=(20, 40))
     for step in (20, 40):
@@ -213,7 +211,6 @@ class FaultsTest(parameterized.TestCase):
     self.assertEqual(checkpoint.list_steps(workdir), [20, 40])  # Untouched.
 
   @pytest.mark.slow
-
   def test_flags_or_checkpoint_of_another_model(self):
     workdir = self.resumable_copy(keep_steps=(20,))
     rc, stderr = _binary('experiments.nth_farthest', *_SMOKE, '--head_size=8',

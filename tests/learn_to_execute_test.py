@@ -78,6 +78,7 @@ class BinaryTest(parameterized.TestCase):
     np.testing.assert_allclose(records['bfloat16'][-1]['eval_loss'],
                                records['float32'][-1]['eval_loss'], rtol=0.05)
 
+  @pytest.mark.slow
   def test_resume_with_a_curriculum_is_exact(self):
     args = ('--preset=smoke', '--curriculum=combine',
             '--curriculum_loss_threshold=10')  # Advances every 10 logs.

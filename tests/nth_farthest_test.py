@@ -122,6 +122,7 @@ class BinaryTest(parameterized.TestCase):
     self.assertLess(losses[-1], losses[0])
     self.assertEqual(checkpoint.list_steps(workdir), [20, 40])
 
+  @pytest.mark.slow
   def test_kill_and_resume_equals_uninterrupted(self):
     killed = self.create_tempdir().full_path
     process = _start_binary('--preset=smoke', '--num_steps=1000000',
@@ -157,6 +158,7 @@ class BinaryTest(parameterized.TestCase):
     step = checkpoint.list_steps(workdir)[-1]
     self.assertIn(f'at step {step},', stdout)
 
+  @pytest.mark.slow
   def test_nan_loss_is_a_clear_error(self):
     workdir = self.create_tempdir().full_path
     with self.assertRaisesRegex(FloatingPointError, 'Training loss is nan'):
@@ -185,6 +187,7 @@ class BinaryTest(parameterized.TestCase):
     with self.assertRaisesRegex(app.UsageError, regex):
       _run_main('--preset=smoke', *flags_.split(), '--workdir=/nonexistent')
 
+  @pytest.mark.slow
   def test_synthetic_input_trains_on_one_batch(self):
     workdir = self.create_tempdir().full_path
     _run_main('--preset=smoke', '--synthetic_input', '--num_steps=20',
@@ -242,7 +245,6 @@ class BinaryTest(parameterized.TestCase):
                   '0.5000 on the other ranks.', printed)
 
   @pytest.mark.slow
-
   def test_rank_curriculum_grows_and_resumes_exactly(self):
     flags_ = ('--preset=smoke', '--rank_curriculum',
               '--rank_curriculum_threshold=0.55')

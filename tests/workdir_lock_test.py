@@ -42,19 +42,27 @@ _HOLDER = ('import sys, time\n'
            '  time.sleep(600)\n')
 
 
-def _start_training(workdir, *args):
-  return subprocess.Popen(
-      [sys.executable, '-m', 'experiments.nth_farthest', '--preset=smoke',
-       f'--workdir={workdir}', *args], cwd=_ROOT, stdout=subprocess.PIPE,
-      stderr=subprocess.PIPE, text=True)
+def _start_training(workdir, log, *args):
+  """A training in the background, its output to the file ``log``.
+
+  Not to a pipe: a long run's logging would fill it and block the process.
+  """
+  with open(log, 'w') as f:
+    return subprocess.Popen(
+        [sys.executable, '-m', 'experiments.nth_farthest', '--preset=smoke',
+         f'--workdir={workdir}', *args], cwd=_ROOT, stdout=f,
+        stderr=subprocess.STDOUT, text=True)
 
 
-def _wait_for(condition, process, what, timeout=120):
+def _wait_for(condition, process, what, log, timeout=120):
   deadline = time.monotonic() + timeout
   while not condition():
     if process.poll() is not None or time.monotonic() > deadline:
       process.kill()
-      raise AssertionError(f'No {what}: {process.communicate()}')
+      process.wait()
+      with open(log) as f:
+        raise AssertionError(f'No {what}; the training printed:\n'
+                             f'{f.read()[-3000:]}')
     time.sleep(0.02)
 
 
@@ -135,9 +143,13 @@ class TwoTrainingsTest(absltest.TestCase):
 
   def test_one_training_per_workdir_readers_beside_it_and_kill_resume(self):
     workdir = self.create_tempdir().full_path
-    first = _start_training(workdir, '--num_steps=1000000')
+    log = os.path.join(self.create_tempdir().full_path, 'first.log')
+    # Checkpoints and evaluations every 100 steps, not 20: the run goes at
+    # hundreds of steps a second, and the readers below share the cores.
+    first = _start_training(workdir, log, '--num_steps=1000000',
+                            '--checkpoint_every=100', '--eval_every=100')
     self.addCleanup(first.kill)
-    _wait_for(lambda: checkpoint.list_steps(workdir), first, 'checkpoint')
+    _wait_for(lambda: checkpoint.list_steps(workdir), first, 'checkpoint', log)
 
     # A second training ends at once with one line naming the first.
     start = time.monotonic()
@@ -164,19 +176,19 @@ class TwoTrainingsTest(absltest.TestCase):
         nth_farthest, '--mode=predict', f'--workdir={workdir}')
     self.assertRegex(predicted, r'\n\d of 5 right\.')
     run = rmc.load_run(workdir)
-    self.assertEqual(run.step % 20, 0)  # A whole checkpoint of the smoke run.
-    self.assertGreaterEqual(run.step, 20)
+    self.assertEqual(run.step % 100, 0)  # One of the training's checkpoints.
+    self.assertGreaterEqual(run.step, 100)
     for leaf in jax.tree.leaves(run.params):
       self.assertTrue(np.all(np.isfinite(leaf)))
     # A few more of the training's records after the evaluation's.
     evaluate_line = _line_count(workdir)
     _wait_for(lambda: _line_count(workdir) > evaluate_line + 1, first,
-              'metrics record after the evaluation')
+              'metrics record after the evaluation', log)
     self.assertIsNone(first.poll())
 
     # SIGKILL, then an immediate resume: no stale lock.
     first.send_signal(signal.SIGKILL)
-    first.communicate()
+    first.wait()
     with open(os.path.join(workdir, 'metrics.jsonl'), 'rb') as f:
       content = f.read()
     lines = content.split(b'\n')
