@@ -61,4 +61,4 @@ demo: $(INSTALLED)
 	    "experiments.nth_farthest --mode=predict --workdir=$$workdir"
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
