@@ -15,7 +15,7 @@ LINTED := rmc experiments benchmarks
 # pytest arguments; e.g. `make test PYTEST_ARGS="-k initial_state"`.
 PYTEST_ARGS ?=
 
-# Extra flags for the demo, e.g. `make demo DEMO_ARGS="--core=lstm"`.
+# Extra flags for the demo, e.g. `make demo DEMO_ARGS="--seed=3"`.
 DEMO_ARGS ?=
 
 .PHONY: install test test-all lint demo clean
@@ -44,21 +44,13 @@ lint: $(LINT_INSTALLED)
 	$(VENV)/bin/pyink --check --diff $(LINTED)
 	$(VENV)/bin/mypy
 
-# The Nth Farthest main job on its `demo` preset, in a fresh work directory.
+# Nth Farthest's RMC and LSTM trained side by side, one per core, for 270 s
+# each on the `demo` preset, in a fresh work directory; e.g.
+# `make demo DEMO_ARGS=--seed=3`. See experiments/nth_farthest_demo.py.
 demo: $(INSTALLED)
 	@workdir=$$(mktemp -d -t rmc_nth_farthest_demo.XXXXXX) && \
-	echo "Nth Farthest demo: checkpoints and metrics.jsonl in $$workdir" && \
-	$(VENV_PYTHON) -m experiments.nth_farthest --preset=demo \
-	    --workdir=$$workdir $(DEMO_ARGS) && \
-	echo "The demo is the first 100,000 steps of --preset=cpu_k3 (3" \
-	    "objects). Whether it leaves the plateau within them depends on" \
-	    "the machine's floating-point rounding: seed 0 left it at 85,000" \
-	    "steps on one VM and at 255,000 on another. To train on: make demo" \
-	    "DEMO_ARGS=--preset=cpu_k3 (900,000 steps, 30 minutes on one core);" \
-	    "the study's 4-object preset, DEMO_ARGS=--preset=cpu, leaves it after" \
-	    "10-12 minutes. See docs/nth_farthest.md." && \
-	echo "What the trained model answers: $(VENV_PYTHON) -m" \
-	    "experiments.nth_farthest --mode=predict --workdir=$$workdir"
+	$(VENV_PYTHON) -m experiments.nth_farthest_demo --workdir=$$workdir \
+	    $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

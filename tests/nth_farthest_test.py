@@ -320,7 +320,8 @@ class BinaryTest(parameterized.TestCase):
                       cpu_k3['learning_rate'], cpu_k3['min_learning_rate']),
                      (3, 3, 1e-3, 1e-4))
     self.assertEqual(nth_farthest.PRESETS['demo'],
-                     dict(cpu_k3, num_steps=100_000))
+                     dict(cpu_k3, learning_rate=3e-4, min_learning_rate=3e-5,
+                          time_budget_s=270.0))
 
   def test_explicit_flags_override_the_preset(self):
     with flagsaver.flagsaver():
