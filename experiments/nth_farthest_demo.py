@@ -111,7 +111,9 @@ def demo_table(
         f'| {record["eval_accuracy_rank_0"]:.1%} '
         f'| {record["eval_accuracy_other_ranks"]:.1%} |'
     )
-  lines.append(f'| chance (1/{k}) | | {1 / k:.1%} | {1 / k:.1%} | {1 / k:.1%} |')
+  lines.append(
+      f'| chance (1/{k}) | | {1 / k:.1%} | {1 / k:.1%} | {1 / k:.1%} |'
+  )
   lines.append(
       f'| plateau: rank 0 solved, the others at chance | | '
       f'{plateau_overall:.1%} | 100.0% | {plateau_other:.1%} |'
@@ -126,7 +128,8 @@ def main(argv):
   if flags.FLAGS['core'].present:
     raise app.UsageError('--core: the demo trains both the RMC and the LSTM.')
   config = common.resolve_config(
-      nth_farthest.PRESETS, nth_farthest.DEFAULT_PRESET,
+      nth_farthest.PRESETS,
+      nth_farthest.DEFAULT_PRESET,
       nth_farthest.HYPERPARAMETERS,
   )
   root = common.workdir()

@@ -100,7 +100,7 @@ def parse_seeds(spec: str) -> list[int]:
   Raises:
     ValueError: If ``spec`` is not a list of integers and ``a-b`` ranges.
   """
-  seeds = []
+  seeds: list[int] = []
   for part in spec.split(','):
     part = part.strip()
     low, dash, high = part.partition('-')
@@ -112,7 +112,9 @@ def parse_seeds(spec: str) -> list[int]:
           f'--seeds={spec}: {part!r} is neither a seed nor a range a-b.'
       ) from None
     if first < 0 or last < first:
-      raise ValueError(f'--seeds={spec}: {part!r} is not a range of seeds >= 0.')
+      raise ValueError(
+          f'--seeds={spec}: {part!r} is not a range of seeds >= 0.'
+      )
     seeds.extend(s for s in range(first, last + 1) if s not in seeds)
   return seeds
 
@@ -274,7 +276,7 @@ def run_pinned(
   queue = list(jobs)
   running: dict[int, tuple[Job, subprocess.Popen, Any, float]] = {}
   status: dict[str, int] = {}
-  stopping = []
+  stopping: list[int] = []  # The signals received.
 
   def stop(signum, frame):
     del frame
@@ -285,7 +287,9 @@ def run_pinned(
       if process.poll() is None:
         process.terminate()
 
-  previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+  previous = {
+      s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)
+  }
   try:
     while (queue and not stopping) or running:
       for core in cores:
@@ -376,7 +380,8 @@ def _minutes(x: float) -> str:
 
 
 def _mean_range(values: Sequence[float], fmt: Callable[[float], str]) -> str:
-  return f'{fmt(statistics.fmean(values))} ({fmt(min(values))}-{fmt(max(values))})'
+  low, high = min(values), max(values)
+  return f'{fmt(statistics.fmean(values))} ({fmt(low)}-{fmt(high)})'
 
 
 def _when(record: dict[str, Any] | None) -> str:
@@ -456,7 +461,8 @@ def headline_table(binary: str, runs: dict[int, list[dict[str, Any]]]) -> str:
   for _, name, _, _ in headline:
     header += [f'{name} (end)', f'{name} (best, step)']
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-  rows, summary = [], {}
+  rows: list[list[str]] = []
+  summary: dict[str, list[float]] = {}
   for seed, records in runs.items():
     evaluations = [
         r for r in metrics.with_total_time(records) if r.get('split') == 'eval'
@@ -466,8 +472,10 @@ def headline_table(binary: str, runs: dict[int, list[dict[str, Any]]]) -> str:
     summary.setdefault('step', []).append(last['step'])
     summary.setdefault('total_s', []).append(last['total_s'])
     for key, _, higher, fmt in headline:
-      pick = max if higher else min
-      best = pick(evaluations, key=lambda r, k=key: r[k])
+      best = evaluations[0]  # The first of the best, where several tie.
+      for r in evaluations:
+        if (r[key] > best[key]) if higher else (r[key] < best[key]):
+          best = r
       row += [fmt(last[key]), f'{fmt(best[key])} ({_kilo(best["step"])})']
       summary.setdefault(key, []).append(last[key])
       summary.setdefault(key + ' best', []).append(best[key])
@@ -491,9 +499,7 @@ def table(binary: str, root: str, seeds: Sequence[int], margin: float) -> str:
   """The study's table of the seeds in ``root`` that have evaluations."""
   runs = {}
   for seed in seeds:
-    records = metrics.read_records(
-        os.path.join(root, f'seed_{seed}', _METRICS)
-    )
+    records = metrics.read_records(os.path.join(root, f'seed_{seed}', _METRICS))
     if any(r.get('split') == 'eval' for r in records):
       runs[seed] = records
   if not runs:
@@ -531,7 +537,9 @@ def main(argv):
   try:
     os.makedirs(root, exist_ok=True)
   except OSError as e:
-    raise app.UsageError(f'--root={root} cannot be created: {e.strerror}.')
+    raise app.UsageError(
+        f'--root={root} cannot be created: {e.strerror}.'
+    ) from e
 
   def finished(seed):
     return progress(
@@ -548,9 +556,7 @@ def main(argv):
       f'({cpu_model()}).',
       flush=True,
   )
-  jobs = [
-      _seed_job(_BINARY.value, root, s, binary_args) for s in todo
-  ]
+  jobs = [_seed_job(_BINARY.value, root, s, binary_args) for s in todo]
   status = run_pinned(jobs, cores, report=lambda s: print(s, flush=True))
   print(
       f'\n{_BINARY.value} {" ".join(binary_args)}, seeds {_SEEDS.value}, '
