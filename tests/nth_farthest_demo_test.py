@@ -17,6 +17,7 @@ from unittest import mock
 
 from absl import app
 from absl.testing import absltest
+import pytest
 from rmc import run_config
 
 import binary_testing
@@ -82,6 +83,7 @@ class DemoTest(absltest.TestCase):
       self.assertEqual(config['hyperparameters']['num_objects'], 4)
       self.assertEqual(config['hyperparameters']['time_budget_s'], 90)
 
+  @pytest.mark.slow
   def test_one_core_halves_the_budget(self):
     core = seeds.available_cores()[:1]
     with mock.patch.object(seeds, 'available_cores', return_value=core):
