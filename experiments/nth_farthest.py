@@ -361,27 +361,44 @@ def make_evaluate(
 
   The figures are ``loss``, ``accuracy`` and the accuracy split by the
   queried rank: ``accuracy_rank_0`` (the reference itself) and
-  ``accuracy_other_ranks``.
+  ``accuracy_other_ranks``, each the fraction of the held-out set's
+  sequences of those ranks that are answered right (0 when there are none).
   """
   model = runs.nth_farthest_model(config)
   k = config['num_objects']
+  splits = (
+      ('accuracy_rank_0', lambda rank: rank == 0),
+      ('accuracy_other_ranks', lambda rank: rank != 0),
+  )
 
   def eval_metrics_fn(params, batch):
     logits = model.apply(params, batch.inputs)  # [B, K]
     metrics = models.classification_metrics(logits, batch.labels)
     rank = jnp.argmax(batch.inputs[:, 0, -k:], axis=-1)  # [B], the n one-hot.
     correct = jnp.argmax(logits, axis=-1) == batch.labels  # [B]
-    # Rank 0 asks for the reference itself, readable from its one-hot.
-    for name, mask in (
-        ('accuracy_rank_0', rank == 0),
-        ('accuracy_other_ranks', rank != 0),
-    ):
-      metrics[name] = jnp.sum(correct & mask) / jnp.maximum(jnp.sum(mask), 1)
+    # Rank 0 asks for the reference itself, readable from its one-hot. The
+    # batch's share of right answers of a split and of sequences in it; the
+    # ratio is taken over the whole set, since a small batch may have no
+    # sequence of a split.
+    for name, in_split in splits:
+      mask = in_split(rank)  # [B]
+      metrics[name + '_right'] = jnp.mean(correct & mask)
+      metrics[name + '_share'] = jnp.mean(mask)
     return metrics
 
-  return training.make_evaluator(
+  evaluate_batches = training.make_evaluator(
       eval_metrics_fn, held_out_set(config, seed), parallel
   )
+
+  def evaluate(params):
+    metrics = evaluate_batches(params)
+    for name, _ in splits:
+      right = metrics.pop(name + '_right')
+      share = metrics.pop(name + '_share')
+      metrics[name] = right / share if share else 0.0
+    return metrics
+
+  return evaluate
 
 
 def run(

@@ -379,6 +379,11 @@ def _minutes(x: float) -> str:
   return f'{x / 60:.1f}'
 
 
+def _seed_count(n: int) -> str:
+  """``'1 seed'`` or ``'N seeds'``."""
+  return f'{n} seed' if n == 1 else f'{n} seeds'
+
+
 def _mean_range(values: Sequence[float], fmt: Callable[[float], str]) -> str:
   low, high = min(values), max(values)
   return f'{fmt(statistics.fmean(values))} ({fmt(low)}-{fmt(high)})'
@@ -433,7 +438,7 @@ def nth_farthest_table(
     )
 
   lines.append(
-      f'| {n} seeds, mean (range) '
+      f'| {_seed_count(n)}, mean (range) '
       f'| {_mean_range([r["step"] for r in lasts], _kilo)} '
       f'| {_mean_range([r["total_s"] for r in lasts], _minutes)} '
       f'| {_mean_range([r["eval_accuracy"] for r in lasts], _pct)} '
@@ -481,7 +486,7 @@ def headline_table(binary: str, runs: dict[int, list[dict[str, Any]]]) -> str:
       summary.setdefault(key + ' best', []).append(best[key])
     rows.append(row)
   cells = [
-      f'{len(runs)} seeds, mean (range)',
+      f'{_seed_count(len(runs))}, mean (range)',
       _mean_range(summary['step'], _kilo),
       _mean_range(summary['total_s'], _minutes),
   ]

@@ -311,6 +311,32 @@ class BinaryTest(parameterized.TestCase):
     logits = jax.eval_shape(model.apply, params, inputs)
     self.assertEqual(logits.shape, (2, k))
 
+  def test_rank_accuracies_are_over_the_whole_held_out_set(self):
+    # Batches of 2 sequences of 3 objects: some batches ask no rank 0, which
+    # must not count as wrong answers (a mean of per-batch fractions would
+    # put rank 0 near 1 - (2/3)**2 = 0.56 for a model that always answers
+    # it right).
+    config = dict(nth_farthest.PRESETS['smoke'], batch_size=2,
+                  eval_batches=64)
+    k = config['num_objects']
+    held_out = nth_farthest.held_out_set(config, seed=0)
+    inputs = held_out.inputs.reshape(-1, *held_out.inputs.shape[2:])
+    labels = np.asarray(held_out.labels).reshape(-1)  # [eval_batches * 2]
+    rank = np.argmax(inputs[:, 0, -k:], axis=-1)
+    self.assertGreater(np.sum(np.all(
+        held_out.inputs[:, :, 0, -k] == 0, axis=1)), 0)  # Batches lacking it.
+    model = runs.nth_farthest_model(config)
+    params = model.init(jax.random.PRNGKey(1), inputs[:2])
+    right = np.argmax(model.apply(params, inputs), axis=-1) == labels
+    got = nth_farthest.make_evaluate(config, seed=0)(params)
+    self.assertAlmostEqual(got['accuracy'], np.mean(right), places=5)
+    self.assertAlmostEqual(got['accuracy_rank_0'], np.mean(right[rank == 0]),
+                           places=5)
+    self.assertAlmostEqual(got['accuracy_other_ranks'],
+                           np.mean(right[rank != 0]), places=5)
+    self.assertEqual(set(got), {'loss', 'accuracy', 'accuracy_rank_0',
+                                'accuracy_other_ranks'})
+
   def test_study_presets_are_the_ones_documented(self):
     cpu, cpu_k3 = nth_farthest.PRESETS['cpu'], nth_farthest.PRESETS['cpu_k3']
     self.assertEqual((cpu['num_objects'], cpu['mem_slots'],
