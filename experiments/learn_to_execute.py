@@ -567,6 +567,12 @@ def main(argv):
                   by_char,
               )
           ),
+          'padded_input_length': lte.max_program_length(
+              config['task'],
+              config['max_length'],
+              config['max_nesting'],
+              by_char,
+          ),
       },
   )
   if evaluation is None:

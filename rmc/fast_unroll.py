@@ -43,6 +43,16 @@ How. :func:`unroll` is a ``jax.custom_vjp``:
   the input projection and the gates' input part) runs for all ``T`` steps
   at once before the loop.
 
+Per-sample lengths (``valid``, as ``tf.nn.dynamic_rnn``'s
+``sequence_length``) are applied inside the loop: where a step is not valid
+for a sample, its carry is kept and its output is zero. The products of such
+steps are still computed and recorded (the batch is one array), but their
+``dy_t`` is zero, so they add nothing to the weights' gradient. A step valid
+for no sample of the batch is skipped (``lax.cond``), forward and backward:
+padding to a fixed length costs almost nothing.
+:func:`masked_dynamic_unroll` gives any Haiku core the same semantics through
+``hk.dynamic_unroll``.
+
 Forward-mode differentiation (``jax.jvp``) is not supported, as for any
 ``jax.custom_vjp``; ``hk.dynamic_unroll`` supports it.
 
@@ -56,6 +66,7 @@ from collections.abc import Callable, Sequence
 import functools
 from typing import Any, Protocol
 
+import haiku as hk
 import jax
 import jax.numpy as jnp
 
@@ -96,7 +107,11 @@ class Recurrence(Protocol):
 
 
 def unroll(
-    recurrence: Recurrence, params: Params, inputs: jax.Array, carry: jax.Array
+    recurrence: Recurrence,
+    params: Params,
+    inputs: jax.Array,
+    carry: jax.Array,
+    valid: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
   """Runs ``recurrence`` over all steps of ``inputs``.
 
@@ -109,11 +124,67 @@ def unroll(
       names those used inside the loop.
     inputs: The inputs of all steps, ``[T, ...]``.
     carry: The state before the first step (for the RMC, ``[B, N, D]``).
+    valid: None, or bool ``[T, B]``: where ``valid[t, b]`` is False, step
+      ``t`` keeps sample ``b``'s carry and its output is zero (the carry's
+      and the outputs' leading axis, after ``T`` for the outputs, is ``B``).
 
   Returns:
     ``(outputs [T, ...], final carry)``.
   """
-  return _unroll(recurrence, params, inputs, carry)
+  return _unroll(recurrence, params, inputs, carry, valid)
+
+
+def select_valid(valid: jax.Array, new: Any, old: Any) -> Any:
+  """``new`` where ``valid [B]``, else ``old``; leaves batch-leading."""
+
+  def select(new, old):
+    return jnp.where(valid.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+
+  return jax.tree.map(select, new, old)
+
+
+def masked_dynamic_unroll(
+    core: Callable[[Any, Any], tuple[Any, Any]],
+    inputs: Any,
+    lengths: jax.Array,
+    initial_state: Any,
+    time_major: bool = True,
+) -> tuple[Any, Any]:
+  """``hk.dynamic_unroll`` with ``tf.nn.dynamic_rnn``'s ``sequence_length``.
+
+  At steps ``t >= lengths[b]`` sample ``b``'s state is carried unchanged and
+  its output is zero, so its final state is the state after its own last
+  valid step.
+
+  Args:
+    core: An ``hk.RNNCore`` or a function ``(inputs, state) -> (output,
+      state)``; call inside ``hk.transform``.
+    inputs: ``[T, B, ...]`` (``[B, T, ...]`` if not ``time_major``) leaves.
+    lengths: ``[B]`` valid steps per sample.
+    initial_state: The core's state, batch-leading leaves.
+    time_major: Layout of ``inputs`` and of the outputs.
+
+  Returns:
+    ``(outputs [T, B, ...] or [B, T, ...], final_state)``.
+  """
+
+  def step(inputs_and_time, state):
+    x, t = inputs_and_time
+    output, next_state = core(x, state)
+    valid = t < lengths  # [B]
+    zeros = jax.tree.map(jnp.zeros_like, output)
+    return (
+        select_valid(valid, output, zeros),
+        select_valid(valid, next_state, state),
+    )
+
+  num_steps = jax.tree.leaves(inputs)[0].shape[0 if time_major else 1]
+  steps = jnp.arange(num_steps)  # [T]
+  if not time_major:
+    steps = jnp.broadcast_to(steps, (lengths.shape[0], num_steps))  # [B, T]
+  return hk.dynamic_unroll(
+      step, (inputs, steps), initial_state, time_major=time_major
+  )
 
 
 def _scan(
@@ -121,6 +192,7 @@ def _scan(
     params: Params,
     inputs: jax.Array,
     carry: jax.Array,
+    valid: jax.Array | None,
     matmul_outputs: dict[str, jax.Array] | None,
 ) -> tuple[tuple[jax.Array, jax.Array], dict[str, jax.Array]]:
   """The unroll as one ``lax.scan``.
@@ -130,6 +202,7 @@ def _scan(
     params: The parameters.
     inputs: The inputs of all steps, ``[T, ...]``.
     carry: The state before the first step.
+    valid: None, or bool ``[T, B]``; see :func:`unroll`.
     matmul_outputs: None, or zeros added to the result of every product with
       a recurrent weight, keyed by use, each ``[T, *product shape]``: their
       gradient is the gradient of that product's result.
@@ -142,25 +215,40 @@ def _scan(
   prepared = recurrence.prepare(params, inputs)  # Every leaf [T, ...].
 
   def step(carry, per_step):
-    prepared, added = per_step
-    recorded = {}
+    prepared, added, valid_now = per_step
 
-    def matmul(use, x, w):
-      product = recurrence.dot(x, w)
-      if added is None:
-        return product
-      recorded[use] = x
-      return product + added[use]
+    def compute(carry):
+      recorded = {}
 
-    carry, output = recurrence.step(params, prepared, carry, matmul)
-    return carry, (output, recorded)
+      def matmul(use, x, w):
+        product = recurrence.dot(x, w)
+        if added is None:
+          return product
+        recorded[use] = x
+        return product + added[use]
+
+      next_carry, output = recurrence.step(params, prepared, carry, matmul)
+      if valid_now is not None:  # [B]
+        next_carry = select_valid(valid_now, next_carry, carry)
+        output = select_valid(valid_now, output, jnp.zeros_like(output))
+      return next_carry, (output, recorded)
+
+    if valid_now is None:
+      return compute(carry)
+
+    def skip(carry):  # No sample is valid: what `compute` would give.
+      _, per_step_out = jax.eval_shape(compute, carry)
+      zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), per_step_out)
+      return carry, zeros
+
+    return jax.lax.cond(jnp.any(valid_now), compute, skip, carry)
 
   if matmul_outputs is not None:
     step = jax.checkpoint(
         step, policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable
     )
   final, (outputs, matmul_inputs) = jax.lax.scan(
-      step, carry, (prepared, matmul_outputs)
+      step, carry, (prepared, matmul_outputs, valid)
   )
   return (outputs, final), matmul_inputs
 
@@ -193,14 +281,22 @@ def _product_shapes(
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _unroll(
-    recurrence: Recurrence, params: Params, inputs: jax.Array, carry: jax.Array
+    recurrence: Recurrence,
+    params: Params,
+    inputs: jax.Array,
+    carry: jax.Array,
+    valid: jax.Array | None,
 ) -> tuple[jax.Array, jax.Array]:
   """``(outputs [T, ...], final carry)``; see :func:`unroll`."""
-  return _scan(recurrence, params, inputs, carry, None)[0]
+  return _scan(recurrence, params, inputs, carry, valid, None)[0]
 
 
 def _unroll_forward(
-    recurrence: Recurrence, params: Params, inputs: jax.Array, carry: jax.Array
+    recurrence: Recurrence,
+    params: Params,
+    inputs: jax.Array,
+    carry: jax.Array,
+    valid: jax.Array | None,
 ) -> tuple[tuple[jax.Array, jax.Array], Any]:
   """Runs the scan, keeping what the backward pass needs."""
   weight_names = {name for _, name in recurrence.recurrent_weights()}
@@ -210,7 +306,7 @@ def _unroll_forward(
   def scan(others, inputs, carry, matmul_outputs):
     # The weights' gradient is formed after the scan, from what it records.
     all_params = others | jax.lax.stop_gradient(weights)
-    return _scan(recurrence, all_params, inputs, carry, matmul_outputs)
+    return _scan(recurrence, all_params, inputs, carry, valid, matmul_outputs)
 
   num_steps = inputs.shape[0]
   matmul_outputs = {
@@ -229,7 +325,7 @@ def _unroll_backward(
     recurrence: Recurrence,
     residuals: Any,
     cotangents: tuple[jax.Array, jax.Array],
-) -> tuple[Params, jax.Array, jax.Array]:
+) -> tuple[Params, jax.Array, jax.Array, None]:
   """Backward scan, then one product per recurrent weight for its gradient."""
   backward, matmul_inputs, weights = residuals
   d_others, d_inputs, d_carry, d_matmul_outputs = backward(cotangents)
@@ -244,7 +340,7 @@ def _unroll_backward(
       x, dy = x.astype(compute_dtype), dy.astype(compute_dtype)
     dw = jnp.dot(x.T, dy, preferred_element_type=weights[name].dtype)
     d_params[name] = d_params[name] + dw if name in d_params else dw
-  return d_params, d_inputs, d_carry
+  return d_params, d_inputs, d_carry, None  # No gradient for `valid`.
 
 
 _unroll.defvjp(_unroll_forward, _unroll_backward)

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from rmc import adaptive_softmax
+from rmc import fast_unroll
 from rmc import relational_memory
 
 CORES = ('rmc', 'lstm')
@@ -186,7 +187,8 @@ def masked_unroll(
 
   At steps ``t >= lengths[b]`` sample ``b``'s state is carried unchanged and
   its output is zero, so its final state is the state after its own last
-  valid step.
+  valid step. An RMC runs through its fast ``RelationalMemory.unroll``;
+  other cores through :func:`rmc.fast_unroll.masked_dynamic_unroll`.
 
   Args:
     core: The core.
@@ -197,21 +199,11 @@ def masked_unroll(
   Returns:
     ``(outputs [T, B, ...], final_state)``.
   """
-
-  def step(inputs_and_time, state):
-    x, t = inputs_and_time
-    output, next_state = core(x, state)
-    valid = t < lengths  # [B]
-
-    def keep(new, old):
-      return jnp.where(valid.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
-
-    next_state = jax.tree.map(keep, next_state, state)
-    output = jax.tree.map(lambda o: keep(o, jnp.zeros_like(o)), output)
-    return output, next_state
-
-  steps = jnp.arange(inputs.shape[0])  # [T]
-  return hk.dynamic_unroll(step, (inputs, steps), initial_state)
+  if isinstance(core, relational_memory.RelationalMemory):
+    return core.unroll(inputs, initial_state, lengths=lengths)
+  return fast_unroll.masked_dynamic_unroll(
+      core, inputs, lengths, initial_state
+  )
 
 
 class Seq2Seq(hk.Module):

@@ -425,6 +425,7 @@ class RelationalMemory(hk.RNNCore):
       *,
       time_major: bool = True,
       treat_input_as_matrix: bool = False,
+      lengths: jax.Array | None = None,
   ) -> tuple[jax.Array | RelationalMemoryOutput, jax.Array]:
     """Runs the core over a whole sequence: a fast ``hk.dynamic_unroll``.
 
@@ -441,8 +442,14 @@ class RelationalMemory(hk.RNNCore):
       ``[d, T * rows] x [T * rows, d']`` product per matrix.
 
     The time loop is a ``lax.scan``; :mod:`rmc.fast_unroll` has the design.
+    With ``lengths``, a sample's steps past its length keep its memory and
+    output zeros, as ``tf.nn.dynamic_rnn`` with ``sequence_length``: its final
+    state is the memory after its own last step (the padding is computed but
+    has no effect, on the outputs or on the gradients).
+
     With ``return_diagnostics=True`` this method is ``hk.dynamic_unroll``
-    itself. Forward-mode differentiation (``jax.jvp``) is not supported here
+    itself (:func:`rmc.fast_unroll.masked_dynamic_unroll` with ``lengths``).
+    Forward-mode differentiation (``jax.jvp``) is not supported here
     (the backward pass is a ``jax.custom_vjp``); use ``hk.dynamic_unroll`` for
     it.
 
@@ -453,6 +460,8 @@ class RelationalMemory(hk.RNNCore):
       time_major: Whether time is the leading axis of ``inputs`` and of the
         returned outputs.
       treat_input_as_matrix: As in ``__call__``.
+      lengths: None, or integer ``[B]``: the number of valid steps of each
+        sample (steps ``t >= lengths[b]`` are padding).
 
     Returns:
       ``(outputs, final_state)``: ``outputs`` is ``[T, B, N * D]`` (or
@@ -461,12 +470,27 @@ class RelationalMemory(hk.RNNCore):
 
     Raises:
       ValueError: If ``initial_state`` is not ``[B, N, D]`` of a floating
-        dtype, or ``inputs`` has too few dimensions or another batch size.
+        dtype, ``inputs`` has too few dimensions or another batch size, or
+        ``lengths`` is not an integer ``[B]``.
     """
+    if lengths is not None:
+      lengths = jnp.asarray(lengths)
+      batch_size = jnp.shape(initial_state)[0]
+      if lengths.shape != (batch_size,) or not jnp.issubdtype(
+          lengths.dtype, jnp.integer
+      ):
+        raise ValueError(
+            f'lengths must be integers of shape [B] = [{batch_size}]; got '
+            f'{lengths.dtype} of shape {lengths.shape}.'
+        )
     if self._return_diagnostics:
       core = functools.partial(
           self, treat_input_as_matrix=treat_input_as_matrix
       )
+      if lengths is not None:
+        return fast_unroll.masked_dynamic_unroll(
+            core, inputs, lengths, initial_state, time_major=time_major
+        )
       return hk.dynamic_unroll(
           core, inputs, initial_state, time_major=time_major
       )
@@ -492,7 +516,12 @@ class RelationalMemory(hk.RNNCore):
     inputs = _input_rows(inputs, memory.dtype, treat_input_as_matrix, 2)
     num_rows, row_size = inputs.shape[-2:]  # n, d_row
     params = self._parameters(row_size, num_rows, memory.dtype)
-    outputs, final = fast_unroll.unroll(self._config, params, inputs, memory)
+    valid = None
+    if lengths is not None:
+      valid = jnp.arange(inputs.shape[0])[:, None] < lengths[None, :]  # [T, B]
+    outputs, final = fast_unroll.unroll(
+        self._config, params, inputs, memory, valid
+    )
     if not time_major:
       outputs = jnp.swapaxes(outputs, 0, 1)  # [B, T, N * D]
     return outputs, final

@@ -159,6 +159,31 @@ class SequenceLengthTest(parameterized.TestCase):
     self.assertEqual(
         lte.sequence_lengths(task, length, nesting, by_char), expected)
 
+  @parameterized.product(task=('algebra', 'control', 'all', 'alg_ctrl',
+                               'addition'),
+                         size=((1, 1), (2, 2), (3, 2), (2, 3)),
+                         by_char=(True, False))
+  def test_max_program_length_is_the_longest_program(self, task, size,
+                                                     by_char):
+    length, nesting = size
+    bound = lte.max_program_length(task, length, nesting, by_char)
+    self.assertLessEqual(bound, lte.sequence_lengths(task, length, nesting,
+                                                     by_char)[0])
+    rng = random.Random(f'{task}-{size}')
+    longest = 0
+    for _ in range(2000):
+      program = lte.generate_program(rng, task, length, nesting)
+      longest = max(longest, len(lte.tokenize(program.code, by_char)))
+    # No program is longer, and the longest drawn reaches the bound.
+    self.assertEqual(longest, bound)
+
+  def test_max_program_length_by_hand(self):
+    # '(12+34)+56'; 'x=(12if34<56else78)for[9]x+=90' has 30 characters.
+    self.assertEqual(lte.max_program_length('addition', 2, 2), 10)
+    self.assertEqual(lte.max_program_length('control', 2, 2), 30)
+    self.assertEqual(lte.max_program_length('all', 5, 2), 51)
+    self.assertEqual(lte.max_program_length('copy', 5, 1), 6)  # Sonnet's.
+
   def test_memory_tasks_need_nesting_one(self):
     with self.assertRaisesRegex(ValueError, 'max_nesting=1'):
       lte.sequence_lengths('copy', 3, 2)
@@ -259,7 +284,9 @@ class BatchTest(absltest.TestCase):
     vocabulary = lte.Vocabulary()
     batch = lte.make_batch(random.Random(0), 16, 'alg_ctrl',
                            lte.MixCurriculum(5, 2), vocabulary)
-    self.assertEqual(batch.inputs.shape, (57, 16))
+    # Programs padded to the longest alg_ctrl program (an `if` twice: 51
+    # characters, where Sonnet pads to 57), targets to Sonnet's 10.
+    self.assertEqual(batch.inputs.shape, (51, 16))
     self.assertEqual(batch.targets.shape, (10, 16))
     self.assertEqual(batch.decoder_inputs.shape, (10, 16))
     pad = vocabulary.id(lte.PAD)

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import jmp
 import numpy as np
 import pytest
+from rmc import fast_unroll
 import rmc
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
@@ -806,7 +807,7 @@ class FastUnrollTest(parameterized.TestCase):
   """`RelationalMemory.unroll` equals `hk.dynamic_unroll`, gradients too."""
 
   def _outputs_and_grads(self, config, xs, *, fast, time_major=True,
-                         matrix=False, trainable=False):
+                         matrix=False, trainable=False, lengths=None):
     """Outputs, final state and gradients of a loss of both w.r.t. all."""
     batch_size = xs.shape[1] if time_major else xs.shape[0]
 
@@ -815,10 +816,12 @@ class FastUnrollTest(parameterized.TestCase):
       initial = core.initial_state(batch_size, trainable=trainable) + memory
       if fast:
         return core.unroll(xs, initial, time_major=time_major,
-                           treat_input_as_matrix=matrix)
-      return hk.dynamic_unroll(
-          functools.partial(core, treat_input_as_matrix=matrix), xs, initial,
-          time_major=time_major)
+                           treat_input_as_matrix=matrix, lengths=lengths)
+      step = functools.partial(core, treat_input_as_matrix=matrix)
+      if lengths is not None:
+        return fast_unroll.masked_dynamic_unroll(step, xs, lengths, initial,
+                                                 time_major=time_major)
+      return hk.dynamic_unroll(step, xs, initial, time_major=time_major)
 
     f = hk.without_apply_rng(hk.transform(forward))
     memory = 0.3 * _sequence((batch_size, config['mem_slots'],
@@ -859,6 +862,39 @@ class FastUnrollTest(parameterized.TestCase):
     # Every parameter gets a gradient.
     for name, grad in jax.tree_util.tree_leaves_with_path(grads[0]):
       self.assertGreater(float(jnp.max(jnp.abs(grad))), 0.0, msg=name)
+
+  @parameterized.parameters(True, False)
+  def test_lengths_equal_masked_dynamic_unroll(self, time_major):
+    # Lengths 0 (all padding), 2, 5 (none) and 3 of 5 steps.
+    lengths = jnp.array([0, 2, 5, 3])
+    config = dict(mem_slots=3, head_size=4, num_heads=2, gate_style='memory')
+    xs = _sequence((5, 4, 7) if time_major else (4, 5, 7))
+    (outputs, final), grads = self._assert_same(
+        config, xs, time_major=time_major, lengths=lengths)
+    if not time_major:
+      outputs = jnp.swapaxes(outputs, 0, 1)  # [T, B, N * D]
+    padding = jnp.arange(5)[:, None] >= lengths[None, :]  # [T, B]
+    np.testing.assert_array_equal(outputs[padding], 0.0)
+    self.assertTrue(np.all(np.abs(outputs[~padding]).max(-1) > 0))
+    # A sample of length 0 keeps its initial memory and gets no gradient
+    # from its inputs; the padding of the others gets none either.
+    memory = 0.3 * _sequence((4, 3, 8))
+    np.testing.assert_allclose(final[0], jnp.eye(3, 8) + memory[0],
+                               atol=1e-6)
+    d_xs = grads[1] if time_major else jnp.swapaxes(grads[1], 0, 1)
+    np.testing.assert_array_equal(d_xs[padding], 0.0)
+    self.assertTrue(np.all(np.abs(d_xs[~padding]).max(-1) > 0))
+
+  def test_lengths_must_be_integers_per_sample(self):
+    def forward(xs, lengths):
+      core = rmc.RelationalMemory(mem_slots=2, head_size=3)
+      return core.unroll(xs, core.initial_state(2), lengths=lengths)
+
+    f = hk.transform(forward)
+    xs = jnp.zeros([4, 2, 5])
+    for lengths in (jnp.array([1, 2, 3]), jnp.array([1.0, 2.0])):
+      with self.assertRaisesRegex(ValueError, r'lengths must be integers'):
+        f.init(jax.random.key(0), xs, lengths)
 
   def test_layouts_and_learned_initial_state(self):
     self._layouts_and_learned_initial_state(True, True)

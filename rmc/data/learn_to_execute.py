@@ -314,6 +314,63 @@ def sequence_lengths(
   return 10 * (nest - 1) + 11 + 2 * (nest - 1), 1
 
 
+class _ScriptedOps(random.Random):
+  """A ``random.Random`` whose ``choice`` returns given operations in turn."""
+
+  def __init__(self, ops: Sequence[str]):
+    super().__init__(0)
+    self._ops = list(ops)
+
+  def choice(self, seq: Sequence[Any]) -> Any:
+    del seq  # Only the operations are chosen with `choice`.
+    return self._ops.pop(0)
+
+
+def max_program_length(
+    task: str, max_length: int, max_nesting: int, token_by_char: bool = True
+) -> int:
+  """Tokens in the longest program of a task: the tight input padding.
+
+  Every literal of :func:`generate_program` has exactly ``length`` digits and
+  each operation adds the same tokens wherever it is in the program (its
+  operand in parentheses, never merged into a neighbouring token), so a
+  program's length is the sum of its operations' and the longest program
+  applies the longest operation ``max_nesting`` times, with literals of
+  ``max_length`` digits. This is the program itself, measured, for each
+  operation of the task. Sonnet's padding (:func:`sequence_lengths`) holds
+  any task: 36 characters at length 2 and nesting 2 where an addition has at
+  most 10. Padding never changes a result (the steps past a program's length
+  are masked) but costs time.
+
+  Args:
+    task: A key of :data:`TASKS`.
+    max_length: Largest literal length.
+    max_nesting: Largest nesting.
+    token_by_char: Character tokens (else word tokens; memory tasks always
+      use characters).
+
+  Returns:
+    The most tokens of any program of the task at these maxima (for memory
+    tasks, Sonnet's input length).
+  """
+  steps_in, _ = sequence_lengths(
+      task, max_length, max_nesting, token_by_char
+  )  # Validates the arguments.
+  if task in MEMORY_TASKS:
+    return steps_in
+  return max(
+      len(
+          tokenize(
+              generate_program(
+                  _ScriptedOps([op] * max_nesting), task, max_length, max_nesting
+              ).code,
+              token_by_char,
+          )
+      )
+      for op in TASKS[task]
+  )
+
+
 _WORD_SPLIT = re.compile(r'\d+|[a-z]+|.')
 
 
@@ -570,7 +627,8 @@ def make_batch(
 ) -> Batch:
   """Generates a batch: one (length, nesting) per sample from the curriculum.
 
-  Sequences are padded to :func:`sequence_lengths` at the curriculum's maxima.
+  Programs are padded to :func:`max_program_length` and targets to
+  :func:`sequence_lengths` at the curriculum's maxima.
   """
   return _batch_from(
       [rng] * batch_size, task, curriculum, vocabulary, token_by_char
@@ -586,7 +644,10 @@ def _batch_from(
 ) -> Batch:
   """A batch whose sample ``i`` draws from ``rngs[i]``."""
   batch_size = len(rngs)
-  num_steps, num_steps_out = sequence_lengths(
+  _, num_steps_out = sequence_lengths(
+      task, curriculum.max_length, curriculum.max_nesting, token_by_char
+  )
+  num_steps = max_program_length(
       task, curriculum.max_length, curriculum.max_nesting, token_by_char
   )
   inputs, targets, input_lengths, target_lengths = [], [], [], []
