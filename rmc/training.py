@@ -228,12 +228,14 @@ def make_optimizer(
     )
   if warmup_steps < 0:
     raise ValueError(f'Need warmup_steps >= 0; got {warmup_steps}.')
-  decay = optax.exponential_decay(
-      init_value=learning_rate,
-      transition_steps=decay_steps,
-      decay_rate=decay_rate,
-      end_value=min_learning_rate,
-  )
+
+  # Written out rather than `optax.exponential_decay(..., end_value=...)`:
+  # at decay_rate 1 that takes `end_value` as a ceiling, so a constant rate
+  # above `min_learning_rate` would silently train at `min_learning_rate`.
+  def decay(step):
+    return jnp.maximum(
+        learning_rate * decay_rate ** (step / decay_steps), min_learning_rate
+    )
   if warmup_steps:
 
     def schedule(step):

@@ -99,6 +99,13 @@ class ScheduleTest(absltest.TestCase):
       expected = max(1e-4 * 0.9 ** (step / 10_000), 8e-5)
       self.assertAlmostEqual(float(schedule(step)), expected, delta=1e-11)
 
+  def test_constant_rate_above_the_floor(self):
+    # decay_rate 1: the rate stays at learning_rate, not at the floor.
+    _, schedule = training.make_optimizer(3e-3, 1e-3, decay_steps=1,
+                                          decay_rate=1.0)
+    for step in (0, 1, 1000, 100_000):
+      self.assertAlmostEqual(float(schedule(step)), 3e-3, delta=1e-9)
+
   def test_linear_warmup_on_top_of_the_decay(self):
     _, schedule = training.make_optimizer(1e-3, 1e-4, decay_steps=2000,
                                           warmup_steps=100)

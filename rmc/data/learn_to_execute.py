@@ -340,14 +340,8 @@ def max_program_length(
   operation of the task. Sonnet's padding (:func:`sequence_lengths`) holds
   any task: 36 characters at length 2 and nesting 2 where an addition has at
   most 10. Padding never changes a result (the steps past a program's length
-  are masked) but costs time.
-
-  Args:
-    task: A key of :data:`TASKS`.
-    max_length: Largest literal length.
-    max_nesting: Largest nesting.
-    token_by_char: Character tokens (else word tokens; memory tasks always
-      use characters).
+  are masked) but costs time. The arguments are those of
+  :func:`sequence_lengths`.
 
   Returns:
     The most tokens of any program of the task at these maxima (for memory
