@@ -444,8 +444,9 @@ class RelationalMemory(hk.RNNCore):
     The time loop is a ``lax.scan``; :mod:`rmc.fast_unroll` has the design.
     With ``lengths``, a sample's steps past its length keep its memory and
     output zeros, as ``tf.nn.dynamic_rnn`` with ``sequence_length``: its final
-    state is the memory after its own last step (the padding is computed but
-    has no effect, on the outputs or on the gradients).
+    state is the memory after its own last step (the padding has no effect,
+    on the outputs or on the gradients, and a step that no sample needs is
+    skipped).
 
     With ``return_diagnostics=True`` this method is ``hk.dynamic_unroll``
     itself (:func:`rmc.fast_unroll.masked_dynamic_unroll` with ``lengths``).
