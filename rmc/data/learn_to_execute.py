@@ -41,6 +41,7 @@ Everything random is drawn from an explicit ``random.Random``.
 import abc
 import collections
 import dataclasses
+import functools
 import random
 import re
 from collections.abc import Sequence
@@ -326,6 +327,7 @@ class _ScriptedOps(random.Random):
     return self._ops.pop(0)
 
 
+@functools.lru_cache(maxsize=None)  # Every batch asks for it.
 def max_program_length(
     task: str, max_length: int, max_nesting: int, token_by_char: bool = True
 ) -> int:
