@@ -182,7 +182,7 @@ def masked_unroll(
     inputs: jax.Array,
     lengths: jax.Array,
     initial_state: Any,
-) -> tuple[jax.Array, Any]:
+) -> tuple[Any, Any]:
   """Time-major unroll with TF ``dynamic_rnn`` semantics for lengths.
 
   At steps ``t >= lengths[b]`` sample ``b``'s state is carried unchanged and
@@ -197,13 +197,12 @@ def masked_unroll(
     initial_state: The core's state, batch-leading leaves.
 
   Returns:
-    ``(outputs [T, B, ...], final_state)``.
+    ``(outputs [T, B, ...], final_state)``; the outputs are the core's (a
+    ``RelationalMemoryOutput`` for an RMC with diagnostics).
   """
   if isinstance(core, relational_memory.RelationalMemory):
     return core.unroll(inputs, initial_state, lengths=lengths)
-  return fast_unroll.masked_dynamic_unroll(
-      core, inputs, lengths, initial_state
-  )
+  return fast_unroll.masked_dynamic_unroll(core, inputs, lengths, initial_state)
 
 
 class Seq2Seq(hk.Module):

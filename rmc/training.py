@@ -236,6 +236,7 @@ def make_optimizer(
     return jnp.maximum(
         learning_rate * decay_rate ** (step / decay_steps), min_learning_rate
     )
+
   if warmup_steps:
 
     def schedule(step):

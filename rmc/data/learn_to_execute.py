@@ -322,12 +322,12 @@ class _ScriptedOps(random.Random):
     super().__init__(0)
     self._ops = list(ops)
 
-  def choice(self, seq: Sequence[Any]) -> Any:
+  def choice(self, seq: Any) -> Any:
     del seq  # Only the operations are chosen with `choice`.
     return self._ops.pop(0)
 
 
-@functools.lru_cache(maxsize=None)  # Every batch asks for it.
+@functools.cache  # Every batch asks for it.
 def max_program_length(
     task: str, max_length: int, max_nesting: int, token_by_char: bool = True
 ) -> int:
@@ -354,17 +354,13 @@ def max_program_length(
   )  # Validates the arguments.
   if task in MEMORY_TASKS:
     return steps_in
-  return max(
-      len(
-          tokenize(
-              generate_program(
-                  _ScriptedOps([op] * max_nesting), task, max_length, max_nesting
-              ).code,
-              token_by_char,
-          )
-      )
-      for op in TASKS[task]
-  )
+
+  def longest(op: str) -> int:
+    ops = _ScriptedOps([op] * max_nesting)
+    program = generate_program(ops, task, max_length, max_nesting)
+    return len(tokenize(program.code, token_by_char))
+
+  return max(longest(op) for op in TASKS[task])
 
 
 _WORD_SPLIT = re.compile(r'\d+|[a-z]+|.')
