@@ -50,6 +50,9 @@ from rmc import atomic_file
 from rmc import workdir_lock
 
 TENSORBOARD_DIR = 'tensorboard'
+# The key of the Unix time at which the training process that wrote a record
+# started: it tells the processes of a resumed run apart.
+PROCESS_START_TIME = 'process_start_time'
 _EVENTS_PATTERN = 'events.out.tfevents.*'
 
 
@@ -91,15 +94,25 @@ def with_total_time(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
   """The records, each with ``total_s``: seconds of training over processes.
 
   Each process of a resumed run counts ``elapsed_s`` from its own start, so
-  where ``elapsed_s`` falls back the previous process's last value is added
-  to the rest. Records without ``elapsed_s`` get the running total.
+  where a new process begins, the previous process's last ``elapsed_s`` is
+  added to the rest. A new process begins where ``process_start_time`` (the
+  Unix time at which the writing training process started; see
+  ``rmc.training.train``) changes, or, in files written without it, where
+  ``elapsed_s`` falls back. Records without ``elapsed_s`` (evaluations by
+  ``--mode=evaluate``) get the running total.
   """
   total, offset, previous = [], 0.0, 0.0
+  process = None
   for record in records:
-    elapsed = record.get('elapsed_s', previous)
-    if elapsed < previous:
+    elapsed = record.get('elapsed_s')
+    if elapsed is None:
+      total.append(dict(record, total_s=offset + previous))
+      continue
+    started = record.get(PROCESS_START_TIME)
+    changed = started is not None and process is not None and started != process
+    if changed or elapsed < previous:
       offset += previous
-    previous = elapsed
+    previous, process = elapsed, started
     total.append(dict(record, total_s=offset + elapsed))
   return total
 
@@ -113,14 +126,15 @@ def _format(value: Any) -> str:
 def tensorboard_scalars(record: dict[str, Any]) -> list[tuple[str, float]]:
   """The ``(tag, value)`` TensorBoard scalars of a metrics record.
 
-  Every number but ``step`` and ``time`` (booleans and None are skipped),
-  tagged ``<split>/<key without an eval_ or test_ prefix>``.
+  Every number but ``step``, ``time`` and ``process_start_time`` (booleans
+  and None are skipped), tagged ``<split>/<key without an eval_ or test_
+  prefix>``.
   """
   split = record.get('split', 'train')
   scalars = []
   for key, value in record.items():
     if (
-        key in ('step', 'time')
+        key in ('step', 'time', PROCESS_START_TIME)
         or isinstance(value, bool)
         or not isinstance(value, (int, float))
     ):
@@ -301,7 +315,12 @@ class MetricWriter:
     ``record`` has one).
     """
     logging.info(
-        '%s', ', '.join(f'{k}={_format(v)}' for k, v in record.items())
+        '%s',
+        ', '.join(
+            f'{k}={_format(v)}'
+            for k, v in record.items()
+            if k != PROCESS_START_TIME
+        ),
     )
     if not self._write_file:
       return

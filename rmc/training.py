@@ -628,6 +628,8 @@ def train(
   input_s = 0.0  # Host time spent making batches since the last log.
   first_chunk_s, logged_first_chunk = None, False
   started = last_log_time = time.monotonic()
+  # Tells this process's records from those of the run's earlier processes.
+  process_start_time = time.time()
   last_log_step = step
   last_checkpoint = (
       checkpoint.path_for_step(workdir, start) if restored is not None else None
@@ -639,6 +641,7 @@ def train(
         'split': 'eval',
         **{f'eval_{k}': v for k, v in evaluate(params).items()},
         'elapsed_s': elapsed_s,
+        metrics_lib.PROCESS_START_TIME: process_start_time,
     }
     writer.write(record)
     return record
@@ -699,6 +702,7 @@ def train(
             'steps_per_sec': rate,
             'devices': parallel.num_devices,
             'elapsed_s': now - started,
+            metrics_lib.PROCESS_START_TIME: process_start_time,
             'eta_s': (config.num_steps - step) / rate,
         }
         if config.tokens_per_step:

@@ -117,8 +117,8 @@ class MetricsAppendAndTensorBoardTest(absltest.TestCase):
     self.assertEqual(
         metrics.tensorboard_scalars(
             {'step': 5, 'split': 'eval', 'eval_loss': 1.5, 'eval_tokens': 7,
-             'elapsed_s': 2.0, 'time': 1e9, 'flag': True, 'name': 'x',
-             'none': None}),
+             'elapsed_s': 2.0, 'time': 1e9, 'process_start_time': 9e8,
+             'flag': True, 'name': 'x', 'none': None}),
         [('eval/loss', 1.5), ('eval/tokens', 7.0), ('eval/elapsed_s', 2.0)])
     self.assertEqual(metrics.tensorboard_scalars(
         {'step': 1, 'split': 'test', 'test_perplexity': 9.0}),

@@ -257,6 +257,17 @@ class TrainTest(absltest.TestCase):
       return [(r['step'], r['split']) for r in metrics.read_records(
           os.path.join(workdir, 'metrics.jsonl'))]
     self.assertEqual(logged(interrupted), logged(uninterrupted))
+    # Each process stamps its records, so their training times add up.
+    records = metrics.read_records(os.path.join(interrupted, 'metrics.jsonl'))
+    starts = [r['process_start_time'] for r in records]
+    first_process = sum(1 for r in records if r['step'] <= 20)
+    self.assertLen(set(starts[:first_process]), 1)
+    self.assertLen(set(starts[first_process:]), 1)
+    self.assertLess(starts[0], starts[-1])
+    totals = [r['total_s'] for r in metrics.with_total_time(records)]
+    self.assertEqual(totals[first_process],
+                     totals[first_process - 1] + records[first_process][
+                         'elapsed_s'])
 
   def test_nan_stops_and_keeps_last_good_checkpoint(self):
     workdir = self.create_tempdir().full_path
@@ -307,6 +318,21 @@ class MetricWriterTest(absltest.TestCase):
     self.assertEqual([r['total_s'] for r in metrics.with_total_time(records)],
                      [0.0, 50.0, 50.0, 60.0, 80.0, 85.0])
     self.assertNotIn('total_s', records[0])  # The input is not changed.
+
+  def test_total_time_tells_processes_apart_by_their_start_time(self):
+    # The resumed process's first record has more elapsed_s than the last
+    # record of the process before it (interrupted 3 s in), so only
+    # process_start_time shows where it began.
+    records = [
+        {'step': 0, 'elapsed_s': 0.0, 'process_start_time': 100.0},
+        {'step': 50, 'elapsed_s': 3.0, 'process_start_time': 100.0},
+        {'step': 60, 'split': 'evaluate'},  # --mode=evaluate, no elapsed_s.
+        {'step': 100, 'elapsed_s': 5.0, 'process_start_time': 110.0},
+        {'step': 150, 'elapsed_s': 9.0, 'process_start_time': 110.0},
+        {'step': 200, 'elapsed_s': 4.0, 'process_start_time': 130.0},
+    ]
+    self.assertEqual([r['total_s'] for r in metrics.with_total_time(records)],
+                     [0.0, 3.0, 3.0, 8.0, 12.0, 16.0])
 
   def test_non_finite_values_are_null(self):
     path = os.path.join(self.create_tempdir().full_path, 'metrics.jsonl')
