@@ -186,7 +186,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     'cpu': dict(
         **_TASK_DEFAULTS,
-        **_RMC_DEFAULTS,
+        # A gate per memory element: 7 to 20 points above the paper's scalar
+        # `memory` gate on control at 12 minutes, 1.5 to 5 on the program,
+        # level on addition, seeds 0-2 (experiments/results/lte_study.md).
+        **dict(_RMC_DEFAULTS, gate_style='unit'),
         max_length=2,
         max_nesting=2,
         # Batch 32: 2.4x the RMC's steps/s of batch 64 on one CPU core, and

@@ -55,6 +55,16 @@ class BinaryTest(parameterized.TestCase):
                                               extra_flags):
     self._smoke_preset_learns(core, decoder, separate, extra_flags)
 
+  def test_presets_gate_as_documented(self):
+    # The paper's scalar gate in `paper`; a gate per element in `cpu`, the
+    # better of the two on the CPU study's seeds.
+    presets = learn_to_execute.PRESETS
+    self.assertEqual(presets['paper']['gate_style'], 'memory')
+    self.assertEqual(presets['cpu']['gate_style'], 'unit')
+    for key in ('num_blocks', 'key_size', 'attention_mlp_layers',
+                'forget_bias', 'input_bias', 'attention_scale'):
+      self.assertEqual(presets['cpu'][key], presets['paper'][key], key)
+
   def _smoke_preset_learns(self, core, decoder, separate, extra_flags):
     workdir, printed = binary_testing.shared_run(
         learn_to_execute, '--preset=smoke', f'--core={core}',
