@@ -11,12 +11,15 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-r"""Speed of the TensorFlow references, to set beside rmc_step and dnc_step.
+r"""Speed of the reference implementations, beside rmc_step and dnc_step.
 
 ``--core=rmc`` times Sonnet v1's own ``snt.RelationalMemory``, ``--core=dnc``
 DeepMind's DNC (github.com/google-deepmind/dnc, a checkout of which
-``--dnc_path`` names). Not part of rmc and not run by its tests: it needs
-TensorFlow 1.15 and dm-sonnet 1.36, which install only on Python 3.7:
+``--dnc_path`` names), and ``--core=rmc_pytorch`` the public PyTorch port of
+the RMC (github.com/L0SG/relational-rnn-pytorch, a checkout of which
+``--pytorch_rmc_path`` names). Not part of rmc and not run by its tests: the
+first two need TensorFlow 1.15 and dm-sonnet 1.36, which install only on
+Python 3.7, the third PyTorch:
 
   python3.7 -m venv /tmp/venv37
   /tmp/venv37/bin/pip install tensorflow==1.15.5 dm-sonnet==1.36 \
@@ -25,6 +28,11 @@ TensorFlow 1.15 and dm-sonnet 1.36, which install only on Python 3.7:
   git clone https://github.com/google-deepmind/dnc /tmp/dnc
   /tmp/venv37/bin/python benchmarks/reference_step.py --core=dnc \
       --dnc_path=/tmp/dnc
+  python3.11 -m venv /tmp/venvtorch
+  /tmp/venvtorch/bin/pip install torch==2.13.0 numpy
+  git clone https://github.com/L0SG/relational-rnn-pytorch /tmp/rmc_pytorch
+  /tmp/venvtorch/bin/python benchmarks/reference_step.py --core=rmc_pytorch \
+      --pytorch_rmc_path=/tmp/rmc_pytorch
 
 For each configuration of ``benchmarks.rmc_step`` (``--core=rmc``: the same
 sizes, ``unit`` gating, 1 block) or of ``benchmarks.dnc_step``
@@ -39,12 +47,21 @@ a test keeping the tables equal, the core is unrolled with
 * ``forward_backward``: the gradient of the mean of the squared outputs with
   respect to the variables and the inputs (what ``rmc_step`` differentiates).
 
-The inputs live in a TensorFlow variable, so no feeding is timed. One JSON
-object is printed, with ``ms`` and ``ms_per_step`` for each, and the versions.
-Written for Python 3.7 (no newer syntax).
+The inputs live in a TensorFlow variable, so no feeding is timed. The
+PyTorch port (``--core=rmc_pytorch``: its ``relational_rnn_general``
+module, ``unit`` gating, 1 block, batch-major) is timed the same way: its
+own Python loop over the steps, ``forward`` under ``torch.no_grad()``, and
+``forward_backward`` as ``torch.autograd.grad`` of the same loss. Under
+PyTorch 2 its attention scales the query in place (``q *= ...``) on an
+output of ``torch.split``, which autograd refuses; here the port's
+``torch.split`` returns its first part as a copy (one copy of ``q``, ``[B, H,
+N + 1, key_size]``, and of the input gate per step), its code otherwise
+unchanged. One JSON object is printed, with ``ms`` and ``ms_per_step`` for
+each, and the versions. Written for Python 3.7 (no newer syntax).
 """
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -73,17 +90,31 @@ DNC_CONFIGS = {
 DNC_ALL = ('nth_farthest_cpu', 'learn_to_execute_cpu', 'learn_to_execute_paper')
 
 
-def median_seconds(session, fetch, min_repeats, min_time_s):
-  """Median wall time of ``session.run(fetch)``, after two warm-up runs."""
+def median_seconds(run, min_repeats, min_time_s):
+  """Median wall time of ``run()``, after two warm-up calls."""
   for _ in range(2):
-    session.run(fetch)
+    run()
   times = []
   start = time.perf_counter()
   while len(times) < min_repeats or time.perf_counter() - start < min_time_s:
     begin = time.perf_counter()
-    session.run(fetch)
+    run()
     times.append(time.perf_counter() - begin)
   return statistics.median(times)
+
+
+def _rmc_description(name):
+  """The sizes of an RMC configuration, by name."""
+  slots, heads, head_size, input_size, batch, steps, mlp = RMC_CONFIGS[name]
+  return {
+      'mem_slots': slots,
+      'num_heads': heads,
+      'head_size': head_size,
+      'input_size': input_size,
+      'batch_size': batch,
+      'num_steps': steps,
+      'mlp_layers': mlp,
+  }
 
 
 def _rmc_unroll(name, tf, snt):
@@ -103,16 +134,7 @@ def _rmc_unroll(name, tf, snt):
   outputs, _ = tf.nn.dynamic_rnn(
       core, inputs, initial_state=core.initial_state(batch), time_major=True
   )  # [T, B, N * D]
-  description = {
-      'mem_slots': slots,
-      'num_heads': heads,
-      'head_size': head_size,
-      'input_size': input_size,
-      'batch_size': batch,
-      'num_steps': steps,
-      'mlp_layers': mlp,
-  }
-  return description, outputs
+  return _rmc_description(name), outputs
 
 
 def _dnc_unroll(name, tf):
@@ -188,10 +210,77 @@ def measure(core, name, min_repeats, min_time_s):
     )
   result = {'config': name, **description, 'parameters': parameters}
   for kind in ('forward', 'forward_backward'):
-    seconds = median_seconds(session, fetches[kind], min_repeats, min_time_s)
+    seconds = median_seconds(
+        functools.partial(session.run, fetches[kind]), min_repeats, min_time_s
+    )
     steps = description['num_steps']
     result[kind] = {'ms': seconds * 1e3, 'ms_per_step': seconds * 1e3 / steps}
   session.close()
+  return result
+
+
+class _SplitFirstCopied:
+  """``torch``, but ``split`` returns its first part as a copy.
+
+  Stands in for the PyTorch port's module-level ``torch``, so that its
+  in-place ``q *= ...`` on the first output of ``torch.split`` is allowed by
+  PyTorch 2's autograd.
+  """
+
+  def __init__(self, torch):
+    self._torch = torch
+
+  def __getattr__(self, name):
+    return getattr(self._torch, name)
+
+  def split(self, *args, **kwargs):
+    parts = self._torch.split(*args, **kwargs)
+    return (parts[0].clone(),) + tuple(parts[1:])
+
+
+def measure_pytorch(name, min_repeats, min_time_s):
+  """``forward`` and ``forward_backward`` times of the PyTorch port."""
+  import torch  # pylint: disable=g-import-not-at-top
+  # From --pytorch_rmc_path, which main() puts on sys.path.
+  import relational_rnn_general as port  # pylint: disable=g-import-not-at-top
+
+  port.torch = _SplitFirstCopied(torch)
+  description = _rmc_description(name)
+  torch.manual_seed(0)
+  core = port.RelationalMemory(
+      mem_slots=description['mem_slots'],
+      head_size=description['head_size'],
+      input_size=description['input_size'],
+      num_heads=description['num_heads'],
+      num_blocks=1,
+      gate_style='unit',
+      attention_mlp_layers=description['mlp_layers'],
+      return_all_outputs=True,
+  )
+  batch, steps = description['batch_size'], description['num_steps']
+  memory = core.initial_state(batch)  # [B, N, D]
+  inputs = torch.randn(
+      batch, steps, description['input_size'], requires_grad=True
+  )  # [B, T, d_in]
+  variables = list(core.parameters()) + [inputs]
+
+  def forward():
+    with torch.no_grad():
+      return core(inputs, memory)[0]  # [T * B, N * D]
+
+  def forward_backward():
+    outputs, _ = core(inputs, memory)  # [T * B, N * D]
+    return torch.autograd.grad(torch.mean(torch.square(outputs)), variables)
+
+  result = {
+      'config': name,
+      **description,
+      'parameters': sum(p.numel() for p in core.parameters()),
+  }
+  runs = {'forward': forward, 'forward_backward': forward_backward}
+  for kind, run in runs.items():
+    seconds = median_seconds(run, min_repeats, min_time_s)
+    result[kind] = {'ms': seconds * 1e3, 'ms_per_step': seconds * 1e3 / steps}
   return result
 
 
@@ -200,9 +289,9 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument(
       '--core',
-      choices=('rmc', 'dnc'),
+      choices=('rmc', 'dnc', 'rmc_pytorch'),
       default='rmc',
-      help="Sonnet v1's RMC, or the reference DNC.",
+      help="Sonnet v1's RMC, the reference DNC, or the PyTorch port's RMC.",
   )
   parser.add_argument(
       '--config',
@@ -215,6 +304,13 @@ def main():
       default='',
       help='A checkout of github.com/google-deepmind/dnc '
       '(the directory holding dnc/dnc.py), for --core=dnc.',
+  )
+  parser.add_argument(
+      '--pytorch_rmc_path',
+      default='',
+      help='A checkout of github.com/L0SG/relational-rnn-pytorch (the '
+      'directory holding relational_rnn_general.py), for '
+      '--core=rmc_pytorch.',
   )
   parser.add_argument(
       '--min_repeats',
@@ -230,7 +326,7 @@ def main():
   )
   args = parser.parse_args()
   configs, default = (
-      (RMC_CONFIGS, RMC_ALL) if args.core == 'rmc' else (DNC_CONFIGS, DNC_ALL)
+      (DNC_CONFIGS, DNC_ALL) if args.core == 'dnc' else (RMC_CONFIGS, RMC_ALL)
   )
   names = default if args.config == 'all' else args.config.split(',')
   for name in names:
@@ -245,6 +341,35 @@ def main():
     )
   if args.core == 'dnc':
     sys.path.insert(0, args.dnc_path)  # Where `from dnc import dnc` looks.
+  if args.core == 'rmc_pytorch':
+    if not os.path.isfile(
+        os.path.join(args.pytorch_rmc_path, 'relational_rnn_general.py')
+    ):
+      sys.exit(
+          f'error: --pytorch_rmc_path={args.pytorch_rmc_path!r} holds no '
+          'relational_rnn_general.py; give a checkout of '
+          'github.com/L0SG/relational-rnn-pytorch.'
+      )
+    sys.path.insert(0, args.pytorch_rmc_path)
+    import torch  # pylint: disable=g-import-not-at-top
+
+    results = [
+        measure_pytorch(name, args.min_repeats, args.min_time_s)
+        for name in names
+    ]
+    print(
+        json.dumps(
+            {
+                'core': args.core,
+                'torch': torch.__version__,
+                'torch_threads': torch.get_num_threads(),
+                'python': sys.version.split()[0],
+                'results': results,
+            },
+            indent=1,
+        )
+    )
+    return
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import sonnet as snt  # pylint: disable=g-import-not-at-top
 
