@@ -296,8 +296,8 @@ def main():
   parser.add_argument(
       '--config',
       default='all',
-      help=f'Comma-separated names from {sorted(RMC_CONFIGS)} (rmc) or '
-      f'{sorted(DNC_CONFIGS)} (dnc), or all.',
+      help=f'Comma-separated names from {sorted(RMC_CONFIGS)} (rmc, '
+      f'rmc_pytorch) or {sorted(DNC_CONFIGS)} (dnc), or all.',
   )
   parser.add_argument(
       '--dnc_path',
