@@ -103,6 +103,18 @@ def median_seconds(run, min_repeats, min_time_s):
   return statistics.median(times)
 
 
+def timings(runs, num_steps, min_repeats, min_time_s):
+  """The median time of each ``runs[kind]()``, as ``ms`` and ``ms_per_step``."""
+  result = {}
+  for kind, run in runs.items():
+    seconds = median_seconds(run, min_repeats, min_time_s)
+    result[kind] = {
+        'ms': seconds * 1e3,
+        'ms_per_step': seconds * 1e3 / num_steps,
+    }
+  return result
+
+
 def _rmc_description(name):
   """The sizes of an RMC configuration, by name."""
   slots, heads, head_size, input_size, batch, steps, mlp = RMC_CONFIGS[name]
@@ -209,12 +221,13 @@ def measure(core, name, min_repeats, min_time_s):
         if not v.name.startswith('inputs')
     )
   result = {'config': name, **description, 'parameters': parameters}
-  for kind in ('forward', 'forward_backward'):
-    seconds = median_seconds(
-        functools.partial(session.run, fetches[kind]), min_repeats, min_time_s
-    )
-    steps = description['num_steps']
-    result[kind] = {'ms': seconds * 1e3, 'ms_per_step': seconds * 1e3 / steps}
+  runs = {
+      kind: functools.partial(session.run, fetch)
+      for kind, fetch in fetches.items()
+  }
+  result.update(
+      timings(runs, description['num_steps'], min_repeats, min_time_s)
+  )
   session.close()
   return result
 
@@ -278,9 +291,7 @@ def measure_pytorch(name, min_repeats, min_time_s):
       'parameters': sum(p.numel() for p in core.parameters()),
   }
   runs = {'forward': forward, 'forward_backward': forward_backward}
-  for kind, run in runs.items():
-    seconds = median_seconds(run, min_repeats, min_time_s)
-    result[kind] = {'ms': seconds * 1e3, 'ms_per_step': seconds * 1e3 / steps}
+  result.update(timings(runs, steps, min_repeats, min_time_s))
   return result
 
 
