@@ -43,9 +43,13 @@ _MIN_GLIBC = (2, 35)  # The first glibc with the tunable.
 def _glibc_version() -> tuple[int, ...] | None:
   """The version of glibc, or None when the C library is not glibc."""
   try:
-    _, version = os.confstr('CS_GNU_LIBC_VERSION').split()
-    return tuple(int(part) for part in version.split('.')[:2])
+    name_and_version = os.confstr('CS_GNU_LIBC_VERSION')  # 'glibc 2.36'
   except (AttributeError, ValueError, OSError):
+    return None
+  try:
+    _, version = (name_and_version or '').split()
+    return tuple(int(part) for part in version.split('.')[:2])
+  except ValueError:
     return None
 
 
