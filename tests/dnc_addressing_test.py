@@ -153,6 +153,38 @@ class TemporalLinkageTest(absltest.TestCase):
                 + writes[b, h, i] * precedence[b, h, j])
             self.assertAlmostEqual(got[b, h, i, j], want, places=12)
 
+  def test_link_gradient_against_numpy_and_check_grads(self):
+    # The hand-written VJP of updated_link.
+    rng = np.random.RandomState(5)
+    link = rng.rand(2, 3, 5, 5)
+    precedence = rng.rand(2, 3, 5) / 5
+    writes = rng.rand(2, 3, 5) / 5
+    d_link = rng.randn(2, 3, 5, 5)
+    with jax.enable_x64():
+      _, vjp = jax.vjp(addressing.updated_link, link, precedence, writes)
+      got = [np.asarray(g) for g in vjp(d_link)]
+      jax.test_util.check_grads(
+          addressing.updated_link, (link, precedence, writes), order=2,
+          modes=['rev'])
+    want_link = np.zeros_like(link)
+    want_precedence = np.zeros_like(precedence)
+    want_writes = np.zeros_like(writes)
+    for b in range(2):
+      for h in range(3):
+        for i in range(5):
+          for j in range(5):
+            if i == j:
+              continue
+            g = d_link[b, h, i, j]
+            want_link[b, h, i, j] = g * (
+                1 - writes[b, h, i] - writes[b, h, j])
+            want_writes[b, h, i] += g * (
+                precedence[b, h, j] - link[b, h, i, j])
+            want_writes[b, h, j] -= g * link[b, h, i, j]
+            want_precedence[b, h, j] += g * writes[b, h, i]
+    for got_one, want in zip(got, (want_link, want_precedence, want_writes)):
+      np.testing.assert_allclose(got_one, want, rtol=1e-12, atol=1e-12)
+
   def test_precedence_weights(self):
     rng = np.random.RandomState(4)
     previous = rng.rand(7, 5, 3)

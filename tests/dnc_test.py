@@ -188,6 +188,42 @@ def _numpy_dnc(params, inputs, clip, activation):
   return np.stack(outputs), state
 
 
+class EraseAndWriteTest(absltest.TestCase):
+
+  def test_gradient_against_numpy_and_check_grads(self):
+    # The hand-written VJP of erase_and_write, with two write heads.
+    rng = np.random.RandomState(0)
+    memory = rng.randn(2, 5, 3)
+    writes = rng.rand(2, 2, 5) / 5
+    erase = rng.rand(2, 2, 3)
+    vectors = rng.randn(2, 2, 3)
+    d_result = rng.randn(2, 5, 3)
+    args = (memory, writes, erase, vectors)
+    with jax.enable_x64():
+      _, vjp = jax.vjp(dnc.erase_and_write, *args)
+      got = [np.asarray(g) for g in vjp(d_result)]
+      jax.test_util.check_grads(dnc.erase_and_write, args, order=2,
+                                modes=['rev'])
+    # Element by element: result[b, n, w] = memory[b, n, w] * keep[0] *
+    # keep[1] + sum_h writes[b, h, n] * vectors[b, h, w], with
+    # keep[h] = 1 - writes[b, h, n] * erase[b, h, w].
+    want = [np.zeros_like(a) for a in args]
+    for b in range(2):
+      for n in range(5):
+        for w in range(3):
+          g = d_result[b, n, w]
+          keep = [1 - writes[b, h, n] * erase[b, h, w] for h in range(2)]
+          want[0][b, n, w] = g * keep[0] * keep[1]
+          for h in range(2):
+            other = keep[1 - h]
+            want[1][b, h, n] += g * (
+                vectors[b, h, w] - memory[b, n, w] * other * erase[b, h, w])
+            want[2][b, h, w] -= g * memory[b, n, w] * other * writes[b, h, n]
+            want[3][b, h, w] += g * writes[b, h, n]
+    for got_one, want_one in zip(got, want):
+      np.testing.assert_allclose(got_one, want_one, rtol=1e-12, atol=1e-12)
+
+
 class DNCTest(parameterized.TestCase):
 
   def test_parameter_names_and_shapes(self):
