@@ -61,6 +61,7 @@ each, and the versions. Written for Python 3.7 (no newer syntax).
 """
 
 import argparse
+import collections
 import functools
 import json
 import os
@@ -195,8 +196,12 @@ def _dnc_unroll(name, tf):
   return description, outputs
 
 
-def measure(core, name, min_repeats, min_time_s):
-  """``forward`` and ``forward_backward`` times of one configuration."""
+def measure(core, name, min_repeats, min_time_s, profile_calls=0):
+  """``forward`` and ``forward_backward`` times of one configuration.
+
+  With ``profile_calls``, also the op types' share of ``forward_backward``
+  over that many traced calls (``RunOptions.FULL_TRACE``).
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import sonnet as snt  # pylint: disable=g-import-not-at-top
 
@@ -228,8 +233,46 @@ def measure(core, name, min_repeats, min_time_s):
   result.update(
       timings(runs, description['num_steps'], min_repeats, min_time_s)
   )
+  if profile_calls:
+    op_micros = collections.Counter()
+    for _ in range(profile_calls):
+      metadata = tf.RunMetadata()
+      session.run(
+          fetches['forward_backward'],
+          options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE),
+          run_metadata=metadata,
+      )
+      for device in metadata.step_stats.dev_stats:
+        for node in device.node_stats:
+          # timeline_label: 'name = OpType(inputs)'.
+          label = node.timeline_label
+          op = (
+              label.split('=', 1)[1].split('(')[0].strip()
+              if ('=' in label)
+              else node.node_name
+          )
+          op_micros[op] += node.op_end_rel_micros - node.op_start_rel_micros
+    result['profile'] = _profile_summary(
+        op_micros, profile_calls * description['num_steps']
+    )
   session.close()
   return result
+
+
+def _profile_summary(op_micros, calls_times_steps, top=15):
+  """``{op_ms_per_step, ops: [{op, ms_per_step, share}]}``, slowest first."""
+  total = sum(op_micros.values())
+  return {
+      'op_ms_per_step': total * 1e-3 / calls_times_steps,
+      'ops': [
+          {
+              'op': op,
+              'ms_per_step': micros * 1e-3 / calls_times_steps,
+              'share': micros / total,
+          }
+          for op, micros in op_micros.most_common(top)
+      ],
+  }
 
 
 class _SplitFirstCopied:
@@ -251,8 +294,12 @@ class _SplitFirstCopied:
     return (parts[0].clone(),) + tuple(parts[1:])
 
 
-def measure_pytorch(name, min_repeats, min_time_s):
-  """``forward`` and ``forward_backward`` times of the PyTorch port."""
+def measure_pytorch(name, min_repeats, min_time_s, profile_calls=0):
+  """``forward`` and ``forward_backward`` times of the PyTorch port.
+
+  With ``profile_calls``, also the ops' share of ``forward_backward`` (self
+  CPU time, ``torch.profiler``) over that many calls.
+  """
   import torch  # pylint: disable=g-import-not-at-top
   # From --pytorch_rmc_path, which main() puts on sys.path.
   import relational_rnn_general as port  # pylint: disable=g-import-not-at-top
@@ -292,6 +339,19 @@ def measure_pytorch(name, min_repeats, min_time_s):
   }
   runs = {'forward': forward, 'forward_backward': forward_backward}
   result.update(timings(runs, steps, min_repeats, min_time_s))
+  if profile_calls:
+    with torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU]
+    ) as profiler:
+      for _ in range(profile_calls):
+        forward_backward()
+    op_micros = collections.Counter(
+        {
+            event.key: event.self_cpu_time_total
+            for event in profiler.key_averages()
+        }
+    )
+    result['profile'] = _profile_summary(op_micros, profile_calls * steps)
   return result
 
 
@@ -335,6 +395,14 @@ def main():
       default=3.0,
       help='Least seconds of timed calls per figure.',
   )
+  parser.add_argument(
+      '--profile_calls',
+      type=int,
+      default=0,
+      help='If positive, also profile forward_backward over this many calls: '
+      'the time of each op type (TensorFlow) or op (PyTorch), in ms per '
+      'step and as a share of all ops (ops may run concurrently).',
+  )
   args = parser.parse_args()
   configs, default = (
       (DNC_CONFIGS, DNC_ALL) if args.core == 'dnc' else (RMC_CONFIGS, RMC_ALL)
@@ -365,7 +433,9 @@ def main():
     import torch  # pylint: disable=g-import-not-at-top
 
     results = [
-        measure_pytorch(name, args.min_repeats, args.min_time_s)
+        measure_pytorch(
+            name, args.min_repeats, args.min_time_s, args.profile_calls
+        )
         for name in names
     ]
     print(
@@ -386,7 +456,13 @@ def main():
 
   tf.logging.set_verbosity(tf.logging.ERROR)
   results = [
-      measure(args.core, name, args.min_repeats, args.min_time_s)
+      measure(
+          args.core,
+          name,
+          args.min_repeats,
+          args.min_time_s,
+          args.profile_calls,
+      )
       for name in names
   ]
   print(

@@ -23,29 +23,28 @@ poor use of the hardware. The sum over steps is one product,
 ``[d, T * rows] x [T * rows, d']``, once the loop's ``x_t`` and ``dy_t`` are
 all known.
 
-How. :func:`unroll` is a ``jax.custom_vjp``:
+How. :func:`unroll` is a ``jax.custom_vjp`` with its own backward loop:
 
-* The forward pass is ``jax.vjp`` of the scan with the recurrent weights
-  behind ``stop_gradient`` (so the backward loop does not accumulate their
-  gradient) and with one extra input per product with such a weight: zeros
-  ``[T, *product shape]``, differentiated as if added to the product's result
-  (:func:`_with_tangent`; their value is never read). The gradient of those
-  zeros is the gradient of the product's result, ``dy_t``; the scan also
-  returns each product's input ``x_t`` as an auxiliary output.
-* The backward pass runs the backward loop for everything else (the other
-  parameters, the inputs, the initial state and the zeros), then forms each
-  recurrent weight's gradient as one product of the stacked ``x`` and ``dy``.
-* The differentiated step is under ``jax.checkpoint`` with the policy
-  ``dots_with_no_batch_dims_saveable``: only the products with weights are
-  kept for the backward loop and the cheap rest (LayerNorms, attention,
-  gates) is recomputed. Fewer per-step arrays are stored: about 10% faster on
-  Nth Farthest.
 * Work that depends on no earlier step (``Recurrence.prepare``: for the RMC
   the input projection and the gates' input part) runs for all ``T`` steps
-  at once before the loop. Each step's slice of it reaches the step through
-  the carry (:func:`_shift`), not as a scanned input that XLA:CPU would slice
-  inside the step's elementwise work, which made that work several times
-  slower.
+  at once before the loop, and is differentiated by JAX.
+* The forward loop records, for every step, the carry it starts from and
+  the input ``x_t`` and result ``y_t`` of every product with a recurrent
+  weight.
+* The backward loop runs backwards over the steps: each step is computed
+  again from its carry, with every product with a recurrent weight replaced
+  by its recorded result (:func:`_replayed_product`, differentiated as
+  ``x @ w + y`` with ``w`` held constant), and ``jax.vjp`` of that step gives
+  the gradients of the carry before it, of its prepared inputs, of the other
+  parameters (summed over the steps) and of every product's result,
+  ``dy_t``. So only the cheap rest of a step (LayerNorms, attention, gates)
+  is computed twice, and the backward loop adds no weight gradients.
+* Each recurrent weight's gradient is then one product of the stacked ``x``
+  and ``dy``.
+* Both loops take step ``t``'s slices of their per-step arrays through their
+  carry (:func:`_step_slices`), not as scanned inputs that XLA:CPU would
+  slice inside the step's elementwise work, which made that work several
+  times slower.
 
 Per-sample lengths (``valid``, as ``tf.nn.dynamic_rnn``'s
 ``sequence_length``) are applied inside the loop: where a step is not valid
@@ -191,143 +190,224 @@ def masked_dynamic_unroll(
   )
 
 
+def _step_slices(stacked: Any, index: jax.Array) -> Any:
+  """Step ``index``'s slice of every leaf ``[T, ...]`` of ``stacked``.
+
+  The scans below take step ``t``'s slices of their per-step arrays in their
+  carry, and take step ``t + 1``'s (or ``t - 1``'s, backward) with this
+  function, which only passes them on to the carry. XLA:CPU fuses the
+  slicing of an array into the elementwise work that reads the slice, and
+  such a fusion runs several times slower than the same work on a whole
+  loop variable (the RMC's gates at the Nth Farthest size: 1.6 against 0.35
+  ms per step); the copy into the carry is a fusion of its own.
+  """
+  return jax.tree.map(
+      lambda x: jax.lax.dynamic_index_in_dim(x, index, keepdims=False),
+      stacked,
+  )
+
+
+def _apply_valid(
+    valid_now: jax.Array | None,
+    carry: Any,
+    next_carry: Any,
+    output: jax.Array,
+) -> tuple[Any, jax.Array]:
+  """``(next_carry, output)``; ``(carry, 0)`` where ``valid_now`` is False."""
+  if valid_now is None:
+    return next_carry, output
+  return (
+      select_valid(valid_now, next_carry, carry),
+      select_valid(valid_now, output, jnp.zeros_like(output)),
+  )
+
+
+def _if_any_valid(
+    valid_now: jax.Array | None,
+    compute: Callable[[Any], Any],
+    skip: Callable[[Any], Any],
+    operand: Any,
+) -> Any:
+  """``compute(operand)``, or ``skip(operand)`` where no sample is valid."""
+  if valid_now is None:
+    return compute(operand)
+  return jax.lax.cond(jnp.any(valid_now), compute, skip, operand)
+
+
+def _zeros_like_result(function: Callable[[Any], Any], operand: Any) -> Any:
+  """Zeros of the shapes and dtypes of ``function(operand)``."""
+  shapes = jax.eval_shape(function, operand)
+  return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+
 def _scan(
+    recurrence: Recurrence,
+    params: Params,
+    prepared: Any,
+    carry: Any,
+    valid: jax.Array | None,
+    record: bool,
+) -> tuple[jax.Array, Any, dict[str, Any]]:
+  """The time loop, as one ``lax.scan``.
+
+  Args:
+    recurrence: The computation.
+    params: The parameters.
+    prepared: ``recurrence.prepare``'s result, every leaf ``[T, ...]``.
+    carry: The state before the first step.
+    valid: None, or bool ``[T, B]``; see :func:`unroll`.
+    record: Whether to return what the backward pass needs.
+
+  Returns:
+    ``(outputs [T, ...], final carry, recorded)``: with ``record``,
+    ``recorded`` has the carry before every step (``carries``) and the input
+    (``x``) and result (``y``) of every product with a recurrent weight,
+    keyed by use, each stacked over ``T``; otherwise it is empty.
+  """
+  per_step = (prepared, valid)
+  num_steps = jax.tree.leaves(prepared)[0].shape[0]
+
+  def step(carry_and_now, t):
+    carry, (prepared_now, valid_now) = carry_and_now
+
+    def compute(carry):
+      x, y = {}, {}
+
+      def matmul(use, inputs, w):
+        x[use] = inputs
+        y[use] = recurrence.dot(inputs, w)
+        return y[use]
+
+      next_carry, output = recurrence.step(params, prepared_now, carry, matmul)
+      next_carry, output = _apply_valid(valid_now, carry, next_carry, output)
+      recorded = {'carries': carry, 'x': x, 'y': y} if record else {}
+      return next_carry, (output, recorded)
+
+    def skip(carry):  # No sample is valid: what `compute` would give.
+      return carry, _zeros_like_result(lambda c: compute(c)[1], carry)
+
+    next_carry, per_step_out = _if_any_valid(valid_now, compute, skip, carry)
+    following = _step_slices(per_step, jnp.minimum(t + 1, num_steps - 1))
+    return (next_carry, following), per_step_out
+
+  (final, _), (outputs, recorded) = jax.lax.scan(
+      step,
+      (carry, _step_slices(per_step, jnp.asarray(0))),
+      jnp.arange(num_steps),
+  )
+  return outputs, final, recorded
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _replayed_product(
+    recurrence: Recurrence, x: jax.Array, w: jax.Array, y: jax.Array
+) -> jax.Array:
+  """``y``, the product ``x @ w`` recorded in the forward pass.
+
+  Differentiated as ``x @ w + y`` with ``w`` held constant: the backward
+  step gets the gradient of ``x`` and of the product's result (that of
+  ``y``) without computing the product again. ``w``'s gradient is formed
+  after the loop.
+  """
+  del recurrence, x, w
+  return y
+
+
+@_replayed_product.defjvp
+def _replayed_product_jvp(recurrence, primals, tangents):
+  x, w, y = primals
+  d_x, _, d_y = tangents
+  return y, recurrence.dot(d_x, w) + d_y
+
+
+def _unroll_forward(
     recurrence: Recurrence,
     params: Params,
     inputs: jax.Array,
     carry: jax.Array,
     valid: jax.Array | None,
-    matmul_outputs: dict[str, jax.Array] | None,
-) -> tuple[tuple[jax.Array, jax.Array], dict[str, jax.Array]]:
-  """The unroll as one ``lax.scan``.
-
-  Args:
-    recurrence: The computation.
-    params: The parameters.
-    inputs: The inputs of all steps, ``[T, ...]``.
-    carry: The state before the first step.
-    valid: None, or bool ``[T, B]``; see :func:`unroll`.
-    matmul_outputs: None, or zeros added to the result of every product with
-      a recurrent weight, keyed by use, each ``[T, *product shape]``: their
-      gradient is the gradient of that product's result.
-
-  Returns:
-    ``((outputs [T, ...], final carry), matmul_inputs)``: with
-    ``matmul_outputs``, the input of every such product, keyed by use, each
-    ``[T, *input shape]``; otherwise an empty dict.
-  """
-  prepared = recurrence.prepare(params, inputs)  # Every leaf [T, ...].
-
-  def step(carry_and_now, following):
-    # `now` (step t's slice of `prepared` and `valid`) comes in the carry, and
-    # step t + 1's slice leaves in it: see `_shift`.
-    carry, (prepared, valid_now) = carry_and_now
-    added = None if matmul_outputs is None else following[1]
-
-    def compute(carry):
-      recorded = {}
-
-      def matmul(use, x, w):
-        product = recurrence.dot(x, w)
-        if added is None:
-          return product
-        recorded[use] = x
-        return _with_tangent(product, added[use])
-
-      next_carry, output = recurrence.step(params, prepared, carry, matmul)
-      if valid_now is not None:  # [B]
-        next_carry = select_valid(valid_now, next_carry, carry)
-        output = select_valid(valid_now, output, jnp.zeros_like(output))
-      return next_carry, (output, recorded)
-
-    if valid_now is None:
-      next_carry, per_step_out = compute(carry)
-    else:
-
-      def skip(carry):  # No sample is valid: what `compute` would give.
-        _, per_step_out = jax.eval_shape(compute, carry)
-        zeros = jax.tree.map(
-            lambda s: jnp.zeros(s.shape, s.dtype), per_step_out
-        )
-        return carry, zeros
-
-      next_carry, per_step_out = jax.lax.cond(
-          jnp.any(valid_now), compute, skip, carry
-      )
-    return (next_carry, following[0]), per_step_out
-
-  if matmul_outputs is not None:
-    step = jax.checkpoint(
-        step, policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable
-    )
-  now, following = _shift((prepared, valid))
-  (final, _), (outputs, matmul_inputs) = jax.lax.scan(
-      step, (carry, now), (following, matmul_outputs)
+) -> tuple[tuple[jax.Array, jax.Array], Any]:
+  """Runs the scan, keeping what the backward pass needs."""
+  prepared, prepare_backward = jax.vjp(recurrence.prepare, params, inputs)
+  outputs, final, recorded = _scan(
+      recurrence, params, prepared, carry, valid, record=True
   )
-  return (outputs, final), matmul_inputs
+  return (outputs, final), (params, prepared, valid, recorded, prepare_backward)
 
 
-def _shift(xs: Any) -> tuple[Any, Any]:
-  """``(xs[0], xs[1:] + xs[-1:])`` for every leaf ``[T, ...]`` of ``xs``.
+def _unroll_backward(
+    recurrence: Recurrence,
+    residuals: Any,
+    cotangents: tuple[jax.Array, jax.Array],
+) -> tuple[Params, jax.Array, jax.Array, None]:
+  """Backward scan, then one product per recurrent weight for its gradient."""
+  params, prepared, valid, recorded, prepare_backward = residuals
+  d_outputs, d_final = cotangents
+  weight_names = {name for _, name in recurrence.recurrent_weights()}
+  weights = jax.lax.stop_gradient({name: params[name] for name in weight_names})
+  others = {name: p for name, p in params.items() if name not in weight_names}
+  per_step = (
+      recorded['carries'],
+      prepared,
+      recorded['y'],
+      d_outputs,
+      valid,
+  )
+  num_steps = d_outputs.shape[0]
 
-  The scan takes step ``t``'s slice of the per-step inputs in its carry, and
-  gets step ``t + 1``'s as its own per-step input, which it only passes on to
-  the carry. XLA:CPU fuses the slicing of a scanned input into the
-  elementwise work that reads it, and such a fusion runs several times slower
-  than the same work on an array that is a whole loop variable (the gates of
-  the RMC at the Nth Farthest size: 1.6 against 0.35 ms per step). The copy
-  of the slice into the carry is a fusion of its own.
-  """
-  now = jax.tree.map(lambda x: x[0], xs)
-  following = jax.tree.map(
-      lambda x: jnp.concatenate([x[1:], x[-1:]]), xs
-  )  # [T, ...]
-  return now, following
+  def step_backward(carry, t):
+    d_carry, d_others, now = carry
+    carry_now, prepared_now, products, d_output, valid_now = now
 
+    def one_step(others, carry, prepared, products):
+      def matmul(use, x, w):
+        return _replayed_product(recurrence, x, w, products[use])
 
-@jax.custom_jvp
-def _with_tangent(product: jax.Array, added: jax.Array) -> jax.Array:
-  """``product``, differentiated as ``product + added``.
+      next_carry, output = recurrence.step(
+          others | weights, prepared, carry, matmul
+      )
+      return _apply_valid(valid_now, carry, next_carry, output)
 
-  ``added`` is all zeros (see :func:`_scan`): its value is never read, so the
-  forward scan neither slices nor adds it, and its cotangent is the
-  product's.
-  """
-  del added
-  return product
+    def compute(d_carry):
+      _, backward = jax.vjp(one_step, others, carry_now, prepared_now, products)
+      d_others_now, d_carry_before, d_prepared, d_products = backward(
+          (d_carry, d_output)
+      )
+      return d_carry_before, (d_others_now, (d_prepared, d_products))
 
+    def skip(d_carry):  # No sample is valid: the step kept the carry.
+      return d_carry, _zeros_like_result(lambda c: compute(c)[1], d_carry)
 
-@_with_tangent.defjvp
-def _with_tangent_jvp(primals, tangents):
-  product, _ = primals
-  d_product, d_added = tangents
-  return product, d_product + d_added
-
-
-def _product_shapes(
-    recurrence: Recurrence, params: Params, inputs: jax.Array, carry: jax.Array
-) -> dict[str, jax.ShapeDtypeStruct]:
-  """Shape and dtype of the result of each use in one step, traced only."""
-  uses = {use for use, _ in recurrence.recurrent_weights()}
-  shapes = {}
-
-  def one_step(params, inputs, carry):
-    first = jax.tree.map(lambda x: x[0], recurrence.prepare(params, inputs))
-
-    def matmul(use, x, w):
-      product = recurrence.dot(x, w)
-      shapes[use] = jax.ShapeDtypeStruct(product.shape, product.dtype)
-      return product
-
-    return recurrence.step(params, first, carry, matmul)
-
-  jax.eval_shape(one_step, params, inputs, carry)
-  if set(shapes) != uses:
-    raise ValueError(
-        f'The step multiplies by recurrent weights in uses {sorted(shapes)}, '
-        f'but recurrent_weights() names {sorted(uses)}.'
+    d_carry, (d_others_now, per_step_out) = _if_any_valid(
+        valid_now, compute, skip, d_carry
     )
-  return shapes
+    d_others = jax.tree.map(jnp.add, d_others, d_others_now)
+    following = _step_slices(per_step, jnp.maximum(t - 1, 0))
+    return (d_carry, d_others, following), per_step_out
+
+  initial = (
+      d_final,
+      jax.tree.map(jnp.zeros_like, others),
+      _step_slices(per_step, jnp.asarray(num_steps - 1)),
+  )
+  (d_carry, d_others, _), (d_prepared, d_products) = jax.lax.scan(
+      step_backward, initial, jnp.arange(num_steps), reverse=True
+  )
+  d_params, d_inputs = prepare_backward(d_prepared)
+  d_params = dict(d_params)
+  for name, d in d_others.items():
+    d_params[name] = d_params[name] + d
+  compute_dtype = recurrence.compute_dtype
+  for use, name in recurrence.recurrent_weights():
+    x = recorded['x'][use]  # [T, *lead, d]
+    dy = d_products[use]  # [T, *lead, d']
+    x = x.reshape(-1, x.shape[-1])  # [T * rows, d]
+    dy = dy.reshape(-1, dy.shape[-1])  # [T * rows, d']
+    if compute_dtype is not None:
+      x, dy = x.astype(compute_dtype), dy.astype(compute_dtype)
+    dw = jnp.dot(x.T, dy, preferred_element_type=params[name].dtype)
+    d_params[name] = d_params[name] + dw
+  return d_params, d_inputs, d_carry, None  # No gradient for `valid`.
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -339,59 +419,11 @@ def _unroll(
     valid: jax.Array | None,
 ) -> tuple[jax.Array, jax.Array]:
   """``(outputs [T, ...], final carry)``; see :func:`unroll`."""
-  return _scan(recurrence, params, inputs, carry, valid, None)[0]
-
-
-def _unroll_forward(
-    recurrence: Recurrence,
-    params: Params,
-    inputs: jax.Array,
-    carry: jax.Array,
-    valid: jax.Array | None,
-) -> tuple[tuple[jax.Array, jax.Array], Any]:
-  """Runs the scan, keeping what the backward pass needs."""
-  weight_names = {name for _, name in recurrence.recurrent_weights()}
-  weights = {name: params[name] for name in weight_names}
-  others = {name: p for name, p in params.items() if name not in weight_names}
-
-  def scan(others, inputs, carry, matmul_outputs):
-    # The weights' gradient is formed after the scan, from what it records.
-    all_params = others | jax.lax.stop_gradient(weights)
-    return _scan(recurrence, all_params, inputs, carry, valid, matmul_outputs)
-
-  num_steps = inputs.shape[0]
-  matmul_outputs = {
-      use: jnp.zeros((num_steps,) + shape.shape, shape.dtype)
-      for use, shape in _product_shapes(
-          recurrence, params, inputs, carry
-      ).items()
-  }  # [T, *product shape]
-  result, backward, matmul_inputs = jax.vjp(
-      scan, others, inputs, carry, matmul_outputs, has_aux=True
+  prepared = recurrence.prepare(params, inputs)
+  outputs, final, _ = _scan(
+      recurrence, params, prepared, carry, valid, record=False
   )
-  return result, (backward, matmul_inputs, weights)
-
-
-def _unroll_backward(
-    recurrence: Recurrence,
-    residuals: Any,
-    cotangents: tuple[jax.Array, jax.Array],
-) -> tuple[Params, jax.Array, jax.Array, None]:
-  """Backward scan, then one product per recurrent weight for its gradient."""
-  backward, matmul_inputs, weights = residuals
-  d_others, d_inputs, d_carry, d_matmul_outputs = backward(cotangents)
-  d_params = dict(d_others)
-  compute_dtype = recurrence.compute_dtype
-  for use, name in recurrence.recurrent_weights():
-    x = matmul_inputs[use]  # [T, *lead, d]
-    dy = d_matmul_outputs[use]  # [T, *lead, d']
-    x = x.reshape(-1, x.shape[-1])  # [T * rows, d]
-    dy = dy.reshape(-1, dy.shape[-1])  # [T * rows, d']
-    if compute_dtype is not None:
-      x, dy = x.astype(compute_dtype), dy.astype(compute_dtype)
-    dw = jnp.dot(x.T, dy, preferred_element_type=weights[name].dtype)
-    d_params[name] = d_params[name] + dw if name in d_params else dw
-  return d_params, d_inputs, d_carry, None  # No gradient for `valid`.
+  return outputs, final
 
 
 _unroll.defvjp(_unroll_forward, _unroll_backward)

@@ -28,6 +28,7 @@ import pytest
 
 import binary_testing
 from benchmarks import dnc_step
+from benchmarks import profile_step
 from benchmarks import rmc_step
 from benchmarks import synthetic_text
 import rmc
@@ -191,6 +192,71 @@ class RmcStepTest(parameterized.TestCase):
       binary_testing.run_main(rmc_step, '--config=tiny',
                               '--implementations=scan')
 
+
+
+class ProfileStepTest(parameterized.TestCase):
+
+  def _categories(self, function, *args, num_steps):
+    text = jax.jit(function).lower(*args).compile().as_text()
+    return {
+        profile_step.category(instruction, num_steps)
+        for instruction in profile_step.parse_hlo(text).values()
+    }
+
+  def test_products_and_sums_by_axis(self):
+    x = jnp.ones((16, 32))
+    w = jnp.ones((32, 24))
+    self.assertIn('products with weights',
+                  self._categories(jnp.dot, x, w, num_steps=0))
+    batched = jnp.ones((4, 8, 16))
+    self.assertIn(
+        'batched products',
+        self._categories(lambda a: jnp.einsum('bij,bkj->bik', a, a),
+                         batched, num_steps=0))
+    self.assertIn(
+        'sums over a minor axis',
+        self._categories(lambda a: jnp.sum(jnp.exp(a), -1), batched,
+                         num_steps=0))
+    self.assertIn(
+        'sums over a major axis',
+        self._categories(lambda a: jnp.sum(jnp.exp(a), 1), batched,
+                         num_steps=0))
+
+  def test_elementwise_work_that_slices_a_scanned_array(self):
+    def scan(carry, xs):  # [16, 32], [5, 16, 32]
+      return jax.lax.scan(
+          lambda c, x: (jnp.tanh(c) * jax.nn.sigmoid(x), None), carry, xs)[0]
+
+    found = self._categories(scan, jnp.ones((16, 32)), jnp.ones((5, 16, 32)),
+                             num_steps=5)
+    self.assertIn('elementwise, slicing a scanned array', found)
+
+  @parameterized.parameters(('rmc', 'unroll'), ('rmc', 'dynamic_unroll'),
+                            ('dnc', 'unroll'))
+  def test_command_prints_every_figure(self, core, implementation):
+    printed = binary_testing.run_main(
+        profile_step, f'--core={core}', '--size=tiny',
+        f'--implementation={implementation}', '--calls=2', '--top=3')
+    report = json.loads(printed)
+    self.assertEqual(set(report['categories']),
+                     set(profile_step.CATEGORIES))
+    self.assertAlmostEqual(
+        sum(c['share'] for c in report['categories'].values()), 1.0)
+    self.assertAlmostEqual(
+        sum(c['ms_per_step'] for c in report['categories'].values()),
+        report['op_ms_per_step'])
+    self.assertGreater(
+        report['categories']['products with weights']['ms_per_step'], 0)
+    self.assertGreater(report['wall_ms_per_step'], 0)
+    self.assertGreaterEqual(report['page_faults_per_call'], 0)
+    self.assertLen(report['slowest'], 3)
+    self.assertGreaterEqual(report['slowest'][0]['ms_per_step'],
+                            report['slowest'][-1]['ms_per_step'])
+
+  def test_unknown_config(self):
+    with self.assertRaisesRegex(app.UsageError,
+                                "Unknown --size='huge' for --core=dnc"):
+      binary_testing.run_main(profile_step, '--core=dnc', '--size=huge')
 
 if __name__ == '__main__':
   absltest.main()
