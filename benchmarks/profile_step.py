@@ -13,12 +13,12 @@
 # limitations under the License.
 r"""Where the time of a forward+backward step goes: a per-op XLA profile.
 
-  python -m benchmarks.profile_step --core=rmc --config=nth_farthest \
+  python -m benchmarks.profile_step --model=rmc --size=nth_farthest \
       --implementation=unroll
-  python -m benchmarks.profile_step --core=dnc --size=learn_to_execute_paper
+  python -m benchmarks.profile_step --model=dnc --size=learn_to_execute_paper
 
-Compiles the gradient of :mod:`benchmarks.rmc_step` (``--core=rmc``, through
-``--implementation``) or :mod:`benchmarks.dnc_step` (``--core=dnc``, as set
+Compiles the gradient of :mod:`benchmarks.rmc_step` (``--model=rmc``, through
+``--implementation``) or :mod:`benchmarks.dnc_step` (``--model=dnc``, as set
 beside DeepMind's reference: one controller layer, ``softplus`` strengths),
 runs it ``--calls`` times under ``jax.profiler.trace``, and adds up the time
 of every operation of the compiled program (the trace's events are named
@@ -65,18 +65,20 @@ import jax
 from benchmarks import dnc_step
 from benchmarks import rmc_step
 
-_CORE = flags.DEFINE_enum('core', 'rmc', ['rmc', 'dnc'], 'Which core.')
+_MODEL = flags.DEFINE_enum(
+    'model', 'rmc', ['rmc', 'dnc'], 'Which core: the RMC or the DNC.'
+)
 _SIZE = flags.DEFINE_string(
     'size',
     'nth_farthest',
-    'A configuration of benchmarks.rmc_step (--core=rmc) or '
-    'benchmarks.dnc_step (--core=dnc).',
+    'A configuration of benchmarks.rmc_step (--model=rmc) or '
+    'benchmarks.dnc_step (--model=dnc).',
 )
 _IMPLEMENTATION = flags.DEFINE_enum(
     'implementation',
     'unroll',
     ['unroll', 'dynamic_unroll'],
-    'How the RMC is unrolled (--core=rmc): RelationalMemory.unroll or '
+    'How the RMC is unrolled (--model=rmc): RelationalMemory.unroll or '
     'hk.dynamic_unroll of the one-step core.',
 )
 _CALLS = flags.DEFINE_integer(
@@ -268,7 +270,7 @@ def _gradient(core: str, config_name: str, implementation: str):
   if core == 'rmc':
     if config_name not in rmc_step.CONFIGS:
       raise app.UsageError(
-          f'Unknown --size={config_name!r} for --core=rmc; choose from '
+          f'Unknown --size={config_name!r} for --model=rmc; choose from '
           f'{sorted(rmc_step.CONFIGS)}.'
       )
     rmc_config = rmc_step.CONFIGS[config_name]
@@ -279,7 +281,7 @@ def _gradient(core: str, config_name: str, implementation: str):
   else:
     if config_name not in dnc_step.CONFIGS:
       raise app.UsageError(
-          f'Unknown --size={config_name!r} for --core=dnc; choose from '
+          f'Unknown --size={config_name!r} for --model=dnc; choose from '
           f'{sorted(dnc_step.CONFIGS)}.'
       )
     dnc_config = dataclasses.replace(
@@ -353,7 +355,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
   result = profile(
-      _CORE.value,
+      _MODEL.value,
       _SIZE.value,
       _IMPLEMENTATION.value,
       _CALLS.value,

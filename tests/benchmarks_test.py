@@ -235,7 +235,7 @@ class ProfileStepTest(parameterized.TestCase):
                             ('dnc', 'unroll'))
   def test_command_prints_every_figure(self, core, implementation):
     printed = binary_testing.run_main(
-        profile_step, f'--core={core}', '--size=tiny',
+        profile_step, f'--model={core}', '--size=tiny',
         f'--implementation={implementation}', '--calls=2', '--top=3')
     report = json.loads(printed)
     self.assertEqual(set(report['categories']),
@@ -255,8 +255,8 @@ class ProfileStepTest(parameterized.TestCase):
 
   def test_unknown_config(self):
     with self.assertRaisesRegex(app.UsageError,
-                                "Unknown --size='huge' for --core=dnc"):
-      binary_testing.run_main(profile_step, '--core=dnc', '--size=huge')
+                                "Unknown --size='huge' for --model=dnc"):
+      binary_testing.run_main(profile_step, '--model=dnc', '--size=huge')
 
 if __name__ == '__main__':
   absltest.main()
