@@ -708,6 +708,7 @@ def describe_run(
     config: dict[str, Any],
     parallel: parallel_lib.DataParallel,
     data: dict[str, Any],
+    vocab_size: int | None = None,
 ) -> dict[str, Any]:
   """The run's config.json (see :mod:`rmc.run_config`).
 
@@ -716,12 +717,14 @@ def describe_run(
     config: The resolved hyperparameters.
     parallel: The data-parallel mesh.
     data: What identifies the binary's data.
+    vocab_size: The language model's vocabulary size (``wikitext103``).
   """
   return {
       'binary': binary,
       'seed': SEED.value,
       'hyperparameters': config,
       'core': runs.core_description(config),
+      'parameters': runs.parameter_counts(binary, config, vocab_size),
       'data': dict(data, synthetic_input=SYNTHETIC_INPUT.value),
       'run': {
           'devices': parallel.num_devices,
@@ -739,11 +742,13 @@ def run_and_report(
     parallel: parallel_lib.DataParallel,
     binary: str,
     data: dict[str, Any] | None = None,
+    vocab_size: int | None = None,
 ) -> dict[str, Any] | None:
   """Runs ``run_fn(config, workdir, seed, parallel)`` for a binary's main.
 
   First writes the run's ``config.json`` (:func:`describe_run`), or checks
-  the flags against the one there when resuming.
+  the flags against the one there when resuming, and logs the parameter
+  counts (the recurrent cores', and the whole model's).
 
   Args:
     run_fn: The binary's ``run``.
@@ -751,6 +756,7 @@ def run_and_report(
     parallel: The data-parallel mesh.
     binary: The binary's module name.
     data: What identifies the binary's data (for config.json).
+    vocab_size: The language model's vocabulary size (``wikitext103``).
 
   Returns:
     The final evaluation record, or None when the work directory already
@@ -766,7 +772,13 @@ def run_and_report(
   path = workdir(writable=parallel.is_primary)
   check_tensorboard()
   logging.info('Configuration: %s', config)
-  description = describe_run(binary, config, parallel, data or {})
+  description = describe_run(binary, config, parallel, data or {}, vocab_size)
+  logging.info(
+      'Parameters: %d in the recurrent core%s, %d in the model.',
+      description['parameters']['core'],
+      's' if config.get('separate_cores') else '',
+      description['parameters']['model'],
+  )
   with (
       workdir_lock.hold(path)
       if parallel.is_primary
@@ -855,6 +867,7 @@ def evaluate_held_out(
     names: Sequence[str],
     make_evaluate: Callable[..., Callable[[Any], dict[str, float]]],
     count_name: str,
+    may_override: Sequence[str] = ('eval_batches',),
 ) -> tuple[dict[str, Any], dict[str, Any]]:
   """``--mode=evaluate`` on a binary's fixed held-out set.
 
@@ -866,12 +879,14 @@ def evaluate_held_out(
     make_evaluate: ``make_evaluate(hyperparameters, seed, parallel)`` gives
       ``evaluate(params) -> {name: value}``.
     count_name: The record's entry for the number of held-out examples.
+    may_override: The hyperparameter flags that may choose the set (e.g.
+      its size, ``--eval_batches``).
 
   Returns:
     ``(record, hyperparameters)``: the record appended to metrics.jsonl
     (see :func:`append_evaluation`), and the hyperparameters evaluated with.
   """
-  run, config = trained_run(binary, names, may_override=('eval_batches',))
+  run, config = trained_run(binary, names, may_override)
   parallel = data_parallel(('batch_size', config['batch_size']))
   figures = make_evaluate(config, run.config['seed'], parallel)(run.params)
   record = append_evaluation(

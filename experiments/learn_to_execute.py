@@ -48,7 +48,6 @@ from typing import Any
 from absl import app
 from absl import flags
 from absl import logging
-import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -112,6 +111,14 @@ flags.DEFINE_float(
     'change over the window is below this.',
 )
 common.finite_floats('curriculum_loss_threshold')
+flags.DEFINE_integer(
+    'eval_seed',
+    None,
+    "Seed of the held-out programs; by default the run's --seed. Give "
+    'every run of a comparison the same value to score them all on the '
+    'same programs.',
+    lower_bound=0,
+)
 _PROGRAM = flags.DEFINE_multi_string(
     'program',
     None,
@@ -130,6 +137,7 @@ HYPERPARAMETERS = (
     'separate_cores',
     'loss_average',
     'curriculum_loss_threshold',
+    'eval_seed',
 ) + common.COMMON_HYPERPARAMETERS
 
 _TASK_DEFAULTS = dict(
@@ -140,6 +148,7 @@ _TASK_DEFAULTS = dict(
     separate_cores=False,
     loss_average='valid_tokens',
     curriculum_loss_threshold=0.1,
+    eval_seed=None,
 )
 _RMC_DEFAULTS = dict(
     num_blocks=1,
@@ -266,15 +275,22 @@ BATCH_AXES = dict(
 def held_out_set(config: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
   """The fixed held-out set: programs at the maximum length and nesting.
 
+  Args:
+    config: Resolved hyperparameters.
+    seed: The run's seed; the programs are drawn from ``eval_seed`` if it is
+      set (None in runs from before it existed), else from this seed, in a
+      stream of their own (never the training data's).
+
   Returns:
     The fields of :class:`rmc.data.learn_to_execute.Batch`, each with a
-    leading axis of ``eval_batches``; drawn from their own seed.
+    leading axis of ``eval_batches``.
   """
   vocabulary = runs.learn_to_execute_vocabulary(config)
   evaluation = lte.BaselineCurriculum(
       config['max_length'], config['max_nesting']
   )
-  eval_rng = random.Random(f'{seed}:eval')
+  eval_seed = config.get('eval_seed')
+  eval_rng = random.Random(f'{seed if eval_seed is None else eval_seed}:eval')
   return lte.stack_batches(
       [
           lte.make_batch(
@@ -364,11 +380,7 @@ def run(
   init_key, train_key = jax.random.split(jax.random.key(seed))
   example = jax.tree.map(lambda x: x[0], data.batches(0, 1))
   params = jax.jit(model.init)(init_key, example)
-  logging.info(
-      'Parameters: %d; vocabulary: %d tokens.',
-      hk.data_structures.tree_size(params),
-      len(vocabulary),
-  )
+  logging.info('Vocabulary: %d tokens.', len(vocabulary))
   optimizer, schedule = common.optimizer(config)
   return training.train(
       workdir=workdir,
@@ -405,7 +417,11 @@ def evaluate_main() -> None:
   """``--mode=evaluate``: the held-out set, scored by a checkpoint."""
   _report(
       *common.evaluate_held_out(
-          'learn_to_execute', HYPERPARAMETERS, make_evaluate, 'eval_programs'
+          'learn_to_execute',
+          HYPERPARAMETERS,
+          make_evaluate,
+          'eval_programs',
+          may_override=('eval_batches', 'eval_seed'),
       )
   )
 

@@ -54,7 +54,6 @@ from typing import Any
 from absl import app
 from absl import flags
 from absl import logging
-import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -441,7 +440,6 @@ def run(
     return metrics['loss'], aux
 
   state, data = initial_state(config, seed)
-  logging.info('Parameters: %d.', hk.data_structures.tree_size(state.params))
   optimizer, schedule = common.optimizer(config)
   if common.SYNTHETIC_INPUT.value:
     rows = parallel.process_rows(config['batch_size'])

@@ -409,9 +409,7 @@ def run(
       init_key, example, example, initial_carry, None
   )
   logging.info(
-      'Parameters: %d; vocabulary: %d words; %d training segments '
-      'per epoch.',
-      hk.data_structures.tree_size(params),
+      'Vocabulary: %d words; %d training segments per epoch.',
       len(vocabulary),
       stream.segments_per_epoch,
   )
@@ -638,6 +636,7 @@ def main(argv):
           'splits': splits,
           **corpus.fingerprint(),
       },
+      vocab_size=len(corpus.vocabulary),
   )
   if evaluation is None:
     return

@@ -362,6 +362,78 @@ def params_shapes(
   )
 
 
+def core_unroll(
+    binary: str, hyperparameters: dict[str, Any]
+) -> hk.Transformed:
+  """A binary's core alone: ``apply(params, inputs [T, B, D_in])``.
+
+  Unrolls the core (made by :func:`make_core` at the top of the transform)
+  over time-major inputs from its initial state and gives ``(outputs [T, B,
+  D_out], final_state)``; no RNG.
+  """
+
+  def unroll(inputs):  # [T, B, D_in]
+    core = make_core(binary, hyperparameters)
+    return models.unroll(core, inputs, core.initial_state(inputs.shape[1]))
+
+  return hk.without_apply_rng(hk.transform(unroll))
+
+
+def core_params_shapes(
+    binary: str, hyperparameters: dict[str, Any], vocab_size: int | None = None
+) -> hk.Params:
+  """The shapes and dtypes of one recurrent core's parameters.
+
+  The core is made as :func:`make_core` makes it at the top of a transform,
+  so its parameters are named as in the binary's model (for Learning to
+  Execute, the encoder's).
+
+  Args:
+    binary: One of :data:`BINARIES`.
+    hyperparameters: Its resolved hyperparameters.
+    vocab_size: The language model's ``V`` (``wikitext103`` only).
+
+  Returns:
+    A pytree of ``jax.ShapeDtypeStruct``.
+  """
+
+  input_size = core_input_size(binary, hyperparameters, vocab_size)
+  return jax.eval_shape(
+      core_unroll(binary, hyperparameters).init,
+      jax.random.key(0),
+      jax.ShapeDtypeStruct((1, 1, input_size), jnp.float32),
+  )
+
+
+def parameter_counts(
+    binary: str, hyperparameters: dict[str, Any], vocab_size: int | None = None
+) -> dict[str, int]:
+  """How many parameters the recurrent cores and the whole model have.
+
+  Counted from the shapes alone (nothing is initialised).
+
+  Args:
+    binary: One of :data:`BINARIES`.
+    hyperparameters: Its resolved hyperparameters.
+    vocab_size: The language model's ``V`` (``wikitext103`` only).
+
+  Returns:
+    ``{'core': C, 'model': M}``: ``C`` the recurrent cores' parameters (for
+    Learning to Execute with ``separate_cores``, the encoder's and the
+    decoder's together), ``M`` every parameter of the model, the cores
+    included.
+  """
+  core = hk.data_structures.tree_size(
+      core_params_shapes(binary, hyperparameters, vocab_size)
+  )
+  if binary == 'learn_to_execute' and hyperparameters['separate_cores']:
+    core *= 2  # The decoder is a second core of the encoder's arguments.
+  model = hk.data_structures.tree_size(
+      params_shapes(binary, hyperparameters, vocab_size)
+  )
+  return {'core': core, 'model': model}
+
+
 @dataclasses.dataclass(frozen=True)
 class Run:
   """A trained run of one of the experiment binaries.
@@ -428,12 +500,7 @@ class Run:
     Unrolls the core over time-major inputs from its initial state and
     gives ``(outputs [T, B, D_out], final_state)``; no RNG.
     """
-
-    def unroll(inputs):
-      core = self.make_core()
-      return models.unroll(core, inputs, core.initial_state(inputs.shape[1]))
-
-    return hk.without_apply_rng(hk.transform(unroll))
+    return core_unroll(self.binary, self.hyperparameters)
 
 
 def restore_params(
@@ -535,11 +602,7 @@ def load_run(workdir: str, step: int | None = None) -> Run:
       vocabulary=vocabulary,
       initial_state=initial,
   )
-  core_shapes = jax.eval_shape(
-      run.core.init,
-      jax.random.key(0),
-      jax.ShapeDtypeStruct((1, 1, input_size), jnp.float32),
-  )
+  core_shapes = core_params_shapes(binary, hyperparameters, vocab_size)
   core_params = {name: params[name] for name in core_shapes if name in params}
   if jax.tree.map(lambda x: (x.shape, x.dtype), core_shapes) != jax.tree.map(
       lambda x: (x.shape, x.dtype), core_params
