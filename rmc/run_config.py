@@ -25,6 +25,9 @@ so that a trained run can be evaluated, sampled or loaded
   arguments of :class:`rmc.RelationalMemory`, ``{'type': 'dnc', 'kwargs':
   {...}}`` with those of :class:`rmc.DNC`, or ``{'type': 'lstm',
   'hidden_size': H}``.
+* ``parameters``: ``{'core': C, 'model': M}``, how many parameters the
+  recurrent cores (Learning to Execute's encoder and decoder together when
+  they are separate) and the whole model have.
 * ``data``: what the data is (e.g. the corpus's files and their SHA-256).
 * ``run``: how this process runs (devices, processes, TensorBoard).
 * ``code``: the rmc version, its git commit if it is a checkout, and the
@@ -36,7 +39,8 @@ model, or on other data) is a :class:`ConfigMismatchError` naming every
 differing key, except for the keys of :data:`RESUMABLE_HYPERPARAMETERS` and
 :data:`RESUMABLE_DATA` (budgets, cadences, the preset's name and where the
 files are), which may change, as may ``run`` and ``code``: those changes are
-logged and the file is rewritten with them. A hyperparameter of
+logged and the file is rewritten with them (``parameters``, like ``core``,
+follows from the hyperparameters). A hyperparameter of
 :data:`ADDED_HYPERPARAMETERS` missing from the saved file (a run from before
 it existed) is not a difference. (``core`` is made from the
 hyperparameters, so it is not compared on its own.)

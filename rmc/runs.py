@@ -362,9 +362,7 @@ def params_shapes(
   )
 
 
-def core_unroll(
-    binary: str, hyperparameters: dict[str, Any]
-) -> hk.Transformed:
+def core_unroll(binary: str, hyperparameters: dict[str, Any]) -> hk.Transformed:
   """A binary's core alone: ``apply(params, inputs [T, B, D_in])``.
 
   Unrolls the core (made by :func:`make_core` at the top of the transform)
@@ -396,7 +394,6 @@ def core_params_shapes(
   Returns:
     A pytree of ``jax.ShapeDtypeStruct``.
   """
-
   input_size = core_input_size(binary, hyperparameters, vocab_size)
   return jax.eval_shape(
       core_unroll(binary, hyperparameters).init,

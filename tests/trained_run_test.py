@@ -58,6 +58,15 @@ def _copy(workdir):
   return copy
 
 
+def _assert_counts_the_parameters(test, run):
+  """config.json's parameter counts are those of the trained run."""
+  test.assertEqual(run.config['parameters'], {
+      'core': hk.data_structures.tree_size(run.core_params),
+      'model': hk.data_structures.tree_size(run.params)})
+  test.assertGreater(run.config['parameters']['model'],
+                     run.config['parameters']['core'])
+
+
 def _eval_figures(record):
   return {k: v for k, v in record.items()
           if k.startswith('eval_') and isinstance(v, float)}
@@ -215,6 +224,7 @@ class NthFarthestRunTest(absltest.TestCase):
   def test_load_run_gives_the_checkpoint_and_the_core(self):
     run = rmc.load_run(self.workdir, step=20)
     self.assertEqual((run.binary, run.step), ('nth_farthest', 20))
+    _assert_counts_the_parameters(self, run)
     with np.load(checkpoint.path_for_step(self.workdir, 20)) as data:
       for module, values in run.params.items():
         for name, value in values.items():
@@ -378,6 +388,75 @@ class LearnToExecuteRunTest(absltest.TestCase):
     for name in ('eval_loss', 'eval_accuracy', 'eval_solved'):
       self.assertAlmostEqual(evaluated[name], logged[name], places=6)
 
+  def test_config_json_counts_the_parameters_of_the_core_and_model(self):
+    _assert_counts_the_parameters(self, rmc.load_run(self.workdir))
+
+  def test_parameter_counts_of_the_lstm_and_of_separate_cores(self):
+    config = rmc.load_run(self.workdir).hyperparameters
+    vocab_size = len(runs.learn_to_execute_vocabulary(config))
+    for hidden in (16, 45):
+      # Two LSTM layers with skips: the second reads the input and the
+      # first layer's output; each has 4 gates of weights and biases.
+      lstm = dict(config, core='lstm', lstm_hidden_size=hidden)
+      first = 4 * hidden * (vocab_size + hidden + 1)
+      second = 4 * hidden * (vocab_size + 2 * hidden + 1)
+      counts = runs.parameter_counts('learn_to_execute', lstm)
+      self.assertEqual(counts['core'], first + second)
+    for core in ('rmc', 'lstm', 'dnc'):
+      with self.subTest(core=core):
+        shared = runs.parameter_counts(
+            'learn_to_execute', dict(config, core=core))
+        separate = runs.parameter_counts(
+            'learn_to_execute', dict(config, core=core, separate_cores=True))
+        # The decoder is a second core: the model grows by one core.
+        self.assertEqual(separate['core'], 2 * shared['core'])
+        self.assertEqual(separate['model'] - shared['model'], shared['core'])
+
+  def test_eval_seed_chooses_the_held_out_programs(self):
+    config = rmc.load_run(self.workdir).hyperparameters
+    self.assertIsNone(config['eval_seed'])
+
+    def programs(config, seed):
+      return learn_to_execute.held_out_set(config, seed)['inputs']
+
+    # By default, the run's seed's own set; with eval_seed, that seed's set
+    # whatever the run's seed.
+    self.assertFalse(np.array_equal(programs(config, 0), programs(config, 1)))
+    fixed = dict(config, eval_seed=7)
+    np.testing.assert_array_equal(programs(fixed, 0), programs(fixed, 1))
+    np.testing.assert_array_equal(programs(fixed, 0), programs(config, 7))
+    # A config.json from before eval_seed existed scores its seed's set.
+    old = {k: v for k, v in config.items() if k != 'eval_seed'}
+    np.testing.assert_array_equal(programs(old, 3), programs(config, 3))
+
+  def test_evaluate_with_another_eval_seed_scores_that_set(self):
+    workdir = _copy(self.workdir)
+    binary_testing.run_main(learn_to_execute, '--mode=evaluate',
+                            f'--workdir={workdir}', '--eval_seed=5')
+    evaluated = _records(workdir)[-1]
+    run = rmc.load_run(workdir)
+    expected = learn_to_execute.make_evaluate(
+        dict(run.hyperparameters, eval_seed=5), 0)(run.params)
+    logged = [r for r in _records(workdir) if r['split'] == 'eval'][-1]
+    self.assertNotAlmostEqual(evaluated['eval_loss'], logged['eval_loss'],
+                              places=4)
+    for name in ('loss', 'accuracy', 'solved'):
+      self.assertAlmostEqual(evaluated[f'eval_{name}'], float(expected[name]),
+                             places=6)
+
+  def test_evaluate_of_a_run_from_before_eval_seed(self):
+    workdir = _copy(self.workdir)
+    config = run_config.read(workdir)
+    del config['hyperparameters']['eval_seed']
+    del config['parameters']
+    run_config.write(workdir, config)
+    binary_testing.run_main(learn_to_execute, '--mode=evaluate',
+                            f'--workdir={workdir}')
+    records = _records(workdir)
+    logged = [r for r in records if r['split'] == 'eval'][-1]
+    for name in ('eval_loss', 'eval_accuracy', 'eval_solved'):
+      self.assertAlmostEqual(records[-1][name], logged[name], places=6)
+
   def test_predict_answers_held_out_programs_as_evaluation_does(self):
     run = rmc.load_run(self.workdir)
     config = run.hyperparameters
@@ -471,6 +550,7 @@ class LanguageModelRunTest(absltest.TestCase):
                                           f'{split}.npy')), source['tokens'])
     self.assertEqual(data['vocab_size'], len(self.trained.vocabulary))
     self.assertIn('the', self.trained.vocabulary.index)
+    _assert_counts_the_parameters(self, self.trained)
 
   def test_evaluate_equals_the_test_and_validation_scores(self):
     workdir = _copy(self.workdir)
