@@ -39,6 +39,8 @@ many left the plateau (``--margin`` above it on the other ranks, as
 ``experiments.summarize_nth_farthest`` counts it) with the median and range of
 the step and minute where they did, on the processor named in the header.
 ``--seeds`` with no training needed (every seed finished) only prints it.
+``--at_steps`` adds the held-out figures at given steps, mean and range over
+the seeds, and the model's parameter counts follow (from config.json).
 """
 
 import dataclasses
@@ -82,6 +84,14 @@ _CORES = flags.DEFINE_list(
     'CPU cores to pin the trainings to, one training per core at once '
     '(default: every core this process may use).',
 )
+_AT_STEPS = flags.DEFINE_list(
+    'at_steps',
+    None,
+    'Also print the held-out figures at these steps, mean (range) over the '
+    'seeds evaluated there, e.g. "10000,50000,100000": runs of one step '
+    'budget and --eval_every are scored at the same steps, so cores and '
+    'settings compare step for step.',
+)
 
 # Flags of the binary that the tool sets itself.
 _OWN_FLAGS = ('workdir', 'seed', 'mode')
@@ -117,6 +127,17 @@ def parse_seeds(spec: str) -> list[int]:
       )
     seeds.extend(s for s in range(first, last + 1) if s not in seeds)
   return seeds
+
+
+def _parse_steps(values: Sequence[str]) -> list[int]:
+  """``--at_steps``' steps."""
+  try:
+    return [int(value) for value in values]
+  except ValueError:
+    raise ValueError(
+        f'--at_steps={",".join(values)}: give whole steps, e.g. '
+        '10000,50000,100000.'
+    ) from None
 
 
 def _flag_name(arg: str) -> str | None:
@@ -449,8 +470,10 @@ def nth_farthest_table(
   return '\n'.join(lines)
 
 
-# The held-out figure of the other binaries: (metric, name, higher is better).
+# The held-out figures: (metric, name, higher is better, format); Nth
+# Farthest's only for --at_steps (its table is nth_farthest_table).
 _HEADLINE = {
+    'nth_farthest': (('eval_accuracy', 'accuracy', True, _pct),),
     'learn_to_execute': (
         ('eval_accuracy', 'per-character accuracy', True, _pct),
         ('eval_solved', 'solved', True, _pct),
@@ -500,13 +523,64 @@ def headline_table(binary: str, runs: dict[int, list[dict[str, Any]]]) -> str:
   return '\n'.join(lines)
 
 
-def table(binary: str, root: str, seeds: Sequence[int], margin: float) -> str:
-  """The study's table of the seeds in ``root`` that have evaluations."""
+def steps_table(
+    binary: str, runs: dict[int, list[dict[str, Any]]], steps: Sequence[int]
+) -> str:
+  """The held-out figures at given steps: mean (range) over the seeds.
+
+  Args:
+    binary: The binary the seeds ran.
+    runs: Each seed's metric records.
+    steps: The steps to show; a seed counts at a step where it has an
+      evaluation (``-`` where none has).
+  """
+  headline = _HEADLINE[binary]
+  header = ['step', 'seeds'] + [name for _, name, _, _ in headline]
+  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  at = {
+      seed: {r['step']: r for r in records if r.get('split') == 'eval'}
+      for seed, records in runs.items()
+  }
+  for step in steps:
+    found = [by_step[step] for by_step in at.values() if step in by_step]
+    cells = [f'{step:,}', str(len(found))]
+    for key, _, _, fmt in headline:
+      cells.append(_mean_range([r[key] for r in found], fmt) if found else '-')
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
+def _read_runs(
+    root: str, seeds: Sequence[int]
+) -> dict[int, list[dict[str, Any]]]:
+  """The metric records of the seeds in ``root`` that have evaluations."""
   runs = {}
   for seed in seeds:
     records = metrics.read_records(os.path.join(root, f'seed_{seed}', _METRICS))
     if any(r.get('split') == 'eval' for r in records):
       runs[seed] = records
+  return runs
+
+
+def parameters_line(root: str, seeds: Sequence[int]) -> str | None:
+  """The parameter counts of the study's model, from a seed's config.json."""
+  for seed in seeds:
+    try:
+      config = run_config.read(os.path.join(root, f'seed_{seed}'))
+    except run_config.ConfigError:
+      continue
+    if 'parameters' in config:  # Not in runs from before it was recorded.
+      counts = config['parameters']
+      return (
+          f'Parameters: {counts["core"]:,} in the recurrent core(s), '
+          f'{counts["model"]:,} in the model.'
+      )
+  return None
+
+
+def table(binary: str, root: str, seeds: Sequence[int], margin: float) -> str:
+  """The study's table of the seeds in ``root`` that have evaluations."""
+  runs = _read_runs(root, seeds)
   if not runs:
     return 'No seed has an evaluation yet.'
   if binary == 'nth_farthest':
@@ -528,6 +602,7 @@ def main(argv):
     cores = (
         [int(c) for c in _CORES.value] if _CORES.value else available_cores()
     )
+    at_steps = _parse_steps(_AT_STEPS.value or [])
   except ValueError as e:
     raise app.UsageError(str(e)) from e
   if not cores or len(set(cores)) != len(cores):
@@ -568,6 +643,14 @@ def main(argv):
       f'on {cpu_model()}, one core each:\n'
   )
   print(table(_BINARY.value, root, seeds, flags.FLAGS.margin))
+  runs = _read_runs(root, seeds)
+  if at_steps and runs:
+    print(
+        f'\nAt the same steps:\n\n{steps_table(_BINARY.value, runs, at_steps)}'
+    )
+  counts = parameters_line(root, seeds)
+  if counts:
+    print(f'\n{counts}')
   failed = [label for label, rc in status.items() if rc != 0]
   unfinished = [s for s in seeds if not finished(s)]
   if failed:

@@ -142,6 +142,43 @@ class TableTest(absltest.TestCase):
                      '| 80.0% (70.0%-90.0%) | 37.5% (35.0%-40.0%) '
                      '| 40.0% (35.0%-45.0%) |')
 
+  def test_figures_at_the_same_steps(self):
+    root = self.create_tempdir().full_path
+    for seed, accuracies in ((0, (0.5, 0.9, 0.8)), (1, (0.4, 0.6, 0.7)),
+                             (2, (0.3, 0.5))):  # Seed 2 stopped at 1k.
+      os.makedirs(f'{root}/seed_{seed}')
+      writer = metrics.MetricWriter(f'{root}/seed_{seed}/metrics.jsonl')
+      for i, accuracy in enumerate(accuracies):
+        writer.write({'step': 1000 * i, 'split': 'eval', 'elapsed_s': 60. * i,
+                      'eval_accuracy': accuracy, 'eval_solved': accuracy / 2})
+        writer.write({'step': 1000 * i + 500, 'split': 'train',
+                      'accuracy': 1.0})
+      writer.close()
+    runs = {seed: metrics.read_records(f'{root}/seed_{seed}/metrics.jsonl')
+            for seed in (0, 1, 2)}
+    lines = seeds.steps_table('learn_to_execute', runs,
+                              [1000, 2000, 5000]).splitlines()
+    self.assertEqual(lines[0],
+                     '| step | seeds | per-character accuracy | solved |')
+    self.assertEqual(lines[2], '| 1,000 | 3 | 66.7% (50.0%-90.0%) '
+                     '| 33.3% (25.0%-45.0%) |')
+    self.assertEqual(lines[3], '| 2,000 | 2 | 75.0% (70.0%-80.0%) '
+                     '| 37.5% (35.0%-40.0%) |')
+    self.assertEqual(lines[4], '| 5,000 | 0 | - | - |')
+
+  def test_parameters_line(self):
+    root = self.create_tempdir().full_path
+    self.assertIsNone(seeds.parameters_line(root, [0]))
+    _write_run(f'{root}/seed_0', [(0, 0, .3, .3)])  # No counts: an old run.
+    self.assertIsNone(seeds.parameters_line(root, [0]))
+    os.makedirs(f'{root}/seed_1')
+    with open(f'{root}/seed_1/config.json', 'w') as f:
+      json.dump({'format': 1, 'parameters': {'core': 41024,
+                                             'model': 315757}}, f)
+    self.assertEqual(seeds.parameters_line(root, [0, 1]),
+                     'Parameters: 41,024 in the recurrent core(s), 315,757 '
+                     'in the model.')
+
   def test_no_evaluations(self):
     root = self.create_tempdir().full_path
     self.assertEqual(seeds.table('nth_farthest', root, [0], 0.1),
@@ -159,6 +196,8 @@ class UsageTest(absltest.TestCase):
           '--seed=4'], 'sets --seed'),
         (['--binary=nth_farthest', '--seeds=0', f'--root={root}',
           '--cores=0,0'], 'distinct'),
+        (['--binary=nth_farthest', '--seeds=0', f'--root={root}',
+          '--at_steps=10k'], 'give whole steps'),
         (['--binary=nth_farthest', '--seeds=0', f'--root={root}',
           '--cores=4096'], 'may not run on core'),
     ):
@@ -203,6 +242,13 @@ class SmokeTest(absltest.TestCase):
     self.assertIn('2 finished, 0 to train', again)
     self.assertEqual(rows, [l for l in again.splitlines()
                             if l.startswith('| ')])
+    # With the figures at the same steps, and the parameter counts.
+    status, again = _tool(*args[:4], '--at_steps=20,40', *args[4:])
+    self.assertEqual(status, 0, again)
+    at_steps = again.split('At the same steps:')[1]
+    self.assertIn('| 20 | 2 |', at_steps)
+    self.assertIn('| 40 | 2 |', at_steps)
+    self.assertIn('Parameters: ', at_steps)
 
   @pytest.mark.slow
   def test_stop_and_resume_within_the_budget(self):
