@@ -11,13 +11,8 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Command-line experiment binaries, run as `python -m experiments.<name>`."""
+"""Command-line experiment binaries, run as `python -m experiments.<name>`.
 
-import sys as _sys
-
-# `python -m experiments.<name>` imports this package while sys.argv[0] is
-# '-m': a binary's start, before it imports anything heavy.
-if _sys.argv[:1] == ['-m']:
-  from experiments import huge_pages as _huge_pages
-
-  _huge_pages.restart_with_huge_pages()
+Each binary starts with :func:`experiments.startup.start`; importing the
+package starts nothing.
+"""

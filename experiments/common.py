@@ -51,6 +51,7 @@ from absl import flags
 from absl import logging
 import jax
 
+from experiments import startup
 from rmc import atomic_file
 from rmc import checkpoint
 from rmc import metrics
@@ -689,6 +690,7 @@ def run_other_mode(binary: str, modes: dict[str, Callable[[], Any]]) -> bool:
         f'{binary} has no --mode={MODE.value}; its modes '
         f'are {", ".join(("train", *modes))}.'
     )
+  startup.on_stop(lambda: f' in --mode={MODE.value}: nothing was written')
   modes[MODE.value]()
   return True
 
@@ -736,6 +738,17 @@ def describe_run(
   }
 
 
+def _where_the_run_stands(path: str) -> str:
+  """The end of the line a signal ends the process with (outside training)."""
+  steps = checkpoint.list_steps(path)
+  if not steps:
+    return f': nothing was trained in {path}; the same command starts the run'
+  return (
+      f': {path} holds step {steps[-1]} (its newest checkpoint), and the '
+      'same command resumes it'
+  )
+
+
 def run_and_report(
     run_fn: Callable[..., dict[str, Any]],
     config: dict[str, Any],
@@ -770,6 +783,7 @@ def run_and_report(
       ``--workdir`` (checked before anything there is written).
   """
   path = workdir(writable=parallel.is_primary)
+  startup.on_stop(lambda: _where_the_run_stands(path))
   check_tensorboard()
   logging.info('Configuration: %s', config)
   description = describe_run(binary, config, parallel, data or {}, vocab_size)

@@ -25,15 +25,17 @@ and that gradient 15-20% faster (docs/benchmarks.md).
 
 A tunable is read when the process starts, so :func:`restart_with_huge_pages`
 restarts the process (``os.execve``: same PID, same arguments) with it set.
-``experiments/__init__.py`` calls it when a binary is launched with
-``python -m experiments.<name>``, before anything heavy is imported. Setting
+A binary calls it when it starts (:func:`experiments.startup.start`), before
+anything heavy is imported. Setting
 ``glibc.malloc.hugetlb`` yourself in ``GLIBC_TUNABLES`` (``=0`` to turn it
 off) leaves the process as it is. This module imports only the standard
 library.
 """
 
 import os
+import signal
 import sys
+from collections.abc import Iterable
 
 TUNABLE = 'glibc.malloc.hugetlb'
 _THP_MODE_FILE = '/sys/kernel/mm/transparent_hugepage/enabled'
@@ -96,12 +98,20 @@ def environment_with_huge_pages(
   )
 
 
-def restart_with_huge_pages() -> None:
+def restart_with_huge_pages(
+    keep_pending: Iterable[signal.Signals] = (),
+) -> None:
   """Restarts this process with glibc's huge-page tunable, where it helps.
 
   Returns (doing nothing) unless :func:`environment_with_huge_pages` gives
   an environment; otherwise it does not return: the process is replaced by
   the same command line (``sys.orig_argv``) with that environment.
+
+  Args:
+    keep_pending: Signals blocked over the restart: one that arrives then
+      stays pending, for the new process to take when it unblocks them
+      (:func:`experiments.startup.install_stop_handlers`), instead of
+      meeting the default action while Python starts.
   """
   environ = environment_with_huge_pages(
       dict(os.environ), _transparent_huge_page_mode(), _glibc_version()
@@ -110,4 +120,8 @@ def restart_with_huge_pages() -> None:
     return
   sys.stdout.flush()
   sys.stderr.flush()
-  os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environ)
+  signal.pthread_sigmask(signal.SIG_BLOCK, keep_pending)
+  try:
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environ)
+  finally:  # Only if the restart failed.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, keep_pending)

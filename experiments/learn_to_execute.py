@@ -41,6 +41,11 @@ logged training loss), training uses the chosen curriculum rather than only
 1-digit programs, and `solved` is the fraction of sequences fully correct.
 """
 
+from experiments import startup
+
+if __name__ == '__main__':
+  startup.start()  # Before the heavy imports: see experiments/startup.py.
+
 import random
 import sys
 from typing import Any

@@ -48,6 +48,11 @@ Unlike Sonnet's example, ``num_heads`` and ``num_blocks`` are their own flags
 (Sonnet's flag help called it the total memory size).
 """
 
+from experiments import startup
+
+if __name__ == '__main__':
+  startup.start()  # Before the heavy imports: see experiments/startup.py.
+
 import functools
 from typing import Any
 

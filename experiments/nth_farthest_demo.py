@@ -28,6 +28,11 @@ the other ranks for both cores, beside chance and the plateau where only
 rank 0 is solved, and the command that shows what the RMC answers.
 """
 
+from experiments import startup
+
+if __name__ == '__main__':
+  startup.start()  # Before the heavy imports: see experiments/startup.py.
+
 import os
 import sys
 import time

@@ -43,6 +43,11 @@ the step and minute where they did, on the processor named in the header.
 the seeds, and the model's parameter counts follow (from config.json).
 """
 
+from experiments import startup
+
+if __name__ == '__main__':
+  startup.start()  # Before the heavy imports: see experiments/startup.py.
+
 import dataclasses
 import os
 import platform

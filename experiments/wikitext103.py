@@ -53,6 +53,11 @@ paper does). ``eval_perplexity`` is ``exp`` of the mean negative
 log-likelihood over ``eval_tokens`` targets.
 """
 
+from experiments import startup
+
+if __name__ == '__main__':
+  startup.start()  # Before the heavy imports: see experiments/startup.py.
+
 import functools
 import os
 from typing import Any

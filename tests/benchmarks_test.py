@@ -30,6 +30,7 @@ import binary_testing
 from benchmarks import dnc_step
 from benchmarks import profile_step
 from benchmarks import rmc_step
+from benchmarks import same_numerics
 from benchmarks import synthetic_text
 import rmc
 
@@ -260,3 +261,36 @@ class ProfileStepTest(parameterized.TestCase):
 
 if __name__ == '__main__':
   absltest.main()
+
+
+class SameNumericsTest(absltest.TestCase):
+  """benchmarks/same_numerics.py's comparison of two work directories."""
+
+  def _workdir(self, records, weights):
+    workdir = self.create_tempdir().full_path
+    with open(os.path.join(workdir, 'metrics.jsonl'), 'w') as f:
+      for record in records:
+        f.write(json.dumps(record) + '\n')
+    np.savez(os.path.join(workdir, 'checkpoint_0000000010.npz'), w=weights)
+    np.savez(os.path.join(workdir, 'checkpoint_0000000005.npz'), w=weights + 1)
+    return workdir
+
+  def test_timings_may_differ_figures_and_arrays_may_not(self):
+    weights = np.arange(4, dtype=np.float32)
+    record = {'step': 10, 'split': 'train', 'loss': 0.5}
+    before = self._workdir(
+        [dict(record, elapsed_s=1.0, steps_per_sec=10.0, time=1.0)], weights)
+    same = self._workdir(
+        [dict(record, elapsed_s=2.0, steps_per_sec=20.0, time=2.0)], weights)
+    self.assertEqual(same_numerics.compare(before, same), [])
+    other_loss = self._workdir([dict(record, loss=0.5 + 1e-9)], weights)
+    self.assertRegex(same_numerics.compare(before, other_loss)[0],
+                     r'record 0 \(step 10, train\) differs in loss 0.5 ->')
+    # The last checkpoint's arrays, bit for bit (the older one is not read).
+    other_bits = self._workdir(
+        [record], np.nextafter(weights, np.float32(9)))
+    self.assertEqual(same_numerics.compare(before, other_bits),
+                     ['checkpoint array w differs'])
+    fewer = self._workdir([], weights)
+    self.assertIn('1 records before, 0 after',
+                  same_numerics.compare(before, fewer))

@@ -63,10 +63,10 @@ class EnvironmentTest(parameterized.TestCase):
 class RestartTest(absltest.TestCase):
 
   def _tunables_seen_by_a_binary(self, environ):
-    # What `python -m experiments.<name>` does: import the package while
-    # sys.argv[0] is '-m'. The restarted process prints what it was given.
+    # What a binary does first. The restarted process prints what it was
+    # given.
     code = (
-        'import os, sys; sys.argv[0] = "-m"; import experiments; '
+        'import os; from experiments import startup; startup.start(); '
         'print(os.environ.get("GLIBC_TUNABLES", ""))'
     )
     completed = subprocess.run(
@@ -100,6 +100,20 @@ class RestartTest(absltest.TestCase):
     self.assertEqual(
         self._tunables_seen_by_a_binary(environ), 'glibc.malloc.hugetlb=0'
     )
+
+  def test_importing_the_package_starts_nothing(self):
+    # As `python -m benchmarks.<name>` imports it, or a user's program.
+    environ = {name: value for name, value in os.environ.items()
+               if name != 'GLIBC_TUNABLES'}
+    code = (
+        'import os, sys; sys.argv[0] = "-m"; import experiments; '
+        'from experiments import common; '
+        'print(os.environ.get("GLIBC_TUNABLES", ""))'
+    )
+    completed = subprocess.run(
+        [sys.executable, '-c', code], cwd=_REPO, env=environ,
+        capture_output=True, text=True, check=True)
+    self.assertEqual(completed.stdout.strip(), '')
 
 
 if __name__ == '__main__':
