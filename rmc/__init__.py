@@ -19,8 +19,7 @@ from rmc.relational_memory import RelationalMemory
 from rmc.relational_memory import RelationalMemoryOutput
 from rmc.runs import load_run
 from rmc.runs import Run
-
-__version__ = '0.1.0'
+from rmc.version import __version__ as __version__
 
 __all__ = (
     'DNC',

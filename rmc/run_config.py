@@ -53,8 +53,11 @@ import subprocess
 from typing import Any
 
 from absl import logging
+import haiku
+import jax
 
 from rmc import atomic_file
+from rmc.version import __version__
 
 CONFIG_FILE = 'config.json'
 FORMAT_VERSION = 1
@@ -106,10 +109,6 @@ def path(workdir: str) -> str:
 
 def code_version() -> dict[str, Any]:
   """The versions of rmc (and its git commit), Python, JAX and Haiku."""
-  import haiku  # pylint: disable=g-import-not-at-top
-  import jax  # pylint: disable=g-import-not-at-top
-  from rmc import __version__  # pylint: disable=g-import-not-at-top
-
   version: dict[str, Any] = {
       'rmc': __version__,
       'git_commit': None,

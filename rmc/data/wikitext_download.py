@@ -39,6 +39,7 @@ import zipfile
 from collections.abc import Callable, Sequence
 
 from rmc.data import wikitext
+from rmc.version import __version__
 
 SPLITS = ('train', 'valid', 'test')
 # Tried in order; '{archive}' is the archive's file name.
@@ -129,7 +130,6 @@ def download(
     DownloadError: If the address cannot be read (offline, refused, not
       found), naming it and why.
   """
-  from rmc import __version__  # pylint: disable=g-import-not-at-top
   # The mirror refuses Python's default User-Agent.
   request = urllib.request.Request(
       url, headers={'User-Agent': f'rmc/{__version__} (python urllib)'}
