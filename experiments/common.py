@@ -54,6 +54,8 @@ import jax
 from experiments import startup
 from rmc import atomic_file
 from rmc import checkpoint
+from rmc import cores
+from rmc import hyperparameters
 from rmc import metrics
 from rmc import parallel as parallel_lib
 from rmc import run_config
@@ -209,97 +211,16 @@ flags.DEFINE_integer(
     lower_bound=1,
 )
 
-# The recurrent core.
+# The recurrent core, and each core's hyperparameters (rmc/cores.py).
 flags.DEFINE_enum(
     'core',
     None,
-    ['rmc', 'lstm', 'dnc'],
+    list(cores.CORES),
     'Recurrent core: the Relational Memory Core, or a baseline: '
     'the hk.LSTM, or the DNC (rmc.DNC).',
 )
-flags.DEFINE_integer(
-    'lstm_hidden_size',
-    None,
-    'Hidden size of the LSTM baseline (--core=lstm).',
-    lower_bound=1,
-)
-flags.DEFINE_integer(
-    'mem_slots', None, 'RMC: number of memory slots N.', lower_bound=1
-)
-flags.DEFINE_integer(
-    'head_size',
-    None,
-    'RMC: value size per head; memory row size is head_size * num_heads.',
-    lower_bound=1,
-)
-flags.DEFINE_integer('num_heads', None, 'RMC: attention heads.', lower_bound=1)
-flags.DEFINE_integer(
-    'num_blocks', None, 'RMC: attention + MLP blocks per step.', lower_bound=1
-)
-flags.DEFINE_integer(
-    'key_size',
-    None,
-    'RMC: query/key size per head; unset means head_size.',
-    lower_bound=1,
-)
-flags.DEFINE_integer(
-    'attention_mlp_layers',
-    None,
-    'RMC: layers of the row-wise attention MLP.',
-    lower_bound=1,
-)
-flags.DEFINE_enum(
-    'gate_style',
-    None,
-    ['unit', 'memory', 'none'],
-    'RMC: gating per memory element (unit), per row (memory) or none.',
-)
-flags.DEFINE_float('forget_bias', None, 'RMC: forget-gate bias.')
-flags.DEFINE_float('input_bias', None, 'RMC: input-gate bias.')
-flags.DEFINE_enum(
-    'attention_scale',
-    None,
-    ['key_size', 'qkv_size'],
-    'RMC: query scaling, key_size**-0.5 (Sonnet >= 1.27) or '
-    '(2*key_size+head_size)**-0.5 (Sonnet <= 1.26).',
-)
-# The DNC baseline (--core=dnc, rmc.DNC): its output, fed to the binary's
-# head, has the controller's size.
-flags.DEFINE_integer(
-    'dnc_memory_size', None, 'DNC: memory slots N.', lower_bound=1
-)
-flags.DEFINE_integer(
-    'dnc_word_size', None, 'DNC: width W of each slot.', lower_bound=1
-)
-flags.DEFINE_integer('dnc_num_reads', None, 'DNC: read heads R.', lower_bound=1)
-flags.DEFINE_integer('dnc_num_writes', None, 'DNC: write heads.', lower_bound=1)
-flags.DEFINE_integer(
-    'dnc_controller_size',
-    None,
-    'DNC: hidden size of each LSTM layer of the controller, '
-    "and the size of the core's output.",
-    lower_bound=1,
-)
-flags.DEFINE_integer(
-    'dnc_controller_layers',
-    None,
-    'DNC: stacked LSTM layers of the controller.',
-    lower_bound=1,
-)
-flags.DEFINE_float(
-    'dnc_clip_value',
-    None,
-    "DNC: clip the controller's output and state and the "
-    "core's output to [-v, v]; 0 means no clipping.",
-    lower_bound=0.0,
-)
-flags.DEFINE_enum(
-    'dnc_strength_activation',
-    None,
-    ['oneplus', 'softplus'],
-    "DNC: activation of the content strengths, the paper's "
-    "oneplus (>= 1) or the reference code's softplus.",
-)
+for _core in cores.CORES.values():
+  hyperparameters.define_flags(_core)
 COMPUTE_DTYPE = flags.DEFINE_enum(
     'compute_dtype',
     'float32',
@@ -372,9 +293,6 @@ finite_floats(
     'decay_rate',
     'max_grad_norm',
     'time_budget_s',
-    'forget_bias',
-    'input_bias',
-    'dnc_clip_value',
 )
 
 COMMON_HYPERPARAMETERS = (
@@ -394,9 +312,8 @@ COMMON_HYPERPARAMETERS = (
     'keep_checkpoints',
     'eval_batches',
     'core',
-    'lstm_hidden_size',
-    *runs.RMC_ARGUMENTS,
-) + runs.DNC_HYPERPARAMETERS
+    *(name for core in cores.CORES.values() for name in core.flag_names()),
+)
 
 
 def dnc_preset(

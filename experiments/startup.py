@@ -109,10 +109,14 @@ def install_stop_handlers() -> None:
   read_fd, write_fd = os.pipe()
   os.set_blocking(write_fd, False)
   signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+  # The watcher keeps them blocked (a thread inherits the mask), so that the
+  # kernel gives them to the main thread: while it blocks them over the
+  # huge-page restart, they stay pending instead of going to the watcher.
+  signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
   threading.Thread(
       target=_watch, args=(read_fd,), name='stop-watcher', daemon=True
   ).start()
-  # Delivered now if one came during a restart (see huge_pages).
+  # Delivered now if one came during a restart.
   signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 
 

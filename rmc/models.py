@@ -25,33 +25,6 @@ from rmc import adaptive_softmax
 from rmc import fast_unroll
 from rmc import relational_memory
 
-CORES = ('rmc', 'lstm')
-
-
-def make_core(
-    core: str, *, lstm_hidden_size: int = 0, **rmc_kwargs: Any
-) -> hk.RNNCore:
-  """Builds the recurrent core of an experiment.
-
-  Args:
-    core: ``'rmc'`` for :class:`rmc.RelationalMemory` (built from
-      ``rmc_kwargs``) or ``'lstm'`` for ``hk.LSTM(lstm_hidden_size)``.
-    lstm_hidden_size: Hidden size of the LSTM baseline.
-    **rmc_kwargs: Arguments of :class:`rmc.RelationalMemory`.
-
-  Returns:
-    An ``hk.RNNCore``; call inside ``hk.transform``.
-  """
-  if core == 'rmc':
-    return relational_memory.RelationalMemory(**rmc_kwargs)
-  if core == 'lstm':
-    if lstm_hidden_size < 1:
-      raise ValueError(
-          f'lstm_hidden_size must be >= 1; got {lstm_hidden_size}.'
-      )
-    return hk.LSTM(lstm_hidden_size)
-  raise ValueError(f'core must be one of {list(CORES)}; got {core!r}.')
-
 
 def unroll(
     core: hk.RNNCore,
@@ -159,22 +132,6 @@ def classification_metrics(
       (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
   )
   return {'loss': loss, 'accuracy': accuracy}
-
-
-def make_lstm_with_skips(hidden_size: int, num_layers: int = 2) -> hk.RNNCore:
-  """The paper's LTE LSTM baseline: stacked LSTMs with skip connections.
-
-  Every layer sees the input and the previous layer's output; the output is
-  all layers' outputs concatenated (``hk.deep_rnn_with_skip_connections``).
-  """
-  if hidden_size < 1 or num_layers < 1:
-    raise ValueError(
-        f'hidden_size and num_layers must be >= 1; got '
-        f'{hidden_size} and {num_layers}.'
-    )
-  return hk.deep_rnn_with_skip_connections(
-      [hk.LSTM(hidden_size) for _ in range(num_layers)]
-  )
 
 
 def masked_unroll(

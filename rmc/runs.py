@@ -32,9 +32,8 @@ import jax
 import jax.numpy as jnp
 
 from rmc import checkpoint
-from rmc import dnc
+from rmc import cores
 from rmc import models
-from rmc import relational_memory
 from rmc import run_config
 from rmc.data import learn_to_execute as lte
 from rmc.data import nth_farthest
@@ -44,79 +43,25 @@ BINARIES = ('nth_farthest', 'learn_to_execute', 'wikitext103')
 # The language model's vocabulary, copied into its work directory.
 VOCABULARY_FILE = 'vocab.txt'
 
-# The DNC's hyperparameters (all those added after config.json's first
-# format are).
-DNC_HYPERPARAMETERS = run_config.ADDED_HYPERPARAMETERS
 
-# The hyperparameters that are arguments of rmc.RelationalMemory.
-RMC_ARGUMENTS = (
-    'mem_slots',
-    'head_size',
-    'num_heads',
-    'num_blocks',
-    'key_size',
-    'attention_mlp_layers',
-    'gate_style',
-    'forget_bias',
-    'input_bias',
-    'attention_scale',
-)
-
-
-def core_kwargs(hyperparameters: dict[str, Any]) -> dict[str, Any]:
-  """Arguments of :class:`rmc.RelationalMemory` from resolved hyperparameters.
-
-  Args:
-    hyperparameters: A binary's resolved hyperparameters (``mem_slots``,
-      ``head_size``, ..., ``gate_style`` with ``'none'`` for None, and
-      optionally ``compute_dtype``).
-  """
-  kwargs = {name: hyperparameters[name] for name in RMC_ARGUMENTS}
-  if kwargs['gate_style'] == 'none':
-    kwargs['gate_style'] = None
-  dtype = hyperparameters.get('compute_dtype', 'float32')
-  kwargs['compute_dtype'] = None if dtype == 'float32' else dtype
-  return kwargs
-
-
-def dnc_kwargs(hyperparameters: dict[str, Any]) -> dict[str, Any]:
-  """Arguments of :class:`rmc.DNC` from resolved hyperparameters.
-
-  Args:
-    hyperparameters: A binary's resolved hyperparameters (``dnc_memory_size``,
-      ``dnc_word_size``, ..., ``dnc_clip_value`` with 0 for no clipping).
-
-  Returns:
-    ``access_config``, ``controller_config``, ``output_size`` (the
-    controller's size) and ``clip_value``.
-  """
-  size = hyperparameters['dnc_controller_size']
-  return dict(
-      access_config=dict(
-          memory_size=hyperparameters['dnc_memory_size'],
-          word_size=hyperparameters['dnc_word_size'],
-          num_reads=hyperparameters['dnc_num_reads'],
-          num_writes=hyperparameters['dnc_num_writes'],
-          strength_activation=hyperparameters['dnc_strength_activation'],
-      ),
-      controller_config=dict(
-          hidden_size=size, num_layers=hyperparameters['dnc_controller_layers']
-      ),
-      output_size=size,
-      clip_value=hyperparameters['dnc_clip_value'] or None,
-  )
+def core_config(
+    hyperparameters: dict[str, Any],
+) -> cores.RMC | cores.LSTM | cores.DNC:
+  """The ``--core``'s typed hyperparameters, from resolved hyperparameters."""
+  config = cores.CORES[hyperparameters['core']].from_flat(hyperparameters)
+  assert isinstance(config, cores.RMC | cores.LSTM | cores.DNC), config
+  return config
 
 
 def core_description(hyperparameters: dict[str, Any]) -> dict[str, Any]:
   """The ``core`` entry of config.json: the core's type and arguments."""
-  if hyperparameters['core'] == 'rmc':
-    return {'type': 'rmc', 'kwargs': core_kwargs(hyperparameters)}
-  if hyperparameters['core'] == 'dnc':
-    return {'type': 'dnc', 'kwargs': dnc_kwargs(hyperparameters)}
-  return {
-      'type': hyperparameters['core'],
-      'hidden_size': hyperparameters['lstm_hidden_size'],
-  }
+  config = core_config(hyperparameters)
+  if isinstance(config, cores.RMC):
+    dtype = hyperparameters.get('compute_dtype', 'float32')
+    return {'type': 'rmc', 'kwargs': config.kwargs(dtype)}
+  if isinstance(config, cores.DNC):
+    return {'type': 'dnc', 'kwargs': config.kwargs()}
+  return {'type': 'lstm', 'hidden_size': config.hidden_size}
 
 
 def make_core(
@@ -140,17 +85,13 @@ def make_core(
     LSTM, ``hk.LSTM`` or for Learning to Execute two stacked LSTMs with skip
     connections.
   """
-  if hyperparameters['core'] == 'dnc':
-    return dnc.DNC(**dnc_kwargs(hyperparameters), name=name or 'dnc')
-  if hyperparameters['core'] == 'lstm' and binary == 'learn_to_execute':
-    return models.make_lstm_with_skips(hyperparameters['lstm_hidden_size'])
-  if hyperparameters['core'] == 'rmc':
-    return relational_memory.RelationalMemory(
-        **core_kwargs(hyperparameters), **rmc_overrides, name=name
-    )
-  return models.make_core(
-      hyperparameters['core'],
-      lstm_hidden_size=hyperparameters['lstm_hidden_size'],
+  config = core_config(hyperparameters)
+  if isinstance(config, cores.DNC):
+    return config.make(name)
+  if isinstance(config, cores.LSTM):
+    return config.make(num_layers=2 if binary == 'learn_to_execute' else 1)
+  return config.make(
+      name, hyperparameters.get('compute_dtype', 'float32'), **rmc_overrides
   )
 
 

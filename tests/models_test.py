@@ -22,6 +22,7 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
+from rmc import cores
 from rmc import models
 from rmc.data import learn_to_execute as lte
 import rmc
@@ -40,7 +41,7 @@ def _seq2seq(core='rmc', shared=True, teacher_forcing=False):
           mem_slots=2, head_size=4, num_heads=2, gate_style='memory',
           name='decoder')
     else:
-      encoder = decoder = models.make_lstm_with_skips(8)
+      encoder = decoder = cores.LSTM(hidden_size=8).make(num_layers=2)
     model = models.Seq2Seq(encoder, decoder, _V, mlp_sizes=(16, 16),
                            teacher_forcing=teacher_forcing)
     return model(inputs, input_lengths, decoder_inputs, target_lengths)
@@ -58,7 +59,7 @@ class MaskedUnrollTest(parameterized.TestCase):
   def test_padding_does_not_change_the_final_state(self, core_name):
     def forward(inputs, lengths):
       core = (rmc.RelationalMemory(mem_slots=2, head_size=3) if core_name ==
-              'rmc' else models.make_lstm_with_skips(4))
+              'rmc' else cores.LSTM(hidden_size=4).make(num_layers=2))
       return models.masked_unroll(core, inputs, lengths,
                                   core.initial_state(inputs.shape[1]))
 
@@ -194,10 +195,10 @@ class Seq2SeqTest(parameterized.TestCase):
 
   @hk.testing.transform_and_run
   def test_lstm_baseline_concatenates_both_layers(self):
-    core = models.make_lstm_with_skips(8)
+    core = cores.LSTM(hidden_size=8).make(num_layers=2)
     output, _ = core(jnp.zeros([2, 5]), core.initial_state(2))
     self.assertEqual(output.shape, (2, 16))
-    other = models.make_lstm_with_skips(8)  # A second one gets its own names.
+    other = cores.LSTM(hidden_size=8).make(num_layers=2)  # A second one gets its own names.
     other(jnp.zeros([2, 5]), other.initial_state(2))
 
 

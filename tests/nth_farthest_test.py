@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from rmc import checkpoint
+from rmc import cores
 from rmc import metrics
 from rmc import models
 from rmc import run_config
@@ -78,8 +79,9 @@ class ModelTest(parameterized.TestCase):
   def test_logits_shape(self, core):
     def forward(inputs):
       return models.SequenceClassifier(
-          models.make_core(core, lstm_hidden_size=32, mem_slots=4,
-                           head_size=8, num_heads=2), num_classes=5)(inputs)
+          cores.LSTM(hidden_size=32).make() if core == 'lstm' else
+          cores.RMC(mem_slots=4, head_size=8, num_heads=2).make(),
+          num_classes=5)(inputs)
 
     f = hk.without_apply_rng(hk.transform(forward))
     inputs = jnp.zeros([3, 5, 4 + 15])  # [B, K, F + 3K].

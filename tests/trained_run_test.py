@@ -33,6 +33,7 @@ import numpy as np
 import pytest
 import rmc
 from rmc import checkpoint
+from rmc import cores
 from rmc import metrics
 from rmc import run_config
 from rmc import runs
@@ -96,7 +97,7 @@ class NthFarthestRunTest(absltest.TestCase):
     self.assertEqual(hyperparameters['preset'], 'smoke')
     self.assertEqual(hyperparameters['compute_dtype'], 'float32')
     self.assertEqual(config['core'], {'type': 'rmc', 'kwargs': json.loads(
-        json.dumps(runs.core_kwargs(hyperparameters)))})
+        json.dumps(cores.RMC.from_flat(hyperparameters).kwargs()))})
     self.assertEqual(config['code']['rmc'], rmc.__version__)
     self.assertEqual(config['code']['jax'], jax.__version__)
     self.assertEqual(config['run'], {'devices': 1, 'processes': 1,
@@ -317,7 +318,7 @@ class DNCRunTest(absltest.TestCase):
     config = run_config.read(self.workdir)
     hyperparameters = config['hyperparameters']
     self.assertEqual(config['core'], {'type': 'dnc', 'kwargs': json.loads(
-        json.dumps(runs.dnc_kwargs(hyperparameters)))})
+        json.dumps(cores.DNC.from_flat(hyperparameters).kwargs()))})
     self.assertEqual(config['core']['kwargs']['access_config'], dict(
         memory_size=4, word_size=4, num_reads=2, num_writes=1,
         strength_activation='oneplus'))
