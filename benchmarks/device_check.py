@@ -72,9 +72,9 @@ from absl import flags
 import numpy as np
 
 from benchmarks import synthetic_text
-from rmc import atomic_file
-from rmc import metrics
 from rmc.data import wikitext
+from rmc.toolkit import atomic_file
+from rmc.toolkit import metrics
 
 _OUT = flags.DEFINE_string(
     'out',

@@ -16,8 +16,9 @@ r"""The first training steps of a language model, step by step.
   python -m benchmarks.lm_first_steps --preset=paper --batch_size=16 \
       --num_steps=300 --first_steps_output=/tmp/first_steps.jsonl
 
-Trains ``experiments.wikitext103``'s model (its preset and hyperparameter
-flags, e.g. ``--warmup_steps`` or ``--max_grad_norm``) on one split of
+Trains the language model of ``experiments.wikitext103`` (built by
+``rmc.tasks.language_model``, with its presets and hyperparameter flags,
+e.g. ``--warmup_steps`` or ``--max_grad_norm``) on one split of
 ``--data_dir`` (by default the shared WikiText-2 text, vocabulary from the
 same split), with no evaluation, and logs (and appends to
 ``--first_steps_output``) one JSON record per step:
@@ -32,7 +33,7 @@ same split), with no evaluation, and logs (and appends to
   logits at one position, both from the parameters before the update and with
   no dropout; and ``hidden_rms``, the root mean square of the core's output.
 
-The step is the binary's own (``experiments.wikitext103.make_loss_fn`` under
+The step is the binary's own (``rmc.tasks.language_model.make_loss_fn`` under
 its optimizer); record 0 holds the configuration.
 """
 
@@ -50,12 +51,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import common
-from experiments import wikitext103
-from rmc import metrics
-from rmc import models
-from rmc import runs
+from experiments import launch
 from rmc.data import wikitext
+from rmc import models
+from rmc.tasks import language_model as lm_task
+from rmc.toolkit import metrics
 
 _DATA_DIR = flags.DEFINE_string(
     'first_steps_data_dir',
@@ -97,7 +97,7 @@ def _part(module_name: str) -> str:
 
 
 def first_steps(
-    config: dict[str, Any],
+    config: lm_task.Config,
     tokens: np.ndarray,
     vocab_size: int,
     num_steps: int,
@@ -108,7 +108,7 @@ def first_steps(
   """Trains ``num_steps`` steps; one record per step (see the docstring).
 
   Args:
-    config: Resolved ``experiments.wikitext103`` hyperparameters.
+    config: The language model's configuration.
     tokens: The training stream, word ids ``[N]``.
     vocab_size: Words ``V``.
     num_steps: Optimizer steps.
@@ -119,9 +119,10 @@ def first_steps(
   Returns:
     One dict per step.
   """
-  model, initial = runs.language_model(config, vocab_size)
-  loss_fn = wikitext103.make_loss_fn(model)
-  batch_size, unroll = config['batch_size'], config['unroll_length']
+  model = lm_task.TASK.model(config, vocab_size)
+  initial = lm_task.TASK.initial_state(config, vocab_size)
+  loss_fn = lm_task.make_loss_fn(model)
+  batch_size, unroll = config.optimizer.batch_size, config.task.unroll_length
   stream = wikitext.TrainStream(tokens, batch_size, unroll)
   init_key, train_key = jax.random.split(jax.random.key(seed))
   carry = initial.apply(None, batch_size)
@@ -129,7 +130,7 @@ def first_steps(
   params = jax.jit(model.init, static_argnums=5)(
       init_key, example, example, carry, None, False
   )
-  optimizer, schedule = common.optimizer(config)
+  optimizer, schedule = config.optimizer.make()
   opt_state = optimizer.init(params)
 
   @jax.jit
@@ -158,7 +159,7 @@ def first_steps(
 
   log_probs = hk.without_apply_rng(
       hk.transform(
-          lambda inputs, state: runs.language_model_module(
+          lambda inputs, state: lm_task.TASK.module(
               config, vocab_size
           ).log_probs(inputs, state)[0]
       )
@@ -166,7 +167,7 @@ def first_steps(
   core_outputs = hk.without_apply_rng(
       hk.transform(
           lambda embedded, state: models.unroll(
-              runs.make_core('wikitext103', config), embedded, state
+              lm_task.TASK.make_core(config), embedded, state
           )[0]
       )
   )
@@ -220,9 +221,7 @@ def main(argv):
   """The command-line entry point; see the module docstring."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
-  config = common.resolve_config(
-      wikitext103.PRESETS, 'paper', wikitext103.HYPERPARAMETERS
-  )
+  config = launch.resolve(lm_task.TASK, default_preset='paper')
   try:
     corpus = wikitext.load(
         _DATA_DIR.value,
@@ -242,12 +241,12 @@ def main(argv):
       config,
       corpus.splits[_SPLIT.value],
       len(corpus.vocabulary),
-      config['num_steps'],
+      config.loop.num_steps,
       _DIAGNOSE_EVERY.value,
-      common.SEED.value,
+      launch.SEED.value,
       write=writer.write,
   )
 
 
 if __name__ == '__main__':
-  common.run(main)
+  launch.run(main)

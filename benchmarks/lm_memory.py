@@ -19,18 +19,18 @@ r"""Memory of one language-model training step, by softmax chunk size.
   python -m benchmarks.lm_memory --preset=paper --vocab_size=100000 \
       --head_size=64 --attention_mlp_layers=2 --measure
 
-For each ``--loss_chunk_sizes`` entry (``experiments.wikitext103``'s
-``--loss_chunk_size``: time steps per chunk of the softmax; 0 for all at
-once), the binary's own training step (``experiments.wikitext103``'s model,
-loss and optimizer, one step per call) is compiled ahead of time for abstract
-inputs (nothing is allocated) and XLA's ``memory_analysis()`` of it is
-reported: the bytes of the arguments (parameters, Adam's moments, the
-carried state, the batch), of the outputs, of the temporaries, and the peak
-``arguments + outputs + temporaries - aliased`` (the state is donated, so
-the outputs mostly alias the arguments). These figures need no accelerator:
-they are what the compiled step of this backend needs. Any
-``experiments.wikitext103`` hyperparameter flag (e.g. ``--batch_size``,
-``--softmax=adaptive``) applies.
+For each ``--loss_chunk_sizes`` entry (the language model's
+``--loss_chunk_size``: time steps per chunk of the softmax; 0 for all at once),
+the language model's training step (``rmc.tasks.language_model``'s model and
+loss, under its optimizer, one step per call) is compiled ahead of time for
+abstract inputs (nothing is allocated) and XLA's ``memory_analysis()`` of it is
+reported: the bytes of the arguments (parameters, Adam's moments, the carried
+state, the batch), of the outputs, of the temporaries, and the peak ``arguments
++ outputs + temporaries - aliased`` (the state is donated, so the outputs
+mostly alias the arguments). These figures need no accelerator: they are what
+the compiled step of this backend needs. Any hyperparameter flag of
+``experiments.wikitext103`` (e.g. ``--batch_size``, ``--softmax=adaptive``)
+applies.
 
 With ``--measure`` each chunk size is also run for real, two steps on random
 word ids in a fresh process, and that process's peak resident memory is
@@ -52,10 +52,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common
-from experiments import wikitext103
-from rmc import runs
-from rmc import training
+from experiments import launch
+from rmc.tasks import language_model as lm_task
+from rmc.toolkit import training
 
 _VOCAB_SIZE = flags.DEFINE_integer(
     'vocab_size', 267_735, 'Words V (WikiText-103 has 267,735).', lower_bound=2
@@ -82,18 +81,19 @@ _RUN_STEPS = flags.DEFINE_integer(
 _MIB = 2**20
 
 
-def train_step(config: dict[str, Any], vocab_size: int):
+def train_step(config: lm_task.Config, vocab_size: int):
   """``(chunk, abstract_state, abstract_batches)`` of one training step."""
-  model, initial = runs.language_model(config, vocab_size)
-  optimizer, schedule = common.optimizer(config)
+  model = lm_task.TASK.model(config, vocab_size)
+  initial = lm_task.TASK.initial_state(config, vocab_size)
+  optimizer, schedule = config.optimizer.make()
   chunk = training.make_train_chunk(
-      wikitext103.make_loss_fn(model),
+      lm_task.make_loss_fn(model),
       optimizer,
       schedule,
       with_carry=True,
-      batch_axes=wikitext103.BATCH_AXES,
+      batch_axes=lm_task.BATCH_AXES,
   )
-  batch_size, unroll = config['batch_size'], config['unroll_length']
+  batch_size, unroll = config.optimizer.batch_size, config.task.unroll_length
 
   def init():
     carry = initial.apply(None, batch_size)
@@ -110,7 +110,7 @@ def train_step(config: dict[str, Any], vocab_size: int):
   return chunk, init, jax.eval_shape(init), batches
 
 
-def analyse(config: dict[str, Any], vocab_size: int) -> dict[str, Any]:
+def analyse(config: lm_task.Config, vocab_size: int) -> dict[str, Any]:
   """XLA's memory analysis of the compiled step (see the docstring), MiB."""
   chunk, _, state, batches = train_step(config, vocab_size)
   start = time.perf_counter()
@@ -133,7 +133,7 @@ def analyse(config: dict[str, Any], vocab_size: int) -> dict[str, Any]:
 
 
 def run_steps(
-    config: dict[str, Any], vocab_size: int, num_steps: int
+    config: lm_task.Config, vocab_size: int, num_steps: int
 ) -> dict[str, Any]:
   """Runs ``num_steps`` steps on random ids; this process's peak RSS, MiB."""
   chunk, init, _, batches = train_step(config, vocab_size)
@@ -175,9 +175,7 @@ def main(argv):
   """The command-line entry point; see the module docstring."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
-  config = common.resolve_config(
-      wikitext103.PRESETS, 'paper', wikitext103.HYPERPARAMETERS
-  )
+  config = launch.resolve(lm_task.TASK, default_preset='paper')
   if _RUN_STEPS.value:
     print(json.dumps(run_steps(config, _VOCAB_SIZE.value, _RUN_STEPS.value)))
     return
@@ -191,7 +189,9 @@ def main(argv):
   for chunk_size in chunk_sizes:
     result = {
         'loss_chunk_size': chunk_size,
-        **analyse(dict(config, loss_chunk_size=chunk_size), _VOCAB_SIZE.value),
+        **analyse(
+            config.replace(loss_chunk_size=chunk_size), _VOCAB_SIZE.value
+        ),
     }
     if _MEASURE.value:
       argv = [
@@ -219,10 +219,10 @@ def main(argv):
           {
               'device': str(jax.devices()[0]),
               'vocab_size': _VOCAB_SIZE.value,
-              'batch_size': config['batch_size'],
-              'unroll_length': config['unroll_length'],
-              'embed_size': config['embed_size'],
-              'softmax': config['softmax'],
+              'batch_size': config.optimizer.batch_size,
+              'unroll_length': config.task.unroll_length,
+              'embed_size': config.task.embed_size,
+              'softmax': config.task.softmax,
               'results': results,
           },
           indent=1,
@@ -232,4 +232,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  common.run(main)
+  launch.run(main)

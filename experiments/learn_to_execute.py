@@ -57,73 +57,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common
-from rmc import models
-from rmc import parallel as rmc_parallel
-from rmc import runs
-from rmc import training
+from experiments import launch
+from experiments import trained_runs
 from rmc.data import learn_to_execute as lte
+from rmc import models
+from rmc.tasks import learn_to_execute as lte_task
+from rmc.tasks import runs
+from rmc.toolkit import parallel as rmc_parallel
+from rmc.toolkit import training
 
-flags.DEFINE_enum(
-    'task',
-    None,
-    sorted(lte.TASKS),
-    "Program task (the paper's addition, control and program "
-    'are addition, control and all).',
-)
-flags.DEFINE_enum(
-    'curriculum',
-    None,
-    sorted(lte.CURRICULA),
-    'Training curriculum (the paper used mix).',
-)
-flags.DEFINE_integer(
-    'max_length', None, 'Largest literal length (digits).', lower_bound=1
-)
-flags.DEFINE_integer(
-    'max_nesting', None, 'Largest nesting (operations).', lower_bound=1
-)
-flags.DEFINE_enum(
-    'token_mode',
-    None,
-    ['char', 'word'],
-    'Character tokens, or words (digit and letter runs).',
-)
-flags.DEFINE_enum(
-    'decoder',
-    None,
-    ['zeros', 'teacher_forcing'],
-    "Decoder inputs: zeros (non-autoregressive, the paper's "
-    'best) or the target shifted right (evaluation also feeds '
-    'the true previous token).',
-)
-flags.DEFINE_bool(
-    'separate_cores',
-    None,
-    'Separate encoder and decoder cores (Sonnet shares one).',
-)
-flags.DEFINE_enum(
-    'loss_average',
-    None,
-    ['valid_tokens', 'all_positions'],
-    'Cross-entropy averaged over valid target tokens, or '
-    "Sonnet's average over all padded positions.",
-)
-flags.DEFINE_float(
-    'curriculum_loss_threshold',
-    None,
-    'Naive/combine curricula advance when the relative loss '
-    'change over the window is below this.',
-)
-common.finite_floats('curriculum_loss_threshold')
-flags.DEFINE_integer(
-    'eval_seed',
-    None,
-    "Seed of the held-out programs; by default the run's --seed. Give "
-    'every run of a comparison the same value to score them all on the '
-    'same programs.',
-    lower_bound=0,
-)
 _PROGRAM = flags.DEFINE_multi_string(
     'program',
     None,
@@ -132,144 +74,9 @@ _PROGRAM = flags.DEFINE_multi_string(
     'are read from stdin, one per line.',
 )
 
-HYPERPARAMETERS = (
-    'task',
-    'curriculum',
-    'max_length',
-    'max_nesting',
-    'token_mode',
-    'decoder',
-    'separate_cores',
-    'loss_average',
-    'curriculum_loss_threshold',
-    'eval_seed',
-) + common.COMMON_HYPERPARAMETERS
-
-_TASK_DEFAULTS = dict(
-    task='addition',
-    curriculum='mix',
-    token_mode='char',
-    decoder='zeros',
-    separate_cores=False,
-    loss_average='valid_tokens',
-    curriculum_loss_threshold=0.1,
-    eval_seed=None,
-)
-_RMC_DEFAULTS = dict(
-    num_blocks=1,
-    key_size=None,
-    attention_mlp_layers=2,
-    gate_style='memory',
-    forget_bias=1.0,
-    input_bias=0.0,
-    attention_scale='key_size',
-)
-
-PRESETS: dict[str, dict[str, Any]] = {
-    'paper': dict(
-        **_TASK_DEFAULTS,
-        **_RMC_DEFAULTS,
-        max_length=5,
-        max_nesting=2,
-        batch_size=128,
-        **common.constant_learning_rate(1e-3),
-        max_grad_norm=0.0,
-        warmup_steps=0,
-        num_steps=200_000,
-        time_budget_s=0.0,
-        steps_per_chunk=10,
-        log_every=100,
-        eval_every=2000,
-        checkpoint_every=10_000,
-        keep_checkpoints=3,
-        eval_batches=100,
-        core='rmc',
-        lstm_hidden_size=1024,
-        mem_slots=4,
-        head_size=64,
-        num_heads=4,
-        # The paper's DNC: 80 slots of 64, 4 read and 1 write heads, a
-        # 2-layer controller of 128, 256 or 512 (the largest here).
-        **common.dnc_preset(
-            memory_size=80,
-            word_size=64,
-            num_reads=4,
-            num_writes=1,
-            controller_size=512,
-        ),
-    ),
-    'cpu': dict(
-        **_TASK_DEFAULTS,
-        # A gate per memory element: 7 to 20 points above the paper's scalar
-        # `memory` gate on control at 12 minutes, 1.5 to 5 on the program,
-        # level on addition, seeds 0-2 (experiments/results/lte_study.md).
-        **dict(_RMC_DEFAULTS, gate_style='unit'),
-        max_length=2,
-        max_nesting=2,
-        # Batch 32: 2.4x the RMC's steps/s of batch 64 on one CPU core, and
-        # as much learnt per step (experiments/results/lte_study.md).
-        batch_size=32,
-        **common.constant_learning_rate(1e-3),
-        max_grad_norm=0.0,
-        warmup_steps=0,
-        num_steps=20_000,
-        time_budget_s=0.0,
-        steps_per_chunk=10,
-        log_every=100,
-        eval_every=1000,
-        checkpoint_every=2000,
-        keep_checkpoints=3,
-        eval_batches=20,
-        core='rmc',
-        # About the RMC's parameter count; per wall-clock the strongest LSTM
-        # of the study (256 units learn more per step, at 1/7 the steps/s).
-        lstm_hidden_size=64,
-        mem_slots=4,
-        head_size=32,
-        num_heads=2,
-        # The paper's DNC heads (4 read, 1 write) and 2-layer controller,
-        # at 64 units, on 16 slots of 32: its 80 slots of 64 train at 1
-        # step/s on one CPU core, these at 6.6.
-        **common.dnc_preset(
-            memory_size=16,
-            word_size=32,
-            num_reads=4,
-            num_writes=1,
-            controller_size=64,
-        ),
-    ),
-    'smoke': dict(
-        **_TASK_DEFAULTS,
-        **_RMC_DEFAULTS,
-        max_length=2,
-        max_nesting=2,
-        batch_size=8,
-        **common.constant_learning_rate(3e-3),
-        max_grad_norm=1.0,
-        warmup_steps=0,
-        num_steps=30,
-        time_budget_s=0.0,
-        steps_per_chunk=5,
-        log_every=10,
-        eval_every=10,
-        checkpoint_every=10,
-        keep_checkpoints=2,
-        eval_batches=2,
-        core='rmc',
-        lstm_hidden_size=16,
-        mem_slots=2,
-        head_size=4,
-        num_heads=2,
-        **common.dnc_preset(
-            memory_size=4,
-            word_size=4,
-            num_reads=2,
-            num_writes=1,
-            controller_size=8,
-        ),
-    ),
-}
-DEFAULT_PRESET = 'cpu'
+TASK = lte_task.TASK
+PRESETS = TASK.presets
+Config = lte_task.Config
 
 # Batch axes of a batch's arrays: tokens are time-major [T, B], lengths [B].
 BATCH_AXES = dict(
@@ -277,7 +84,7 @@ BATCH_AXES = dict(
 )
 
 
-def held_out_set(config: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
+def held_out_set(config: Config, seed: int) -> dict[str, np.ndarray]:
   """The fixed held-out set: programs at the maximum length and nesting.
 
   Args:
@@ -290,44 +97,44 @@ def held_out_set(config: dict[str, Any], seed: int) -> dict[str, np.ndarray]:
     The fields of :class:`rmc.data.learn_to_execute.Batch`, each with a
     leading axis of ``eval_batches``.
   """
-  vocabulary = runs.learn_to_execute_vocabulary(config)
+  vocabulary = config.task.vocabulary()
   evaluation = lte.BaselineCurriculum(
-      config['max_length'], config['max_nesting']
+      config.task.max_length, config.task.max_nesting
   )
-  eval_seed = config.get('eval_seed')
+  eval_seed = config.task.eval_seed
   eval_rng = random.Random(f'{seed if eval_seed is None else eval_seed}:eval')
   return lte.stack_batches(
       [
           lte.make_batch(
               eval_rng,
-              config['batch_size'],
-              config['task'],
+              config.optimizer.batch_size,
+              config.task.program,
               evaluation,
               vocabulary,
-              config['token_mode'] == 'char',
+              config.task.by_char,
           )
-          for _ in range(config['eval_batches'])
+          for _ in range(config.task.eval_batches)
       ]
   )
 
 
-def make_metrics_fn(config: dict[str, Any]):
+def make_metrics_fn(config: Config):
   """``metrics_fn(params, batch)``: loss, per-token accuracy and solved."""
-  model = runs.learn_to_execute_model(config)
+  model = TASK.model(config)
 
   def metrics_fn(params, batch):
     return models.sequence_metrics(
         model.apply(params, batch),
         batch['targets'],
         batch['target_lengths'],
-        config['loss_average'],
+        config.task.loss_average,
     )
 
   return metrics_fn
 
 
 def make_evaluate(
-    config: dict[str, Any],
+    config: Config,
     seed: int,
     parallel: rmc_parallel.DataParallel | None = None,
 ):
@@ -338,7 +145,7 @@ def make_evaluate(
 
 
 def run(
-    config: dict[str, Any],
+    config: Config,
     workdir: str,
     seed: int,
     parallel: rmc_parallel.DataParallel | None = None,
@@ -346,32 +153,32 @@ def run(
   """Trains and evaluates one Learning to Execute model.
 
   Args:
-    config: Resolved hyperparameters (every name in ``HYPERPARAMETERS``).
+    config: The run's configuration.
     workdir: Checkpoint and metrics directory (resumed from if non-empty).
     seed: Seed for initialisation, training data and the held-out set.
     parallel: The data-parallel mesh; by default all devices.
 
   Returns:
-    The summary of :func:`rmc.training.train`.
+    The summary of :func:`rmc.toolkit.training.train`.
   """
-  by_char = config['token_mode'] == 'char'
-  vocabulary = runs.learn_to_execute_vocabulary(config)
-  curriculum = lte.CURRICULA[config['curriculum']](
-      config['max_length'],
-      config['max_nesting'],
-      loss_threshold=config['curriculum_loss_threshold'],
+  by_char = config.task.by_char
+  vocabulary = config.task.vocabulary()
+  curriculum = lte.CURRICULA[config.task.curriculum](
+      config.task.max_length,
+      config.task.max_nesting,
+      loss_threshold=config.task.curriculum_loss_threshold,
   )
   parallel = parallel or rmc_parallel.DataParallel()
   data = lte.TrainingData(
-      config['task'],
+      config.task.program,
       curriculum,
-      config['batch_size'],
+      config.optimizer.batch_size,
       vocabulary,
       seed,
       by_char,
-      rows=parallel.process_rows(config['batch_size']),
+      rows=parallel.process_rows(config.optimizer.batch_size),
   )
-  model = runs.learn_to_execute_model(config)
+  model = TASK.model(config)
   metrics_fn = make_metrics_fn(config)
 
   def loss_fn(params, key, batch):
@@ -386,24 +193,23 @@ def run(
   example = jax.tree.map(lambda x: x[0], data.batches(0, 1))
   params = jax.jit(model.init)(init_key, example)
   logging.info('Vocabulary: %d tokens.', len(vocabulary))
-  optimizer, schedule = common.optimizer(config)
-  return training.train(
-      workdir=workdir,
+  optimizer, schedule = config.optimizer.make()
+  return launch.train(
+      config,
+      workdir,
+      parallel,
       state=training.init_state(params, optimizer, train_key),
       train_chunk=training.make_train_chunk(
           loss_fn, optimizer, schedule, parallel=parallel, batch_axes=BATCH_AXES
       ),
       evaluate=make_evaluate(config, seed, parallel),
-      config=common.loop_config(config),
-      data=common.training_data(data, parallel, BATCH_AXES),
-      parallel=parallel,
-      tensorboard=common.TENSORBOARD.value,
+      data=launch.training_data(data, parallel, BATCH_AXES),
   )
 
 
-def _report(evaluation: dict[str, Any], config: dict[str, Any]) -> None:
+def _report(evaluation: dict[str, Any], config: Config) -> None:
   """Prints an evaluation record of the held-out set."""
-  held_out = config['eval_batches'] * config['batch_size']
+  held_out = config.task.eval_batches * config.optimizer.batch_size
   stopped = (
       f', stopped by {evaluation["stopped_by"]}'
       if 'stopped_by' in evaluation
@@ -413,7 +219,7 @@ def _report(evaluation: dict[str, Any], config: dict[str, Any]) -> None:
       f'Held-out per-character accuracy {evaluation["eval_accuracy"]:.4f}, '
       f'solved {evaluation["eval_solved"]:.4f} (loss '
       f'{evaluation["eval_loss"]:.4f}, {held_out} programs of length '
-      f'{config["max_length"]}, nesting {config["max_nesting"]}) at step '
+      f'{config.task.max_length}, nesting {config.task.max_nesting}) at step '
       f'{evaluation["step"]}{stopped}.'
   )
 
@@ -421,11 +227,11 @@ def _report(evaluation: dict[str, Any], config: dict[str, Any]) -> None:
 def evaluate_main() -> None:
   """``--mode=evaluate``: the held-out set, scored by a checkpoint."""
   _report(
-      *common.evaluate_held_out(
-          'learn_to_execute',
-          HYPERPARAMETERS,
+      *trained_runs.evaluate_held_out(
+          TASK,
           make_evaluate,
           'eval_programs',
+          lambda c: c.task.eval_batches * c.optimizer.batch_size,
           may_override=('eval_batches', 'eval_seed'),
       )
   )
@@ -454,25 +260,22 @@ def predict(run: runs.Run, programs: list[str]) -> list[dict[str, Any]]:
   """
   config = run.hyperparameters
   vocabulary = run.vocabulary
-  by_char = config['token_mode'] == 'char'
-  steps_in, steps_out = lte.sequence_lengths(
-      config['task'], config['max_length'], config['max_nesting'], by_char
-  )
+  steps_in, steps_out = config.task.sequence_lengths()
   columns: dict[str, list[Any]] = {
       name: []
       for name in ('inputs', 'input_lengths', 'targets', 'target_lengths')
   }
   targets = []
   for program in programs:
-    target = lte.evaluate_program(program, config['task'])
+    target = lte.evaluate_program(program, config.task.program)
     try:
       ids, length = vocabulary.encode(program, steps_in)
       target_ids, target_length = vocabulary.encode(target, steps_out)
     except ValueError as e:
       raise ValueError(
           f'The model cannot read {program!r} (it was trained '
-          f'on literals of up to {config["max_length"]} digits '
-          f'and {config["max_nesting"]} operations): {e}'
+          f'on literals of up to {config.task.max_length} digits '
+          f'and {config.task.max_nesting} operations): {e}'
       ) from e
     columns['inputs'].append(ids)
     columns['input_lengths'].append(length)
@@ -495,7 +298,7 @@ def predict(run: runs.Run, programs: list[str]) -> list[dict[str, Any]]:
       return run.model.apply(params, dict(batch, decoder_inputs=decoder_inputs))
 
     decoder_inputs = jnp.full_like(batch['targets'], sos)  # [T_out, B]
-    if config['decoder'] == 'teacher_forcing':
+    if config.task.decoder == 'teacher_forcing':
       # The decoder is causal: output t reads decoder_inputs[:t + 1].
       def feed_back(t, decoder_inputs):
         answer = jnp.argmax(logits_of(decoder_inputs), axis=-1)
@@ -525,7 +328,7 @@ def predict(run: runs.Run, programs: list[str]) -> list[dict[str, Any]]:
 
 def predict_main() -> None:
   """``--mode=predict``: the model's answers to programs given or on stdin."""
-  run, _ = common.trained_run('learn_to_execute', HYPERPARAMETERS)
+  run, _ = trained_runs.trained_run(TASK)
   programs = _PROGRAM.value
   if not programs:
     if sys.stdin.isatty():
@@ -541,7 +344,7 @@ def predict_main() -> None:
     raise app.UsageError(str(e)) from e
   config = run.hyperparameters
   print(
-      f'Learning to Execute ({config["task"]}), step {run.step} of '
+      f'Learning to Execute ({config.task.program}), step {run.step} of '
       f'{run.workdir}; the model writes as many characters as the true '
       'answer has.'
   )
@@ -563,42 +366,26 @@ def main(argv):
   """The command-line entry point; see the module docstring."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
-  if common.run_other_mode(
-      'learn_to_execute', {'evaluate': evaluate_main, 'predict': predict_main}
+  if trained_runs.run_other_mode(
+      TASK, {'evaluate': evaluate_main, 'predict': predict_main}
   ):
     return
-  config = common.resolve_config(PRESETS, DEFAULT_PRESET, HYPERPARAMETERS)
-  try:
-    lte.sequence_lengths(
-        config['task'],
-        config['max_length'],
-        config['max_nesting'],
-        config['token_mode'] == 'char',
-    )
-  except ValueError as e:
-    raise app.UsageError(str(e)) from e
-  parallel = common.data_parallel(('batch_size', config['batch_size']))
-  by_char = config['token_mode'] == 'char'
-  evaluation = common.run_and_report(
+  config = launch.resolve(TASK)
+  parallel = launch.data_parallel(('batch_size', config.optimizer.batch_size))
+  by_char = config.task.by_char
+  evaluation = launch.run_and_report(
+      TASK,
       run,
       config,
       parallel,
-      'learn_to_execute',
       data={
           'generator': 'rmc.data.learn_to_execute.generate_program',
-          'vocab_size': len(runs.learn_to_execute_vocabulary(config)),
-          'sequence_lengths': list(
-              lte.sequence_lengths(
-                  config['task'],
-                  config['max_length'],
-                  config['max_nesting'],
-                  by_char,
-              )
-          ),
+          'vocab_size': len(config.task.vocabulary()),
+          'sequence_lengths': list(config.task.sequence_lengths()),
           'padded_input_length': lte.max_program_length(
-              config['task'],
-              config['max_length'],
-              config['max_nesting'],
+              config.task.program,
+              config.task.max_length,
+              config.task.max_nesting,
               by_char,
           ),
       },
@@ -609,4 +396,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  common.run(main)
+  launch.run(main)

@@ -63,39 +63,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common
-from rmc import models
-from rmc import parallel as rmc_parallel
-from rmc import runs
-from rmc import training
+from experiments import launch
+from experiments import trained_runs
 from rmc.data import nth_farthest
+from rmc import models
+from rmc.tasks import nth_farthest as nth_farthest_task
+from rmc.tasks import runs
+from rmc.toolkit import parallel as rmc_parallel
+from rmc.toolkit import training
 
-flags.DEFINE_integer(
-    'num_objects', None, 'Objects (vectors) per sequence, K.', lower_bound=2
-)
-flags.DEFINE_integer(
-    'num_features', None, 'Size of each vector.', lower_bound=1
-)
-# Not `--curriculum`: that is Learning to Execute's, and the binaries'
-# flags share one process in the tests.
-flags.DEFINE_bool(
-    'rank_curriculum',
-    None,
-    'Train with a curriculum over the queried rank n (off in every preset): '
-    'first ask only for ranks 0 and 1, and add the next rank whenever the '
-    'logged training accuracy reaches --rank_curriculum_threshold, until all '
-    'K ranks are asked. The held-out set always asks for every rank; the '
-    'input encoding and the loss are unchanged.',
-)
-flags.DEFINE_float(
-    'rank_curriculum_threshold',
-    None,
-    'With --rank_curriculum: training accuracy (a fraction, averaged over '
-    'one --log_every interval) at which the next rank is added.',
-    lower_bound=0.0,
-    upper_bound=1.0,
-)
-common.finite_floats('rank_curriculum_threshold')
 _NUM_EXAMPLES = flags.DEFINE_integer(
     'num_examples',
     5,
@@ -104,162 +80,16 @@ _NUM_EXAMPLES = flags.DEFINE_integer(
     upper_bound=1000,
 )
 
-HYPERPARAMETERS = (
-    'num_objects',
-    'num_features',
-    'rank_curriculum',
-    'rank_curriculum_threshold',
-) + common.COMMON_HYPERPARAMETERS
-
-_RMC_DEFAULTS = dict(
-    num_blocks=1,
-    key_size=None,
-    attention_mlp_layers=2,
-    gate_style='unit',
-    forget_bias=1.0,
-    input_bias=0.0,
-    attention_scale='key_size',
-    rank_curriculum=False,
-    rank_curriculum_threshold=0.9,
-)
-# --core=dnc on the CPU presets: 8 slots of 64, 2 read and 1 write heads, a
-# 2-layer controller of 128.
-_CPU_DNC = common.dnc_preset(
-    memory_size=8, word_size=64, num_reads=2, num_writes=1, controller_size=128
-)
-
-# 3 objects, Adam 1e-3 with a warm-up and Sonnet's decay to 1e-4: the study's
-# first preset (experiments/results/nth_farthest_study.md), whose RMC left the
-# plateau for each of 3 seeds within 9 minutes on one CPU core, and the base
-# of `demo`.
-_CPU_K3 = dict(
-    num_objects=3,
-    num_features=4,
-    batch_size=16,
-    learning_rate=1e-3,
-    min_learning_rate=1e-4,
-    decay_steps=2000,
-    decay_rate=0.9,
-    max_grad_norm=0.0,
-    warmup_steps=5000,
-    num_steps=900_000,
-    time_budget_s=0.0,
-    steps_per_chunk=20,
-    log_every=1000,
-    eval_every=5000,
-    checkpoint_every=50_000,
-    keep_checkpoints=3,
-    eval_batches=128,
-    core='rmc',
-    lstm_hidden_size=256,
-    mem_slots=3,
-    head_size=32,
-    num_heads=2,
-    **_RMC_DEFAULTS,
-    **_CPU_DNC,
-)
-
-# Chosen by the study: 4 objects (Sonnet's example size), one memory per
-# object, and a learning rate 3.3x lower than `cpu_k3`'s (3e-4 decaying to
-# 3e-5, the LSTM's best at 3 objects), which took the RMC's exit from the
-# plateau at 4 objects from 615,000 steps to 240,000 for seed 0.
-_CPU = dict(
-    _CPU_K3,
-    num_objects=4,
-    mem_slots=4,
-    learning_rate=3e-4,
-    min_learning_rate=3e-5,
-    num_steps=600_000,
-)
-
-PRESETS: dict[str, dict[str, Any]] = {
-    'paper': dict(
-        num_objects=8,
-        num_features=16,
-        batch_size=1600,
-        learning_rate=1e-4,
-        min_learning_rate=8e-5,
-        decay_steps=10_000,
-        decay_rate=0.9,
-        max_grad_norm=0.0,
-        warmup_steps=0,
-        num_steps=1_000_000,
-        time_budget_s=0.0,
-        steps_per_chunk=10,
-        log_every=100,
-        eval_every=1000,
-        checkpoint_every=5000,
-        keep_checkpoints=3,
-        eval_batches=10,
-        core='rmc',
-        lstm_hidden_size=1024,
-        mem_slots=8,
-        head_size=32,
-        num_heads=8,
-        **_RMC_DEFAULTS,
-        # The paper's DNC grid: 1, 8 or 16 slots of 128, 512 or 1024 (the
-        # controller's size), 1, 2 or 4 read and write heads, a 2-layer
-        # controller. This is one point of it.
-        **common.dnc_preset(
-            memory_size=16,
-            word_size=512,
-            num_reads=4,
-            num_writes=1,
-            controller_size=512,
-        ),
-    ),
-    'cpu': _CPU,
-    'cpu_k3': _CPU_K3,
-    # `cpu_k3` at `cpu`'s rate (Adam 3e-4 decaying to 3e-5, with the
-    # warm-up), for 270 s: the RMC leaves the plateau after 25,000-40,000
-    # steps (experiments/results/nth_farthest_study.md).
-    'demo': dict(
-        _CPU_K3,
-        learning_rate=3e-4,
-        min_learning_rate=3e-5,
-        time_budget_s=270.0,
-    ),
-    'smoke': dict(
-        num_objects=3,
-        num_features=2,
-        batch_size=16,
-        learning_rate=3e-3,
-        min_learning_rate=1e-3,
-        decay_steps=100,
-        decay_rate=0.9,
-        max_grad_norm=1.0,
-        warmup_steps=0,
-        num_steps=40,
-        time_budget_s=0.0,
-        steps_per_chunk=5,
-        log_every=10,
-        eval_every=20,
-        checkpoint_every=20,
-        keep_checkpoints=2,
-        eval_batches=2,
-        core='rmc',
-        lstm_hidden_size=16,
-        mem_slots=2,
-        head_size=4,
-        num_heads=2,
-        **_RMC_DEFAULTS,
-        **common.dnc_preset(
-            memory_size=4,
-            word_size=4,
-            num_reads=2,
-            num_writes=1,
-            controller_size=8,
-        ),
-    ),
-}
-DEFAULT_PRESET = 'demo'
+TASK = nth_farthest_task.TASK
+PRESETS = TASK.presets
+Config = nth_farthest_task.Config
 
 
 class RankCurriculum:
   """Training data of ``--rank_curriculum``: how many ranks each step asks.
 
-  A :class:`rmc.training.HostData` whose per-step batch is one int32 scalar,
-  ``num_ranks``: the step's sequences ask for ranks drawn uniformly from
+  A :class:`rmc.toolkit.training.HostData` whose per-step batch is one int32
+  scalar, ``num_ranks``: the step's sequences ask for ranks drawn uniformly from
   ``[0, num_ranks)``. It starts at 2 (the reference and its nearest
   neighbour) and grows by one, up to ``K``, each time the logged training
   accuracy reaches ``threshold``. The current value is checkpointed, so a
@@ -317,25 +147,25 @@ def _keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
   return init_key, train_key, eval_key
 
 
-def _generator(config: dict[str, Any]):
+def _generator(config: Config):
   """``generate(key, num_ranks=None)`` of the configured sizes."""
   return functools.partial(
       nth_farthest.generate,
-      batch_size=config['batch_size'],
-      num_objects=config['num_objects'],
-      num_features=config['num_features'],
+      batch_size=config.optimizer.batch_size,
+      num_objects=config.task.num_objects,
+      num_features=config.task.num_features,
   )
 
 
-def held_out_set(config: dict[str, Any], seed: int) -> nth_farthest.Batch:
+def held_out_set(config: Config, seed: int) -> nth_farthest.Batch:
   """The fixed held-out set: leaves ``[eval_batches, batch_size, ...]``."""
   return jax.jit(jax.vmap(_generator(config)))(
-      jax.random.split(_keys(seed)[2], config['eval_batches'])
+      jax.random.split(_keys(seed)[2], config.task.eval_batches)
   )
 
 
 def initial_state(
-    config: dict[str, Any],
+    config: Config,
     seed: int,
 ) -> tuple[training.TrainState, training.HostData | None]:
   """A run's step-0 training state and its host data (None: none).
@@ -344,20 +174,20 @@ def initial_state(
   """
   init_key, train_key, _ = _keys(seed)
   example = jax.eval_shape(_generator(config), init_key)
-  params = jax.jit(runs.nth_farthest_model(config).init)(
-      init_key, example.inputs
-  )
-  optimizer, _ = common.optimizer(config)
+  params = jax.jit(TASK.model(config).init)(init_key, example.inputs)
+  optimizer, _ = config.optimizer.make()
   data = (
-      RankCurriculum(config['num_objects'], config['rank_curriculum_threshold'])
-      if config['rank_curriculum']
+      RankCurriculum(
+          config.task.num_objects, config.task.rank_curriculum_threshold
+      )
+      if config.task.rank_curriculum
       else None
   )
   return training.init_state(params, optimizer, train_key), data
 
 
 def make_evaluate(
-    config: dict[str, Any],
+    config: Config,
     seed: int,
     parallel: rmc_parallel.DataParallel | None = None,
 ):
@@ -368,8 +198,8 @@ def make_evaluate(
   ``accuracy_other_ranks``, each the fraction of the held-out set's
   sequences of those ranks that are answered right (0 when there are none).
   """
-  model = runs.nth_farthest_model(config)
-  k = config['num_objects']
+  model = TASK.model(config)
+  k = config.task.num_objects
   splits = (
       ('accuracy_rank_0', lambda rank: rank == 0),
       ('accuracy_other_ranks', lambda rank: rank != 0),
@@ -406,7 +236,7 @@ def make_evaluate(
 
 
 def run(
-    config: dict[str, Any],
+    config: Config,
     workdir: str,
     seed: int,
     parallel: rmc_parallel.DataParallel | None = None,
@@ -414,18 +244,18 @@ def run(
   """Trains and evaluates one Nth Farthest model.
 
   Args:
-    config: Resolved hyperparameters (every name in ``HYPERPARAMETERS``).
+    config: The run's configuration.
     workdir: Checkpoint and metrics directory (resumed from if non-empty).
     seed: Seed for initialisation, training data and the held-out set.
     parallel: The data-parallel mesh; by default all devices.
 
   Returns:
-    The summary of :func:`rmc.training.train`.
+    The summary of :func:`rmc.toolkit.training.train`.
   """
   generate = _generator(config)
-  model = runs.nth_farthest_model(config)
+  model = TASK.model(config)
   parallel = parallel or rmc_parallel.DataParallel()
-  curriculum = config['rank_curriculum']
+  curriculum = config.task.rank_curriculum
 
   def loss_fn(params, key, batch):
     # Made on the device from the step's key, unless --synthetic_input (a
@@ -445,17 +275,19 @@ def run(
     return metrics['loss'], aux
 
   state, data = initial_state(config, seed)
-  optimizer, schedule = common.optimizer(config)
-  if common.SYNTHETIC_INPUT.value:
-    rows = parallel.process_rows(config['batch_size'])
+  optimizer, schedule = config.optimizer.make()
+  if launch.SYNTHETIC_INPUT.value:
+    rows = parallel.process_rows(config.optimizer.batch_size)
     data = training.SyntheticData(
         jax.tree.map(
             lambda x: np.asarray(x)[rows], jax.jit(generate)(state.rng)
         ),
         parallel,
     )
-  return training.train(
-      workdir=workdir,
+  return launch.train(
+      config,
+      workdir,
+      parallel,
       state=state,
       train_chunk=training.make_train_chunk(
           loss_fn,
@@ -465,10 +297,7 @@ def run(
           batch_axes=None if curriculum else 0,
       ),
       evaluate=make_evaluate(config, seed, parallel),
-      config=common.loop_config(config),
       data=data,
-      parallel=parallel,
-      tensorboard=common.TENSORBOARD.value,
   )
 
 
@@ -482,10 +311,10 @@ def plateau(num_objects: int) -> tuple[float, float]:
   return 2 / num_objects, 1 / (num_objects - 1)
 
 
-def _report(evaluation: dict[str, Any], config: dict[str, Any]) -> None:
+def _report(evaluation: dict[str, Any], config: Config) -> None:
   """Prints an evaluation record of the held-out set."""
-  k = config['num_objects']
-  held_out = config['eval_batches'] * config['batch_size']
+  k = config.task.num_objects
+  held_out = config.task.eval_batches * config.optimizer.batch_size
   plateau_overall, plateau_other = plateau(k)
   stopped = (
       f', stopped by {evaluation["stopped_by"]}'
@@ -509,8 +338,11 @@ def _report(evaluation: dict[str, Any], config: dict[str, Any]) -> None:
 def evaluate_main() -> None:
   """``--mode=evaluate``: the held-out set, scored by a checkpoint."""
   _report(
-      *common.evaluate_held_out(
-          'nth_farthest', HYPERPARAMETERS, make_evaluate, 'eval_sequences'
+      *trained_runs.evaluate_held_out(
+          TASK,
+          make_evaluate,
+          'eval_sequences',
+          lambda c: c.task.eval_batches * c.optimizer.batch_size,
       )
   )
 
@@ -531,7 +363,7 @@ def predictions(
     id), ``predicted`` (the model's) and ``probabilities`` ``[K]`` by id.
   """
   config = run.hyperparameters
-  k, f = config['num_objects'], config['num_features']
+  k, f = config.task.num_objects, config.task.num_features
   batch = jax.jit(
       functools.partial(
           nth_farthest.generate,
@@ -561,8 +393,8 @@ def predictions(
 
 def predict_main() -> None:
   """``--mode=predict``: questions, the model's answers and the right ones."""
-  run, _ = common.trained_run('nth_farthest', HYPERPARAMETERS)
-  examples = predictions(run, _NUM_EXAMPLES.value, common.SEED.value)
+  run, _ = trained_runs.trained_run(TASK)
+  examples = predictions(run, _NUM_EXAMPLES.value, launch.SEED.value)
   print(
       f'Nth Farthest, step {run.step} of {run.workdir}: which object is '
       'at rank n in distance from the reference (n=0: the reference '
@@ -593,22 +425,22 @@ def main(argv):
   """The command-line entry point; see the module docstring."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
-  if common.run_other_mode(
-      'nth_farthest', {'evaluate': evaluate_main, 'predict': predict_main}
+  if trained_runs.run_other_mode(
+      TASK, {'evaluate': evaluate_main, 'predict': predict_main}
   ):
     return
-  config = common.resolve_config(PRESETS, DEFAULT_PRESET, HYPERPARAMETERS)
-  if config['rank_curriculum'] and common.SYNTHETIC_INPUT.value:
+  config = launch.resolve(TASK)
+  if config.task.rank_curriculum and launch.SYNTHETIC_INPUT.value:
     raise app.UsageError(
         '--synthetic_input feeds one fixed batch; it cannot '
         'follow --rank_curriculum.'
     )
-  parallel = common.data_parallel(('batch_size', config['batch_size']))
-  evaluation = common.run_and_report(
+  parallel = launch.data_parallel(('batch_size', config.optimizer.batch_size))
+  evaluation = launch.run_and_report(
+      TASK,
       run,
       config,
       parallel,
-      'nth_farthest',
       data={'generator': 'rmc.data.nth_farthest.generate'},
   )
   if evaluation is None:
@@ -617,4 +449,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  common.run(main)
+  launch.run(main)

@@ -41,10 +41,10 @@ from typing import Any
 from absl import app
 from absl import flags
 
-from experiments import common
+from experiments import launch
 from experiments import nth_farthest
 from experiments import seeds as seeds_lib
-from rmc import metrics
+from rmc.toolkit import metrics
 
 _DEMO_BUDGET_S = flags.DEFINE_float(
     'demo_budget_s',
@@ -55,7 +55,7 @@ _DEMO_BUDGET_S = flags.DEFINE_float(
     'not.',
     lower_bound=1.0,
 )
-common.finite_floats('demo_budget_s')
+launch.finite_floats('demo_budget_s')
 
 CORES = (('rmc', 'RMC'), ('lstm', 'LSTM'))
 # Flags the demo sets for each training.
@@ -65,7 +65,7 @@ _PROGRESS_EVERY_S = 30.0
 
 def forwarded_flags() -> list[str]:
   """The command line's Nth Farthest flags, as ``--name=value``."""
-  names = ('preset', 'seed', 'num_steps') + nth_farthest.HYPERPARAMETERS
+  names = ('preset', 'seed', *nth_farthest.TASK.flag_names())
   args = []
   for name in dict.fromkeys(names):
     flag = flags.FLAGS[name]
@@ -74,13 +74,13 @@ def forwarded_flags() -> list[str]:
   return args
 
 
-def _describe(config: dict[str, Any], core: str) -> str:
+def _describe(config: nth_farthest.Config, core: str) -> str:
   if core == 'rmc':
     return (
-        f'RMC ({config["mem_slots"]} memories, {config["num_heads"]} heads x '
-        f'{config["head_size"]})'
+        f'RMC ({config.rmc.mem_slots} memories, {config.rmc.num_heads} heads x '
+        f'{config.rmc.head_size})'
     )
-  return f'LSTM ({config["lstm_hidden_size"]} units)'
+  return f'LSTM ({config.lstm.hidden_size} units)'
 
 
 def _last(workdir: str, split: str) -> dict[str, Any] | None:
@@ -89,7 +89,7 @@ def _last(workdir: str, split: str) -> dict[str, Any] | None:
 
 
 def demo_table(
-    config: dict[str, Any], evaluations: dict[str, dict[str, Any] | None]
+    config: nth_farthest.Config, evaluations: dict[str, dict[str, Any] | None]
 ) -> str:
   """The demo's Markdown table.
 
@@ -99,7 +99,7 @@ def demo_table(
     evaluations: Each core's (``'rmc'``, ``'lstm'``) last held-out
       evaluation record, or None where it has none.
   """
-  k = config['num_objects']
+  k = config.task.num_objects
   plateau_overall, plateau_other = nth_farthest.plateau(k)
   lines = [
       '| | steps | overall | rank 0 | other ranks |',
@@ -132,12 +132,8 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
   if flags.FLAGS['core'].present:
     raise app.UsageError('--core: the demo trains both the RMC and the LSTM.')
-  config = common.resolve_config(
-      nth_farthest.PRESETS,
-      nth_farthest.DEFAULT_PRESET,
-      nth_farthest.HYPERPARAMETERS,
-  )
-  root = common.workdir()
+  config = launch.resolve(nth_farthest.TASK)
+  root = launch.workdir()
   cores = seeds_lib.available_cores()
   budget_s = _DEMO_BUDGET_S.value
   each_s = budget_s if len(cores) >= 2 else budget_s / 2
@@ -158,10 +154,10 @@ def main(argv):
       )
       for core, name in CORES
   ]
-  k = config['num_objects']
+  k = config.task.num_objects
   print(
-      f'Nth Farthest demo: {k} objects of {config["num_features"]} features, '
-      f'preset {config["preset"]}, seed {common.SEED.value}. The RMC and the '
+      f'Nth Farthest demo: {k} objects of {config.task.num_features} features, '
+      f'preset {config.preset}, seed {launch.SEED.value}. The RMC and the '
       f'LSTM train for {each_s:.0f} s each, '
       + (
           f'at once, one per core, on {seeds_lib.cpu_model()}.'
@@ -191,10 +187,8 @@ def main(argv):
       jobs, cores[:2], report=lambda s: print(s, flush=True), on_tick=tick
   )
   evaluations = {core: _last(workdirs[core], 'eval') for core, _ in CORES}
-  print(
-      f'\nHeld-out accuracy ({config["eval_batches"] * config["batch_size"]} '
-      f'sequences each), {k} objects:\n'
-  )
+  held_out = config.task.eval_batches * config.optimizer.batch_size
+  print(f'\nHeld-out accuracy ({held_out} sequences each), {k} objects:\n')
   print(demo_table(config, evaluations))
   print(
       '\nWhat the RMC answers: python -m experiments.nth_farthest '
@@ -209,4 +203,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  common.run(main)
+  launch.run(main)

@@ -36,9 +36,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common
+from experiments import launch
+from experiments import trained_runs
 from experiments import nth_farthest
-from rmc import runs
 
 _NUM_SEQUENCES = flags.DEFINE_integer(
     'num_sequences',
@@ -53,7 +53,7 @@ _BLOCK = flags.DEFINE_integer(
 
 
 def attention_maps(
-    config: dict[str, Any], params: Any, inputs: jax.Array, block: int = 0
+    config: nth_farthest.Config, params: Any, inputs: jax.Array, block: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
   """The memory rows' attention and the logits of Nth Farthest sequences.
 
@@ -68,12 +68,12 @@ def attention_maps(
     weights of each memory row over the ``N`` memory rows and the input row
     at each step, and the logits ``[S, K]``.
   """
-  model = runs.nth_farthest_model(config, return_diagnostics=True)
+  model = nth_farthest.TASK.model(config, return_diagnostics=True)
   logits, outputs = jax.jit(
       lambda p, x: model.apply(p, x, return_core_outputs=True)
   )(params, inputs)
   weights = outputs.attention_weights[block]  # [S, T, H, R, R], R = N + 1.
-  n = config['mem_slots']
+  n = config.rmc.mem_slots
   return np.asarray(weights[:, :, :, :n, :]), np.asarray(logits)
 
 
@@ -180,15 +180,15 @@ def main(argv):
   """The command-line entry point; see the module docstring."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
-  run, config = common.trained_run('nth_farthest', nth_farthest.HYPERPARAMETERS)
-  if config['core'] != 'rmc':
+  run, config = trained_runs.trained_run(nth_farthest.TASK)
+  if config.core != 'rmc':
     raise app.UsageError(
-        f'Attention maps need --core=rmc; got --core={config["core"]}.'
+        f'Attention maps need --core=rmc; got --core={config.core}.'
     )
-  if _BLOCK.value >= config['num_blocks']:
+  if _BLOCK.value >= config.rmc.num_blocks:
     raise app.UsageError(
         f'--block={_BLOCK.value} is out of range for '
-        f'--num_blocks={config["num_blocks"]}.'
+        f'--num_blocks={config.rmc.num_blocks}.'
     )
   try:
     import matplotlib  # noqa: F401  (imported to see that it is installed)
@@ -198,7 +198,7 @@ def main(argv):
     ) from e
   step, params = run.step, run.params
   held_out = nth_farthest.held_out_set(config, run.config['seed'])
-  k = config['num_objects']
+  k = config.task.num_objects
   inputs = np.asarray(held_out.inputs).reshape(-1, *held_out.inputs.shape[2:])
   labels = np.asarray(held_out.labels).reshape(-1)
   ranks = np.argmax(inputs[:, 0, -k:], axis=-1)  # [S_all]
@@ -207,7 +207,7 @@ def main(argv):
   weights, logits = attention_maps(
       config, params, jnp.asarray(inputs), _BLOCK.value
   )
-  output = common.PLOT_OUTPUT.value or 'attention.png'
+  output = launch.PLOT_OUTPUT.value or 'attention.png'
   draw(
       weights,
       inputs,
@@ -224,4 +224,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  common.run(main)
+  launch.run(main)

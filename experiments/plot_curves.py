@@ -26,8 +26,8 @@ step in two panels, one line per file.
 from absl import app
 from absl import flags
 
-from experiments import common
-from rmc import metrics
+from experiments import launch
+from rmc.toolkit import metrics
 
 # Not `required=True`: that would break flag parsing for every binary imported
 # into the same process (as in the tests); main() checks it instead.
@@ -97,10 +97,10 @@ def main(argv):
     axis.legend()
   if _TITLE.value:
     figure.suptitle(_TITLE.value)
-  output = common.PLOT_OUTPUT.value or 'curves.png'
+  output = launch.PLOT_OUTPUT.value or 'curves.png'
   figure.savefig(output, dpi=100)
   print(f'Wrote {output}.')
 
 
 if __name__ == '__main__':
-  common.run(main)
+  launch.run(main)

@@ -62,10 +62,10 @@ from typing import Any
 from absl import app
 from absl import flags
 
-from experiments import common
+from experiments import launch
 from experiments import summarize_nth_farthest
-from rmc import metrics
-from rmc import run_config
+from rmc.toolkit import metrics
+from rmc.toolkit import run_config
 
 BINARIES = ('nth_farthest', 'learn_to_execute', 'wikitext103')
 
@@ -105,7 +105,7 @@ _NUM_STEPS = '--num_steps'
 # A seed whose budget has this little left (seconds) is finished.
 _BUDGET_SLACK_S = 1.0
 _POLL_S = 0.5
-_METRICS = 'metrics.jsonl'  # Written by rmc.training.train.
+_METRICS = 'metrics.jsonl'  # Written by rmc.toolkit.training.train.
 _REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -671,4 +671,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  common.run(main)
+  launch.run(main)

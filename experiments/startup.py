@@ -24,9 +24,9 @@ XLA, evaluating), nothing is left half-written, since every file a run
 writes is replaced atomically or appended a line at a time, and the kernel
 releases the work directory's lock with the process.
 
-The training loop (:func:`rmc.training.train`) installs handlers of its own
-while it runs: there a signal finishes the current chunk, evaluates, writes a
-checkpoint and exits with status 0. Once it returns, these handlers are back.
+The training loop (:func:`rmc.toolkit.training.train`) installs handlers of its
+own while it runs: there a signal finishes the current chunk, evaluates, writes
+a checkpoint and exits with status 0. Once it returns, these handlers are back.
 
 A Python signal handler runs only when the main thread runs Python code; a
 long XLA compilation runs in C++. So the signals are also written to a pipe

@@ -33,9 +33,9 @@ from typing import Any
 from absl import app
 from absl import flags
 
-from experiments import common
+from experiments import launch
 from experiments import nth_farthest
-from rmc import metrics
+from rmc.toolkit import metrics
 
 _WORKDIRS = flags.DEFINE_list(
     'workdirs', None, 'Comma-separated work directories (required).'
@@ -48,7 +48,7 @@ _MARGIN = flags.DEFINE_float(
     lower_bound=0.0,
     upper_bound=1.0,
 )
-common.finite_floats('margin')
+launch.finite_floats('margin')
 
 HEADER = (
     '| run | steps | minutes | overall | rank 0 | other ranks | '
@@ -118,4 +118,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  common.run(main)
+  launch.run(main)

@@ -70,12 +70,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common
-from rmc import models
-from rmc import parallel as rmc_parallel
-from rmc import runs
-from rmc import training
+from experiments import launch
+from experiments import trained_runs
 from rmc.data import wikitext
+from rmc.tasks import language_model as lm_task
+from rmc.tasks import runs
+from rmc.toolkit import parallel as rmc_parallel
+from rmc.toolkit import training
 
 _DATA_DIR = flags.DEFINE_string(
     'data_dir',
@@ -100,49 +101,6 @@ _TEST_SPLIT = flags.DEFINE_string(
     'test_split', 'test', 'Split scored at the end.'
 )
 
-flags.DEFINE_integer(
-    'unroll_length',
-    None,
-    'Truncated-BPTT segment length T (time steps).',
-    lower_bound=1,
-)
-flags.DEFINE_integer('embed_size', None, 'Word embedding width.', lower_bound=1)
-flags.DEFINE_float(
-    'dropout_rate',
-    None,
-    'Dropout on the embeddings while training, in [0, 1).',
-    lower_bound=0.0,
-    upper_bound=0.99,
-)
-flags.DEFINE_enum(
-    'softmax',
-    None,
-    list(models.SOFTMAXES),
-    'Output layer: a softmax tied to the embedding (the '
-    "paper's) or an adaptive softmax.",
-)
-flags.DEFINE_list(
-    'adaptive_cutoffs',
-    None,
-    'Adaptive softmax cluster starts (word ids, increasing), '
-    'e.g. 20000,40000,200000 for WikiText-103.',
-)
-flags.DEFINE_float(
-    'adaptive_div_value',
-    None,
-    'Adaptive softmax: each tail cluster projects to a width '
-    'this many times smaller than the previous.',
-    lower_bound=1.0,
-)
-common.finite_floats('dropout_rate', 'adaptive_div_value')
-flags.DEFINE_integer(
-    'loss_chunk_size',
-    None,
-    'Time steps whose [steps, batch, vocabulary] logits the softmax computes '
-    'at once, forward and backward (recomputed there); 0 for the whole '
-    'segment. Results are the same; smaller chunks need less memory.',
-    lower_bound=0,
-)
 _SPLIT = flags.DEFINE_string(
     'split', 'test', 'With --mode=evaluate: the split to score.'
 )
@@ -169,176 +127,22 @@ _TOP_K = flags.DEFINE_integer(
     'With --mode=sample: draw only from the k most likely words; 0 for all.',
     lower_bound=0,
 )
-common.finite_floats('temperature')
+launch.finite_floats('temperature')
 
-flags.DEFINE_integer(
-    'eval_batch_size',
-    None,
-    'Columns for evaluation; 1 carries the state through '
-    "the whole split (the paper's protocol).",
-    lower_bound=1,
-)
-
-HYPERPARAMETERS = (
-    'unroll_length',
-    'embed_size',
-    'dropout_rate',
-    'softmax',
-    'adaptive_cutoffs',
-    'adaptive_div_value',
-    'loss_chunk_size',
-    'eval_batch_size',
-) + tuple(
-    name for name in common.COMMON_HYPERPARAMETERS if name != 'eval_batches'
-)
-
-_RMC_DEFAULTS = dict(
-    num_blocks=1,
-    key_size=None,
-    gate_style='unit',
-    forget_bias=1.0,
-    input_bias=0.0,
-    attention_scale='key_size',
-)
-_SOFTMAX_DEFAULTS = dict(
-    softmax='tied', adaptive_cutoffs=[], adaptive_div_value=4.0
-)
-
-PRESETS: dict[str, dict[str, Any]] = {
-    'paper': dict(
-        unroll_length=100,
-        embed_size=512,
-        dropout_rate=0.5,
-        eval_batch_size=1,
-        batch_size=64,
-        loss_chunk_size=10,
-        **common.constant_learning_rate(1e-3),
-        max_grad_norm=0.1,
-        warmup_steps=0,
-        num_steps=250_000,
-        time_budget_s=0.0,
-        steps_per_chunk=10,
-        log_every=100,
-        eval_every=5000,
-        checkpoint_every=5000,
-        keep_checkpoints=3,
-        core='rmc',
-        lstm_hidden_size=2048,
-        mem_slots=1,
-        head_size=625,
-        num_heads=4,
-        attention_mlp_layers=5,
-        **_RMC_DEFAULTS,
-        **_SOFTMAX_DEFAULTS,
-        # The paper has no DNC language model; these sizes are ours.
-        **common.dnc_preset(
-            memory_size=128,
-            word_size=256,
-            num_reads=4,
-            num_writes=1,
-            controller_size=1024,
-        ),
-    ),
-    'cpu': dict(
-        unroll_length=35,
-        embed_size=128,
-        dropout_rate=0.5,
-        eval_batch_size=16,
-        batch_size=32,
-        loss_chunk_size=0,
-        **common.constant_learning_rate(1e-3),
-        max_grad_norm=0.1,
-        warmup_steps=0,
-        num_steps=20_000,
-        time_budget_s=0.0,
-        steps_per_chunk=10,
-        log_every=100,
-        eval_every=1000,
-        checkpoint_every=1000,
-        keep_checkpoints=3,
-        core='rmc',
-        # An LSTM of 334 units has the RMC's parameter count.
-        lstm_hidden_size=334,
-        mem_slots=1,
-        head_size=64,
-        num_heads=4,
-        attention_mlp_layers=2,
-        **_RMC_DEFAULTS,
-        **_SOFTMAX_DEFAULTS,
-        **common.dnc_preset(
-            memory_size=32,
-            word_size=64,
-            num_reads=4,
-            num_writes=1,
-            controller_size=256,
-        ),
-    ),
-    'smoke': dict(
-        unroll_length=8,
-        embed_size=16,
-        dropout_rate=0.1,
-        eval_batch_size=3,
-        batch_size=4,
-        loss_chunk_size=3,
-        **common.constant_learning_rate(3e-3),
-        max_grad_norm=1.0,
-        warmup_steps=0,
-        num_steps=40,
-        time_budget_s=0.0,
-        steps_per_chunk=5,
-        log_every=10,
-        eval_every=20,
-        checkpoint_every=20,
-        keep_checkpoints=2,
-        core='rmc',
-        lstm_hidden_size=16,
-        mem_slots=1,
-        head_size=8,
-        num_heads=2,
-        attention_mlp_layers=2,
-        **_RMC_DEFAULTS,
-        **_SOFTMAX_DEFAULTS,
-        **common.dnc_preset(
-            memory_size=4,
-            word_size=4,
-            num_reads=2,
-            num_writes=1,
-            controller_size=8,
-        ),
-    ),
-}
-DEFAULT_PRESET = 'cpu'
-
-# Batch axes of a training batch: tokens are time-major [T, B], reset [B].
-BATCH_AXES = dict(inputs=1, targets=1, reset=0)
+TASK = lm_task.TASK
+PRESETS = TASK.presets
+Config = lm_task.Config
 
 
-def make_loss_fn(model: hk.Transformed) -> training.LossFn:
-  """The training loss: mean negative log-likelihood of a segment's targets.
-
-  ``loss_fn(params, key, batch, carry)`` with ``batch`` holding ``inputs``
-  and ``targets`` ``[T, B]`` and ``reset`` ``[B]`` returns
-  ``(loss, ({}, carry))`` in the form of :func:`rmc.training.make_train_chunk`
-  with ``with_carry``.
-  """
-
-  def loss_fn(params, key, batch, carry):
-    log_probs, carry = model.apply(
-        params,
-        key,
-        batch['inputs'],
-        batch['targets'],
-        carry,
-        batch['reset'],
-        True,
-    )
-    return -jnp.mean(log_probs), ({}, carry)
-
-  return loss_fn
+def _model(
+    config: Config, vocab_size: int
+) -> tuple[hk.Transformed, hk.Transformed]:
+  """``(model, initial_state)`` transforms of the language model."""
+  return TASK.model(config, vocab_size), TASK.initial_state(config, vocab_size)
 
 
 def make_split_evaluator(
-    config: dict[str, Any],
+    config: Config,
     corpus: wikitext.Corpus,
     split: str,
     parallel: rmc_parallel.DataParallel | None = None,
@@ -346,29 +150,30 @@ def make_split_evaluator(
   """``evaluate(params) -> {loss, perplexity, tokens}`` of one split.
 
   Every token is scored once, with the state carried through each of
-  ``eval_batch_size`` columns (:func:`rmc.training.make_stream_evaluator`).
+  ``eval_batch_size`` columns
+  (:func:`rmc.toolkit.training.make_stream_evaluator`).
   """
-  model, initial = runs.language_model(config, len(corpus.vocabulary))
+  model, initial = _model(config, len(corpus.vocabulary))
 
   def eval_apply(params, inputs, targets, state):
     return model.apply(params, None, inputs, targets, state, None, False)
 
   segments = wikitext.eval_segments(
       corpus.splits[split],
-      config['eval_batch_size'],
-      config['unroll_length'],
+      config.task.eval_batch_size,
+      config.task.unroll_length,
       corpus.vocabulary.id(wikitext.EOS),
   )
   return training.make_stream_evaluator(
       eval_apply,
-      initial.apply(None, config['eval_batch_size']),
+      initial.apply(None, config.task.eval_batch_size),
       segments,
       parallel,
   )
 
 
 def run(
-    config: dict[str, Any],
+    config: Config,
     workdir: str,
     seed: int,
     parallel: rmc_parallel.DataParallel | None = None,
@@ -379,7 +184,7 @@ def run(
   """Trains, validates and finally tests one language model.
 
   Args:
-    config: Resolved hyperparameters (every name in ``HYPERPARAMETERS``).
+    config: The run's configuration.
     workdir: Checkpoint and metrics directory (resumed from if non-empty).
     seed: Seed for initialisation and dropout.
     parallel: The data-parallel mesh; by default all devices. The training
@@ -389,13 +194,13 @@ def run(
     splits: ``{'train': name, 'valid': name, 'test': name}``.
 
   Returns:
-    The summary of :func:`rmc.training.train`; its ``test`` record holds the
-    test split's ``test_loss``, ``test_perplexity`` and ``test_tokens``.
+    The summary of :func:`rmc.toolkit.training.train`; its ``test`` record holds
+    the test split's ``test_loss``, ``test_perplexity`` and ``test_tokens``.
   """
   vocabulary = corpus.vocabulary
-  model, initial = runs.language_model(config, len(vocabulary))
+  model, initial = _model(config, len(vocabulary))
   parallel = parallel or rmc_parallel.DataParallel()
-  batch_size, unroll = config['batch_size'], config['unroll_length']
+  batch_size, unroll = config.optimizer.batch_size, config.task.unroll_length
   try:
     stream = wikitext.TrainStream(
         corpus.splits[splits['train']],
@@ -419,30 +224,30 @@ def run(
       stream.segments_per_epoch,
   )
   if parallel.is_primary:  # The run's own copy, for sampling and load_run.
-    vocabulary.save(os.path.join(workdir, runs.VOCABULARY_FILE))
+    vocabulary.save(os.path.join(workdir, lm_task.VOCABULARY_FILE))
 
-  optimizer, schedule = common.optimizer(config)
-  return training.train(
-      workdir=workdir,
+  optimizer, schedule = config.optimizer.make()
+  return launch.train(
+      config,
+      workdir,
+      parallel,
       state=training.init_state(
           params, optimizer, train_key, carry=initial_carry
       ),
       train_chunk=training.make_train_chunk(
-          make_loss_fn(model),
+          lm_task.make_loss_fn(model),
           optimizer,
           schedule,
           with_carry=True,
           parallel=parallel,
-          batch_axes=BATCH_AXES,
+          batch_axes=lm_task.BATCH_AXES,
       ),
       evaluate=make_split_evaluator(config, corpus, splits['valid'], parallel),
-      config=common.loop_config(config, stream.tokens_per_step),
-      data=common.training_data(stream, parallel, BATCH_AXES),
+      data=launch.training_data(stream, parallel, lm_task.BATCH_AXES),
       final_evaluate=make_split_evaluator(
           config, corpus, splits['test'], parallel
       ),
-      parallel=parallel,
-      tensorboard=common.TENSORBOARD.value,
+      tokens_per_step=stream.tokens_per_step,
   )
 
 
@@ -466,8 +271,8 @@ def evaluate_main() -> None:
   The corpus is the run's (``data_dir`` and ``cache_dir`` from config.json,
   unless given), checked against its vocabulary and SHA-256 sums.
   """
-  run, config = common.trained_run(
-      'wikitext103', HYPERPARAMETERS, may_override=('eval_batch_size',)
+  run, config = trained_runs.trained_run(
+      TASK, may_override=('eval_batch_size',)
   )
   data = run.config['data']
   data_dir = _DATA_DIR.value or data['data_dir']
@@ -481,7 +286,7 @@ def evaluate_main() -> None:
         f'The corpus in {data_dir} is not the one the run in {run.workdir} '
         f'was trained on: its vocabulary ({len(corpus.vocabulary)} words from '
         f'{data["vocab_split"]}) differs from the run\'s '
-        f'{runs.VOCABULARY_FILE} ({len(run.vocabulary)} words). Pass the '
+        f'{lm_task.VOCABULARY_FILE} ({len(run.vocabulary)} words). Pass the '
         "run's --data_dir."
     )
   saved = data.get('sources', {}).get(split)
@@ -491,15 +296,18 @@ def evaluate_main() -> None:
         f'trained with (SHA-256 {corpus.sources[split]["sha256"][:12]}..., '
         f'not {saved["sha256"][:12]}...).'
     )
-  parallel = common.data_parallel(('batch_size', config['batch_size']))
+  parallel = launch.data_parallel(('batch_size', config.optimizer.batch_size))
   figures = make_split_evaluator(config, corpus, split, parallel)(run.params)
-  record = common.append_evaluation(
-      run, figures, eval_split=split, eval_batch_size=config['eval_batch_size']
+  record = trained_runs.append_evaluation(
+      run,
+      figures,
+      eval_split=split,
+      eval_batch_size=config.task.eval_batch_size,
   )
   print(
       f'{split} perplexity {record["eval_perplexity"]:.2f} (loss '
       f'{record["eval_loss"]:.4f} nats) over {record["eval_tokens"]} '
-      f'tokens, {config["eval_batch_size"]} columns, at step {run.step}.'
+      f'tokens, {config.task.eval_batch_size} columns, at step {run.step}.'
   )
 
 
@@ -542,7 +350,7 @@ def sample(
   ids, unknown = prompt_ids(vocabulary, prompt)
 
   def draw(prompt, rng):  # prompt [P, 1] -> words [W, 1]
-    module = runs.language_model_module(run.hyperparameters, len(vocabulary))
+    module = TASK.module(run.hyperparameters, len(vocabulary))
     return module.sample(
         prompt, module.initial_state(1), num_words, rng, temperature, top_k
     )[0]
@@ -555,7 +363,7 @@ def sample(
 
 def sample_main() -> None:
   """``--mode=sample``: continues ``--prompt``."""
-  run, _ = common.trained_run('wikitext103', HYPERPARAMETERS)
+  run, _ = trained_runs.trained_run(TASK)
   try:
     words, unknown = sample(
         run,
@@ -563,7 +371,7 @@ def sample_main() -> None:
         _NUM_WORDS.value,
         _TEMPERATURE.value,
         _TOP_K.value,
-        common.SEED.value,
+        launch.SEED.value,
     )
   except ValueError as e:
     raise app.UsageError(str(e)) from e
@@ -575,7 +383,7 @@ def sample_main() -> None:
   print(
       f'Step {run.step} of {run.workdir}: {len(words)} words after the '
       f'prompt, temperature {_TEMPERATURE.value}, top_k {_TOP_K.value}, '
-      f'seed {common.SEED.value}.'
+      f'seed {launch.SEED.value}.'
   )
   text = (
       ' '.join(words)
@@ -590,29 +398,15 @@ def main(argv):
   """The command-line entry point; see the module docstring."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}.')
-  if common.run_other_mode(
-      'wikitext103', {'evaluate': evaluate_main, 'sample': sample_main}
+  if trained_runs.run_other_mode(
+      TASK, {'evaluate': evaluate_main, 'sample': sample_main}
   ):
     return
-  if flags.FLAGS['eval_batches'].present:
-    raise app.UsageError(
-        '--eval_batches is not used here: evaluation scores '
-        'whole splits (see --eval_batch_size).'
-    )
   if not _DATA_DIR.value:
     raise app.UsageError('--data_dir is required.')
-  config = common.resolve_config(PRESETS, DEFAULT_PRESET, HYPERPARAMETERS)
-  parallel = common.data_parallel(('batch_size', config['batch_size']))
-  common.workdir(writable=parallel.is_primary)  # Before the corpus loads.
-  try:
-    cutoffs = [int(c) for c in config['adaptive_cutoffs']]
-  except ValueError as e:
-    raise app.UsageError(
-        f'--adaptive_cutoffs must be integers; got '
-        f'{config["adaptive_cutoffs"]}.'
-    ) from e
-  if config['softmax'] == 'adaptive' and not cutoffs:
-    raise app.UsageError('--softmax=adaptive needs --adaptive_cutoffs.')
+  config = launch.resolve(TASK)
+  parallel = launch.data_parallel(('batch_size', config.optimizer.batch_size))
+  launch.workdir(writable=parallel.is_primary)  # Before the corpus loads.
   splits = {
       'train': _TRAIN_SPLIT.value,
       'valid': _VALID_SPLIT.value,
@@ -624,16 +418,17 @@ def main(argv):
       _VOCAB_SPLIT.value,
       _CACHE_DIR.value,
   )
+  cutoffs = list(config.task.adaptive_cutoffs)
   if cutoffs and cutoffs[-1] >= len(corpus.vocabulary):
     raise app.UsageError(
         f'--adaptive_cutoffs={cutoffs} must be below the vocabulary size '
         f'{len(corpus.vocabulary)}.'
     )
-  evaluation = common.run_and_report(
+  evaluation = launch.run_and_report(
+      TASK,
       functools.partial(run, corpus=corpus, splits=splits),
       config,
       parallel,
-      'wikitext103',
       data={
           'data_dir': os.path.abspath(_DATA_DIR.value),
           'cache_dir': os.path.abspath(corpus.cache_dir),
@@ -656,4 +451,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  common.run(main)
+  launch.run(main)

@@ -17,8 +17,8 @@ from rmc.dnc import DNC
 from rmc.dnc import DNCState
 from rmc.relational_memory import RelationalMemory
 from rmc.relational_memory import RelationalMemoryOutput
-from rmc.runs import load_run
-from rmc.runs import Run
+from rmc.tasks.runs import load_run
+from rmc.tasks.runs import Run
 from rmc.version import __version__ as __version__
 
 __all__ = (

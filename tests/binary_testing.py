@@ -28,9 +28,9 @@ from typing import Any
 from absl import flags
 from absl.testing import flagsaver
 import numpy as np
-from rmc import checkpoint
-from rmc import metrics
 from rmc.data import wikitext
+from rmc.toolkit import checkpoint
+from rmc.toolkit import metrics
 
 
 def run_main(binary: ModuleType, *args: str) -> str:

@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Tests for rmc.checkpoint (and the full-disk error of rmc.atomic_file)."""
+"""Tests for rmc.toolkit.checkpoint (and the full-disk error of rmc.toolkit.atomic_file)."""
 
 import errno
 import os
@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from rmc import atomic_file
-from rmc import checkpoint
+from rmc.toolkit import atomic_file
+from rmc.toolkit import checkpoint
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
 

@@ -103,8 +103,8 @@ class LmMemoryTest(absltest.TestCase):
   def test_measured_steps(self):
     # The analysis is checked by TinyCommandTest (its lm_memory part), and
     # the chunked loss against the whole segment by language_model_test.
-    config = dict(wikitext103.PRESETS['smoke'], compute_dtype='float32')
-    measured = lm_memory.run_steps(dict(config, loss_chunk_size=3), 50, 2)
+    config = wikitext103.PRESETS['smoke'].replace(loss_chunk_size=3)
+    measured = lm_memory.run_steps(config, 50, 2)
     self.assertGreater(measured['peak_rss_mib'], 0)
     self.assertTrue(np.isfinite(measured['loss']))
     self.assertLess(abs(measured['loss'] - np.log(50)), 1.0)  # Near chance.

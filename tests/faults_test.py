@@ -33,8 +33,8 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import numpy as np
 import pytest
-from rmc import checkpoint
-from rmc import metrics
+from rmc.toolkit import checkpoint
+from rmc.toolkit import metrics
 
 import binary_testing
 from experiments import nth_farthest

@@ -107,7 +107,7 @@ class RestartTest(absltest.TestCase):
                if name != 'GLIBC_TUNABLES'}
     code = (
         'import os, sys; sys.argv[0] = "-m"; import experiments; '
-        'from experiments import common; '
+        'from experiments import launch; '
         'print(os.environ.get("GLIBC_TUNABLES", ""))'
     )
     completed = subprocess.run(

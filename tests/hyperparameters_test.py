@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Tests for rmc/hyperparameters.py and the cores' typed hyperparameters."""
+"""Tests for rmc/toolkit/hyperparameters.py and the cores' typed hyperparameters."""
 
 import dataclasses
 from typing import Literal
@@ -22,13 +22,13 @@ from absl.testing import parameterized
 import haiku as hk
 import jax
 import jax.numpy as jnp
-from rmc import cores
-from rmc import hyperparameters
-from rmc import run_config
-from rmc.hyperparameters import hyperparameter
 import rmc
+from rmc.toolkit import cores
+from rmc.toolkit import hyperparameters
+from rmc.toolkit.hyperparameters import hyperparameter
+from rmc.toolkit import run_config
 
-from experiments import common
+from experiments import launch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +113,7 @@ class CoresTest(parameterized.TestCase):
     for core in cores.CORES.values():
       for spec in core.specs():
         self.assertTrue(flags.FLAGS[spec.flag].help.endswith(spec.help))
-        self.assertIn(spec.flag, common.COMMON_HYPERPARAMETERS)
+        self.assertIn(spec.flag, launch.HYPERPARAMETER_FLAGS)
     self.assertEqual(flags.FLAGS['core'].parser.enum_values,
                      ['rmc', 'lstm', 'dnc'])
 

@@ -23,10 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import optax
+from rmc.data import wikitext
 from rmc import models
 from rmc import relational_memory
-from rmc import training
-from rmc.data import wikitext
+from rmc.toolkit import training
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
 

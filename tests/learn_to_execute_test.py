@@ -23,7 +23,7 @@ from absl.testing import parameterized
 import jax
 import numpy as np
 import pytest
-from rmc import metrics
+from rmc.toolkit import metrics
 
 import binary_testing
 from experiments import learn_to_execute
@@ -59,11 +59,12 @@ class BinaryTest(parameterized.TestCase):
     # The paper's scalar gate in `paper`; a gate per element in `cpu`, the
     # better of the two on the CPU study's seeds.
     presets = learn_to_execute.PRESETS
-    self.assertEqual(presets['paper']['gate_style'], 'memory')
-    self.assertEqual(presets['cpu']['gate_style'], 'unit')
+    self.assertEqual(presets['paper'].rmc.gate_style, 'memory')
+    self.assertEqual(presets['cpu'].rmc.gate_style, 'unit')
     for key in ('num_blocks', 'key_size', 'attention_mlp_layers',
                 'forget_bias', 'input_bias', 'attention_scale'):
-      self.assertEqual(presets['cpu'][key], presets['paper'][key], key)
+      self.assertEqual(presets['cpu'].flat()[key], presets['paper'].flat()[key],
+                       key)
 
   def _smoke_preset_learns(self, core, decoder, separate, extra_flags):
     workdir, printed = binary_testing.shared_run(

@@ -22,10 +22,10 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
-from rmc import cores
-from rmc import models
-from rmc.data import learn_to_execute as lte
 import rmc
+from rmc.data import learn_to_execute as lte
+from rmc import models
+from rmc.toolkit import cores
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
 

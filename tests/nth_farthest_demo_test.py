@@ -18,7 +18,7 @@ from unittest import mock
 from absl import app
 from absl.testing import absltest
 import pytest
-from rmc import run_config
+from rmc.toolkit import run_config
 
 import binary_testing
 from experiments import nth_farthest
@@ -34,7 +34,7 @@ def _record(step, overall, rank_0, others):
 class DemoTableTest(absltest.TestCase):
 
   def test_table(self):
-    config = dict(nth_farthest.PRESETS['demo'])
+    config = nth_farthest.PRESETS['demo']
     table = nth_farthest_demo.demo_table(
         config, {'rmc': _record(81_200, 0.951, 1.0, 0.9265),
                  'lstm': _record(104_000, 0.6655, 0.998, 0.4995)})

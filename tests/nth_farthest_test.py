@@ -29,14 +29,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from rmc import checkpoint
-from rmc import cores
-from rmc import metrics
 from rmc import models
-from rmc import run_config
-from rmc import runs
+from rmc.tasks import runs
+from rmc.toolkit import checkpoint
+from rmc.toolkit import cores
+from rmc.toolkit import metrics
+from rmc.toolkit import run_config
 
 import binary_testing
+from experiments import launch
 from experiments import nth_farthest
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
@@ -302,12 +303,11 @@ class BinaryTest(parameterized.TestCase):
   def test_every_preset_resolves_and_builds_its_model(self, preset):
     with flagsaver.flagsaver():
       FLAGS(['nth_farthest', f'--preset={preset}'])
-      config = nth_farthest.common.resolve_config(
-          nth_farthest.PRESETS, nth_farthest.DEFAULT_PRESET,
-          nth_farthest.HYPERPARAMETERS)
-    k = config['num_objects']
-    inputs = jnp.zeros([2, k, config['num_features'] + 3 * k])  # [B, K, F+3K]
-    model = runs.nth_farthest_model(config)
+      config = launch.resolve(nth_farthest.TASK)
+    self.assertEqual(config.preset, preset)
+    k = config.task.num_objects
+    inputs = jnp.zeros([2, k, config.task.num_features + 3 * k])  # [B,K,F+3K]
+    model = nth_farthest.TASK.model(config)
     # Shapes only (nothing is compiled), so every preset costs no time.
     params = jax.eval_shape(model.init, jax.random.PRNGKey(0), inputs)
     logits = jax.eval_shape(model.apply, params, inputs)
@@ -318,16 +318,16 @@ class BinaryTest(parameterized.TestCase):
     # must not count as wrong answers (a mean of per-batch fractions would
     # put rank 0 near 1 - (2/3)**2 = 0.56 for a model that always answers
     # it right).
-    config = dict(nth_farthest.PRESETS['smoke'], batch_size=2,
-                  eval_batches=64)
-    k = config['num_objects']
+    config = nth_farthest.PRESETS['smoke'].replace(batch_size=2,
+                                                   eval_batches=64)
+    k = config.task.num_objects
     held_out = nth_farthest.held_out_set(config, seed=0)
     inputs = held_out.inputs.reshape(-1, *held_out.inputs.shape[2:])
     labels = np.asarray(held_out.labels).reshape(-1)  # [eval_batches * 2]
     rank = np.argmax(inputs[:, 0, -k:], axis=-1)
     self.assertGreater(np.sum(np.all(
         held_out.inputs[:, :, 0, -k] == 0, axis=1)), 0)  # Batches lacking it.
-    model = runs.nth_farthest_model(config)
+    model = nth_farthest.TASK.model(config)
     params = model.init(jax.random.PRNGKey(1), inputs[:2])
     right = np.argmax(model.apply(params, inputs), axis=-1) == labels
     got = nth_farthest.make_evaluate(config, seed=0)(params)
@@ -341,26 +341,26 @@ class BinaryTest(parameterized.TestCase):
 
   def test_study_presets_are_the_ones_documented(self):
     cpu, cpu_k3 = nth_farthest.PRESETS['cpu'], nth_farthest.PRESETS['cpu_k3']
-    self.assertEqual((cpu['num_objects'], cpu['mem_slots'],
-                      cpu['learning_rate'], cpu['min_learning_rate'],
-                      cpu['warmup_steps']), (4, 4, 3e-4, 3e-5, 5000))
-    self.assertEqual((cpu_k3['num_objects'], cpu_k3['mem_slots'],
-                      cpu_k3['learning_rate'], cpu_k3['min_learning_rate']),
+    self.assertEqual((cpu.task.num_objects, cpu.rmc.mem_slots,
+                      cpu.optimizer.learning_rate,
+                      cpu.optimizer.min_learning_rate,
+                      cpu.optimizer.warmup_steps), (4, 4, 3e-4, 3e-5, 5000))
+    self.assertEqual((cpu_k3.task.num_objects, cpu_k3.rmc.mem_slots,
+                      cpu_k3.optimizer.learning_rate,
+                      cpu_k3.optimizer.min_learning_rate),
                      (3, 3, 1e-3, 1e-4))
     self.assertEqual(nth_farthest.PRESETS['demo'],
-                     dict(cpu_k3, learning_rate=3e-4, min_learning_rate=3e-5,
-                          time_budget_s=270.0))
+                     cpu_k3.replace(learning_rate=3e-4, min_learning_rate=3e-5,
+                                    time_budget_s=270.0, preset='demo'))
 
   def test_explicit_flags_override_the_preset(self):
     with flagsaver.flagsaver():
       FLAGS(['nth_farthest', '--preset=paper', '--batch_size=8'])
-      config = nth_farthest.common.resolve_config(
-          nth_farthest.PRESETS, nth_farthest.DEFAULT_PRESET,
-          nth_farthest.HYPERPARAMETERS)
-    self.assertEqual(config['batch_size'], 8)
-    self.assertEqual(config['num_features'], 16)
-    self.assertEqual((config['mem_slots'], config['num_heads'],
-                      config['head_size']), (8, 8, 32))
+      config = launch.resolve(nth_farthest.TASK)
+    self.assertEqual(config.optimizer.batch_size, 8)
+    self.assertEqual(config.task.num_features, 16)
+    self.assertEqual((config.rmc.mem_slots, config.rmc.num_heads,
+                      config.rmc.head_size), (8, 8, 32))
 
 
 if __name__ == '__main__':

@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Tests of data-parallel training (rmc/parallel.py and the binaries).
+"""Tests of data-parallel training (rmc/toolkit/parallel.py and the binaries).
 
 The binaries run on 2 emulated CPU devices in a subprocess
 (``data_parallel_worker.py``), and as 2 processes of one device each joined
@@ -41,9 +41,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from rmc import checkpoint
-from rmc import metrics
-from rmc import parallel
+from rmc.toolkit import checkpoint
+from rmc.toolkit import metrics
+from rmc.toolkit import parallel
 
 import binary_testing
 

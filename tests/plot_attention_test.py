@@ -23,8 +23,8 @@ import jax
 import numpy as np
 
 import rmc
-from rmc import checkpoint
-from rmc import run_config
+from rmc.toolkit import checkpoint
+from rmc.toolkit import run_config
 
 import binary_testing
 from experiments import nth_farthest
@@ -53,7 +53,7 @@ class PlotAttentionTest(absltest.TestCase):
     held_out = nth_farthest.held_out_set(config, seed=0)
     inputs = held_out.inputs[0, :5]  # [S, K, F + 3K]
     weights, logits = plot_attention.attention_maps(config, params, inputs)
-    k, n, h = config['num_objects'], config['mem_slots'], config['num_heads']
+    k, n, h = config.task.num_objects, config.rmc.mem_slots, config.rmc.num_heads
     self.assertEqual(weights.shape, (5, k, h, n, n + 1))
     self.assertTrue(np.all(weights >= 0))
     np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)

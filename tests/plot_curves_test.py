@@ -21,7 +21,7 @@ from absl import app
 from absl import flags
 from absl.testing import absltest
 from absl.testing import flagsaver
-from rmc import metrics
+from rmc.toolkit import metrics
 
 from experiments import plot_curves
 

@@ -32,8 +32,8 @@ import jax.numpy as jnp
 import jmp
 import numpy as np
 import pytest
-from rmc import fast_unroll
 import rmc
+from rmc import fast_unroll
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
 

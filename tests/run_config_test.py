@@ -11,15 +11,15 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Tests for rmc/run_config.py, and the metrics' TensorBoard and append
+"""Tests for rmc/toolkit/run_config.py, and the metrics' TensorBoard and append
 modes."""
 
 import json
 import os
 
 from absl.testing import absltest
-from rmc import metrics
-from rmc import run_config
+from rmc.toolkit import metrics
+from rmc.toolkit import run_config
 
 
 def _config(**hyperparameters):

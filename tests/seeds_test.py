@@ -25,7 +25,7 @@ from absl import flags
 from absl.testing import absltest
 from absl.testing import flagsaver
 import pytest
-from rmc import metrics
+from rmc.toolkit import metrics
 
 from experiments import seeds
 

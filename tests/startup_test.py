@@ -27,8 +27,8 @@ import time
 from absl.testing import absltest
 from absl.testing import parameterized
 import pytest
-from rmc import checkpoint
-from rmc import metrics
+from rmc.toolkit import checkpoint
+from rmc.toolkit import metrics
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Seconds a stopped process may take to end: prompt, on a loaded machine.

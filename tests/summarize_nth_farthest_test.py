@@ -17,7 +17,7 @@ import os
 
 from absl import app
 from absl.testing import absltest
-from rmc import metrics
+from rmc.toolkit import metrics
 
 import binary_testing
 from experiments import summarize_nth_farthest

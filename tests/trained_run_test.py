@@ -32,13 +32,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import rmc
-from rmc import checkpoint
-from rmc import cores
-from rmc import metrics
-from rmc import run_config
-from rmc import runs
 from rmc.data import learn_to_execute as lte
 from rmc.data import nth_farthest as nth_farthest_data
+from rmc.tasks import runs
+from rmc.toolkit import checkpoint
+from rmc.toolkit import cores
+from rmc.toolkit import metrics
+from rmc.toolkit import run_config
 
 import binary_testing
 from experiments import learn_to_execute
@@ -91,7 +91,7 @@ class NthFarthestRunTest(absltest.TestCase):
     self.assertEqual(config['binary'], 'nth_farthest')
     self.assertEqual(config['seed'], 0)
     hyperparameters = config['hyperparameters']
-    smoke = nth_farthest.PRESETS['smoke']
+    smoke = nth_farthest.PRESETS['smoke'].flat()
     self.assertEqual({k: hyperparameters[k] for k in smoke},
                      json.loads(json.dumps(smoke)))
     self.assertEqual(hyperparameters['preset'], 'smoke')
@@ -237,7 +237,7 @@ class NthFarthestRunTest(absltest.TestCase):
     self.assertLess(len(run.core_params), len(run.params))  # Not the head.
     # The core alone gives the outputs the whole model's core gives.
     inputs = nth_farthest_data.generate(jax.random.key(0), 4, 3, 2).inputs
-    _, core_outputs = runs.nth_farthest_model(run.hyperparameters).apply(
+    _, core_outputs = run.task.model(run.hyperparameters).apply(
         run.params, inputs, return_core_outputs=True)  # [B, T, D]
     outputs, _ = run.core.apply(run.core_params,
                                 jnp.swapaxes(inputs, 0, 1))  # [T, B, D]
@@ -394,28 +394,28 @@ class LearnToExecuteRunTest(absltest.TestCase):
 
   def test_parameter_counts_of_the_lstm_and_of_separate_cores(self):
     config = rmc.load_run(self.workdir).hyperparameters
-    vocab_size = len(runs.learn_to_execute_vocabulary(config))
+    vocab_size = len(config.task.vocabulary())
+    task = learn_to_execute.TASK
     for hidden in (16, 45):
       # Two LSTM layers with skips: the second reads the input and the
       # first layer's output; each has 4 gates of weights and biases.
-      lstm = dict(config, core='lstm', lstm_hidden_size=hidden)
+      lstm = config.replace(core='lstm', lstm_hidden_size=hidden)
       first = 4 * hidden * (vocab_size + hidden + 1)
       second = 4 * hidden * (vocab_size + 2 * hidden + 1)
-      counts = runs.parameter_counts('learn_to_execute', lstm)
+      counts = task.parameter_counts(lstm)
       self.assertEqual(counts['core'], first + second)
     for core in ('rmc', 'lstm', 'dnc'):
       with self.subTest(core=core):
-        shared = runs.parameter_counts(
-            'learn_to_execute', dict(config, core=core))
-        separate = runs.parameter_counts(
-            'learn_to_execute', dict(config, core=core, separate_cores=True))
+        shared = task.parameter_counts(config.replace(core=core))
+        separate = task.parameter_counts(
+            config.replace(core=core, separate_cores=True))
         # The decoder is a second core: the model grows by one core.
         self.assertEqual(separate['core'], 2 * shared['core'])
         self.assertEqual(separate['model'] - shared['model'], shared['core'])
 
   def test_eval_seed_chooses_the_held_out_programs(self):
     config = rmc.load_run(self.workdir).hyperparameters
-    self.assertIsNone(config['eval_seed'])
+    self.assertIsNone(config.task.eval_seed)
 
     def programs(config, seed):
       return learn_to_execute.held_out_set(config, seed)['inputs']
@@ -423,11 +423,12 @@ class LearnToExecuteRunTest(absltest.TestCase):
     # By default, the run's seed's own set; with eval_seed, that seed's set
     # whatever the run's seed.
     self.assertFalse(np.array_equal(programs(config, 0), programs(config, 1)))
-    fixed = dict(config, eval_seed=7)
+    fixed = config.replace(eval_seed=7)
     np.testing.assert_array_equal(programs(fixed, 0), programs(fixed, 1))
     np.testing.assert_array_equal(programs(fixed, 0), programs(config, 7))
     # A config.json from before eval_seed existed scores its seed's set.
-    old = {k: v for k, v in config.items() if k != 'eval_seed'}
+    old = learn_to_execute.TASK.config(
+        {k: v for k, v in config.flat().items() if k != 'eval_seed'})
     np.testing.assert_array_equal(programs(old, 3), programs(config, 3))
 
   def test_evaluate_with_another_eval_seed_scores_that_set(self):
@@ -437,7 +438,7 @@ class LearnToExecuteRunTest(absltest.TestCase):
     evaluated = _records(workdir)[-1]
     run = rmc.load_run(workdir)
     expected = learn_to_execute.make_evaluate(
-        dict(run.hyperparameters, eval_seed=5), 0)(run.params)
+        run.hyperparameters.replace(eval_seed=5), 0)(run.params)
     logged = [r for r in _records(workdir) if r['split'] == 'eval'][-1]
     self.assertNotAlmostEqual(evaluated['eval_loss'], logged['eval_loss'],
                               places=4)
@@ -500,16 +501,16 @@ class LearnToExecuteRunTest(absltest.TestCase):
                                   f'--program={program}')
 
   def test_teacher_forcing_decodes_greedily_from_its_own_tokens(self):
-    config = dict(rmc.load_run(self.workdir).hyperparameters,
-                  decoder='teacher_forcing', task='all', max_length=1)
-    model = runs.learn_to_execute_model(config)
-    vocabulary = runs.learn_to_execute_vocabulary(config)
+    config = rmc.load_run(self.workdir).hyperparameters.replace(
+        decoder='teacher_forcing', task='all', max_length=1)
+    model = learn_to_execute.TASK.model(config)
+    vocabulary = config.task.vocabulary()
     batch = lte.make_batch(random.Random(0), 2, 'all',
                            lte.BaselineCurriculum(1, 2), vocabulary)
     params = jax.jit(model.init)(jax.random.key(1), vars(batch))
     run = runs.Run(workdir='', config={'binary': 'learn_to_execute',
-                                       'hyperparameters': config},
-                   step=0, params=params, model=model, core_params={},
+                                       'hyperparameters': config.flat()},
+                   hyperparameters=config, step=0, params=params, model=model, core_params={},
                    core_input_size=len(vocabulary), vocabulary=vocabulary)
     programs = [vocabulary.decode(batch.inputs[:n, b])
                 for b, n in enumerate(batch.input_lengths)]
@@ -597,7 +598,7 @@ class LanguageModelRunTest(absltest.TestCase):
     ids, _ = wikitext103.prompt_ids(vocabulary, prompt)
     text = np.concatenate([ids, [vocabulary.id(w) for w in words]])
     log_probs = hk.without_apply_rng(hk.transform(
-        lambda x: runs.language_model_module(
+        lambda x: wikitext103.TASK.module(
             self.trained.hyperparameters, len(vocabulary)).log_probs(
                 x, self.trained.initial_state.apply(None, 1))[0])).apply(
                     self.trained.params, jnp.asarray(text)[:, None])

@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Tests for rmc.training and rmc.metrics."""
+"""Tests for rmc.toolkit.training and rmc.toolkit.metrics."""
 
 import errno
 import json
@@ -24,10 +24,10 @@ from absl.testing import parameterized
 import jax
 import jax.numpy as jnp
 import numpy as np
-from rmc import atomic_file
-from rmc import checkpoint
-from rmc import metrics
-from rmc import training
+from rmc.toolkit import atomic_file
+from rmc.toolkit import checkpoint
+from rmc.toolkit import metrics
+from rmc.toolkit import training
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
 
@@ -129,7 +129,7 @@ class LoopConfigTest(parameterized.TestCase):
       (dict(log_every=7), 'log_every=7 must be a multiple of steps_per_chunk'),
       (dict(checkpoint_every=12), 'checkpoint_every=12'),
       (dict(num_steps=0), 'num_steps must be >= 1'),
-      (dict(time_budget_s=-1.0), 'time_budget_s must be > 0'),
+      (dict(time_budget_s=-1.0), '--time_budget_s must be >= 0.0'),
   )
   def test_rejects(self, overrides, regex):
     with self.assertRaisesRegex(ValueError, regex):

@@ -25,7 +25,7 @@ from absl.testing import parameterized
 import jax
 import numpy as np
 import pytest
-from rmc import metrics
+from rmc.toolkit import metrics
 
 import binary_testing
 from experiments import wikitext103
@@ -131,7 +131,8 @@ class BinaryTest(parameterized.TestCase):
       (('--softmax=adaptive', '--adaptive_cutoffs=4,x'), 'must be integers'),
       (('--softmax=adaptive', '--adaptive_cutoffs=4,900'),
        r'must be below the vocabulary size 17'),
-      (('--eval_batches=3',), '--eval_batches is not used here'),
+      (('--eval_batches=3',),
+       '--eval_batches: not a hyperparameter of wikitext103'),
       (('--preset=nope',), r"Unknown --preset='nope'"),
   )
   def test_bad_configurations(self, flags_given, regex):

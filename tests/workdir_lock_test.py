@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""One training per work directory: rmc.workdir_lock, and the binaries."""
+"""One training per work directory: rmc.toolkit.workdir_lock, and the binaries."""
 
 import json
 import os
@@ -26,9 +26,9 @@ from absl.testing import absltest
 import jax
 import numpy as np
 import rmc
-from rmc import checkpoint
-from rmc import metrics
-from rmc import workdir_lock
+from rmc.toolkit import checkpoint
+from rmc.toolkit import metrics
+from rmc.toolkit import workdir_lock
 
 import binary_testing
 from experiments import nth_farthest
@@ -36,7 +36,7 @@ from experiments import nth_farthest
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Holds the lock of argv[1] and says so on stdout, until killed.
 _HOLDER = ('import sys, time\n'
-           'from rmc import workdir_lock\n'
+           'from rmc.toolkit import workdir_lock\n'
            'with workdir_lock.hold(sys.argv[1]):\n'
            '  print("held", flush=True)\n'
            '  time.sleep(600)\n')

@@ -672,7 +672,7 @@ def stack_batches(batches: Sequence[Batch]) -> dict[str, np.ndarray]:
 
 
 class TrainingData:
-  """Training batches for :func:`rmc.training.train` (its ``HostData``).
+  """Training batches for :func:`rmc.toolkit.training.train` (its ``HostData``).
 
   Sample ``i`` of the batch of step ``s`` is drawn from ``random.Random``
   seeded with ``(seed, s, i)`` and the curriculum's state, which checkpoints

@@ -50,7 +50,7 @@ from typing import Any, BinaryIO
 from absl import logging
 import numpy as np
 
-from rmc import atomic_file
+from rmc.toolkit import atomic_file
 
 EOS = '<eos>'
 UNK = '<unk>'

@@ -24,8 +24,8 @@ without the lock they mean nothing, and the next training rewrites them.
 Readers (``--mode=predict|sample``, :func:`rmc.load_run`) take no lock: every
 file a training writes is replaced atomically (checkpoints, config.json) or
 appended one whole line at a time (metrics.jsonl). ``--mode=evaluate`` only
-appends a record to metrics.jsonl, which :mod:`rmc.metrics` serialises with
-the training's own writes through a short lock of its own
+appends a record to metrics.jsonl, which :mod:`rmc.toolkit.metrics` serialises
+with the training's own writes through a short lock of its own
 (:func:`file_lock`), so it too runs beside a training.
 
 ``flock`` locks are advisory and held by an open file description: they work

@@ -46,8 +46,8 @@ from typing import Any
 
 from absl import logging
 
-from rmc import atomic_file
-from rmc import workdir_lock
+from rmc.toolkit import atomic_file
+from rmc.toolkit import workdir_lock
 
 TENSORBOARD_DIR = 'tensorboard'
 # The key of the Unix time at which the training process that wrote a record
@@ -97,8 +97,8 @@ def with_total_time(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
   where a new process begins, the previous process's last ``elapsed_s`` is
   added to the rest. A new process begins where ``process_start_time`` (the
   Unix time at which the writing training process started; see
-  ``rmc.training.train``) changes, or, in files written without it, where
-  ``elapsed_s`` falls back. Records without ``elapsed_s`` (evaluations by
+  ``rmc.toolkit.training.train``) changes, or, in files written without it,
+  where ``elapsed_s`` falls back. Records without ``elapsed_s`` (evaluations by
   ``--mode=evaluate``) get the running total.
   """
   total, offset, previous = [], 0.0, 0.0

@@ -17,7 +17,10 @@
   key of step ``s`` is ``fold_in(rng, s)``, so a restored run draws exactly
   the keys the uninterrupted run would have.
 * :func:`make_optimizer`: Adam with Sonnet's exponential decay with a floor,
-  and optional global-norm clipping.
+  and optional global-norm clipping; :class:`Optimizer` its typed
+  hyperparameters (with the batch size), :class:`LoopConfig` the loop's
+  (budget and cadences), from which the flags derive
+  (:mod:`rmc.toolkit.hyperparameters`).
 * :func:`make_train_chunk`: one jitted call runs ``K`` optimizer steps in a
   ``lax.scan``, so small models are not bound by per-step dispatch.
 * :func:`make_evaluator`: mean metrics over a fixed held-out set.
@@ -30,8 +33,8 @@
   without overwriting the last good checkpoint, and on SIGINT or SIGTERM
   saves a checkpoint and returns.
 
-All of it is data-parallel over a :class:`rmc.parallel.DataParallel` mesh (by
-default every device): parameters, optimizer state and PRNG key are
+All of it is data-parallel over a :class:`rmc.toolkit.parallel.DataParallel`
+mesh (by default every device): parameters, optimizer state and PRNG key are
 replicated, every batch and the ``carry`` are split along their batch axes,
 and the jitted steps carry those shardings. With several processes, each
 makes only its rows of the training batches, and only process 0 writes.
@@ -56,9 +59,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rmc import checkpoint
-from rmc import metrics as metrics_lib
-from rmc import parallel as parallel_lib
+from rmc.toolkit import checkpoint
+from rmc.toolkit.hyperparameters import hyperparameter
+from rmc.toolkit.hyperparameters import Hyperparameters
+from rmc.toolkit import metrics as metrics_lib
+from rmc.toolkit import parallel as parallel_lib
 
 Metrics = Mapping[str, jax.Array]
 
@@ -69,7 +74,7 @@ class HostData(Protocol):
   Batches must be a function of the step and of ``state()`` only, so that a
   resumed run sees exactly the data the uninterrupted run would have. With
   several processes, each process's ``HostData`` makes only that process's
-  rows of every batch (:meth:`rmc.parallel.DataParallel.process_rows`).
+  rows of every batch (:meth:`rmc.toolkit.parallel.DataParallel.process_rows`).
   """
 
   def batches(self, first_step: int, num_steps: int) -> Any:
@@ -274,10 +279,10 @@ def make_train_chunk(
   ``num_steps``), ``loss``, ``learning_rate`` and everything ``loss_fn``
   returned.
 
-  ``parallel`` is the mesh (by default all devices) and ``batch_axes`` the
-  batch axes of one step's batch (see :mod:`rmc.parallel`). The function's
-  ``lower(state, batches, num_steps)`` (arrays or ``jax.ShapeDtypeStruct``s
-  of the global shapes) lowers the jitted function ahead of time, e.g. for
+  ``parallel`` is the mesh (by default all devices) and ``batch_axes`` the batch
+  axes of one step's batch (see :mod:`rmc.toolkit.parallel`). The function's
+  ``lower(state, batches, num_steps)`` (arrays or ``jax.ShapeDtypeStruct``s of
+  the global shapes) lowers the jitted function ahead of time, e.g. for
   ``.compile().memory_analysis()``.
 
   With ``with_carry``, ``loss_fn(params, key, batch, carry)`` returns
@@ -437,55 +442,110 @@ def make_stream_evaluator(
   return evaluate
 
 
-@dataclasses.dataclass(frozen=True)
-class LoopConfig:
-  """Cadences of :func:`train`, in optimizer steps.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LoopConfig(Hyperparameters):
+  """The training loop's budget and cadences (:func:`train`), in steps."""
 
-  Attributes:
-    num_steps: Total optimizer steps.
-    steps_per_chunk: Steps per jitted call (one host round trip each).
-    log_every: Training metrics cadence; a multiple of ``steps_per_chunk``.
-    eval_every: Held-out evaluation cadence; a multiple of
-      ``steps_per_chunk``.
-    checkpoint_every: Checkpoint cadence; a multiple of ``steps_per_chunk``.
-    keep_checkpoints: How many of the newest checkpoints to keep.
-    time_budget_s: If set, stop (evaluate and checkpoint) after this many
-      seconds of training in this process.
-    tokens_per_step: If set, training logs also give ``tokens_per_sec``.
-  """
-
-  num_steps: int
-  steps_per_chunk: int = 10
-  log_every: int = 100
-  eval_every: int = 1000
-  checkpoint_every: int = 1000
-  keep_checkpoints: int = 3
-  time_budget_s: float | None = None
-  tokens_per_step: int | None = None
+  num_steps: int = hyperparameter('Total optimizer steps.', lower=1)
+  time_budget_s: float = hyperparameter(
+      'Stop after this many seconds of training in this process '
+      '(evaluating and checkpointing first); 0 means no budget.',
+      default=0.0,
+      lower=0.0,
+  )
+  steps_per_chunk: int = hyperparameter(
+      'Optimizer steps per jitted call (one host round trip).',
+      default=10,
+      lower=1,
+  )
+  log_every: int = hyperparameter(
+      'Steps between training-metric logs.', default=100, lower=1
+  )
+  eval_every: int = hyperparameter(
+      'Steps between held-out evaluations.', default=1000, lower=1
+  )
+  checkpoint_every: int = hyperparameter(
+      'Steps between checkpoints.', default=1000, lower=1
+  )
+  keep_checkpoints: int = hyperparameter(
+      'Number of newest checkpoints kept.', default=3, lower=1
+  )
 
   def __post_init__(self):
-    for name in (
-        'num_steps',
-        'steps_per_chunk',
-        'log_every',
-        'eval_every',
-        'checkpoint_every',
-        'keep_checkpoints',
+    super().__post_init__()
+    for name, every in (
+        ('log_every', self.log_every),
+        ('eval_every', self.eval_every),
+        ('checkpoint_every', self.checkpoint_every),
     ):
-      if getattr(self, name) < 1:
-        raise ValueError(f'{name} must be >= 1; got {getattr(self, name)}.')
-    for name in ('log_every', 'eval_every', 'checkpoint_every'):
-      if getattr(self, name) % self.steps_per_chunk:
+      if every % self.steps_per_chunk:
         raise ValueError(
-            f'{name}={getattr(self, name)} must be a multiple of '
+            f'{name}={every} must be a multiple of '
             f'steps_per_chunk={self.steps_per_chunk}.'
         )
-    if self.tokens_per_step is not None and self.tokens_per_step < 1:
-      raise ValueError(
-          f'tokens_per_step must be >= 1; got {self.tokens_per_step}.'
-      )
-    if self.time_budget_s is not None and self.time_budget_s <= 0:
-      raise ValueError(f'time_budget_s must be > 0; got {self.time_budget_s}.')
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Optimizer(Hyperparameters):
+  """The optimiser: Adam on batches of ``batch_size``, Sonnet's schedule.
+
+  :meth:`make` gives :func:`make_optimizer`'s ``(optimizer, schedule)``.
+  """
+
+  batch_size: int = hyperparameter('Training batch size (sequences).', lower=1)
+  learning_rate: float = hyperparameter(
+      'Initial Adam learning rate.', lower=0.0
+  )
+  min_learning_rate: float = hyperparameter(
+      'Floor of the exponentially decayed learning rate.', lower=0.0
+  )
+  decay_steps: int = hyperparameter(
+      'Steps over which the learning rate is multiplied by --decay_rate '
+      '(continuous decay, as Sonnet).',
+      lower=1,
+  )
+  decay_rate: float = hyperparameter(
+      'Learning-rate decay factor in (0, 1].', lower=0.0, upper=1.0
+  )
+  max_grad_norm: float = hyperparameter(
+      'Clip gradients to this global L2 norm; 0 disables clipping.',
+      default=0.0,
+      lower=0.0,
+  )
+  warmup_steps: int = hyperparameter(
+      'Optimizer steps of linear learning-rate warm-up: the rate at step s '
+      'is multiplied by min(1, (s + 1) / warmup_steps); 0 for none (every '
+      "preset but Nth Farthest's cpu, cpu_k3 and demo, which warm up over "
+      '5000 steps).',
+      default=0,
+      lower=0,
+  )
+
+  def __post_init__(self):
+    super().__post_init__()
+    self.make()  # make_optimizer's checks, with their messages.
+
+  @classmethod
+  def constant(cls, batch_size: int, learning_rate: float) -> 'Optimizer':
+    """An undecayed rate (the paper's Learning to Execute and LM)."""
+    return cls(
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        min_learning_rate=learning_rate,
+        decay_steps=1,
+        decay_rate=1.0,
+    )
+
+  def make(self) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """``(optimizer, schedule)`` (see :func:`make_optimizer`)."""
+    return make_optimizer(
+        learning_rate=self.learning_rate,
+        min_learning_rate=self.min_learning_rate,
+        decay_steps=self.decay_steps,
+        decay_rate=self.decay_rate,
+        max_grad_norm=self.max_grad_norm or None,
+        warmup_steps=self.warmup_steps,
+    )
 
 
 class _StopRequest:
@@ -548,6 +608,7 @@ def train(
     final_evaluate: Callable[[hk.Params], dict[str, float]] | None = None,
     parallel: parallel_lib.DataParallel | None = None,
     tensorboard: bool = False,
+    tokens_per_step: int | None = None,
 ) -> dict[str, Any]:
   """Trains, resuming from the newest checkpoint in ``workdir`` if any.
 
@@ -569,8 +630,9 @@ def train(
       process 0 writes there. The decision to stop early (time budget,
       signal) is process 0's.
     tensorboard: Also write every metrics record as TensorBoard scalars
-      under ``<workdir>/tensorboard`` (see :mod:`rmc.metrics`; needs
+      under ``<workdir>/tensorboard`` (see :mod:`rmc.toolkit.metrics`; needs
       ``tensorboardX``).
+    tokens_per_step: If set, training logs also give ``tokens_per_sec``.
 
   Returns:
     A summary: ``step`` reached, ``stopped_by`` (``'num_steps'``,
@@ -666,10 +728,7 @@ def train(
       stopped_by = None
       if stop_request.signal_name:
         stopped_by = stop_request.signal_name
-      elif (
-          config.time_budget_s is not None
-          and now - started >= config.time_budget_s
-      ):
+      elif config.time_budget_s and now - started >= config.time_budget_s:
         stopped_by = 'time_budget'
       # Every process stops at the same step: when process 0 does.
       if not parallel.agree(stopped_by is not None):
@@ -705,8 +764,8 @@ def train(
             metrics_lib.PROCESS_START_TIME: process_start_time,
             'eta_s': (config.num_steps - step) / rate,
         }
-        if config.tokens_per_step:
-          record['tokens_per_sec'] = rate * config.tokens_per_step
+        if tokens_per_step:
+          record['tokens_per_sec'] = rate * tokens_per_step
         if not logged_first_chunk:
           record['first_chunk_s'] = first_chunk_s
           logged_first_chunk = True

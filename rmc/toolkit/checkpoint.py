@@ -36,7 +36,7 @@ from absl import logging
 import jax
 import numpy as np
 
-from rmc import atomic_file
+from rmc.toolkit import atomic_file
 
 _PATTERN = re.compile(r'^checkpoint_(\d+)\.npz$')
 

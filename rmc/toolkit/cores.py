@@ -26,8 +26,8 @@ import haiku as hk
 
 from rmc import dnc
 from rmc import relational_memory
-from rmc.hyperparameters import hyperparameter
-from rmc.hyperparameters import Hyperparameters
+from rmc.toolkit.hyperparameters import hyperparameter
+from rmc.toolkit.hyperparameters import Hyperparameters
 
 ComputeDtype = Literal['float32', 'bfloat16']
 

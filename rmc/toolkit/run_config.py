@@ -50,13 +50,14 @@ import json
 import os
 import platform
 import subprocess
+from collections.abc import Callable
 from typing import Any
 
 from absl import logging
 import haiku
 import jax
 
-from rmc import atomic_file
+from rmc.toolkit import atomic_file
 from rmc.version import __version__
 
 CONFIG_FILE = 'config.json'
@@ -233,7 +234,10 @@ def _describe(changes: dict[str, tuple[Any, Any]]) -> str:
 
 
 def check_resume(
-    saved: dict[str, Any], current: dict[str, Any], workdir: str
+    saved: dict[str, Any],
+    current: dict[str, Any],
+    workdir: str,
+    canonical: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> dict[str, tuple[Any, Any]]:
   """Checks that ``current`` may continue the run ``saved`` describes.
 
@@ -241,6 +245,8 @@ def check_resume(
     saved: The work directory's config.json.
     current: The configuration of this process.
     workdir: The work directory (for the message).
+    canonical: Rewrites the saved hyperparameters' values as this code
+      writes them (the same value may have been written otherwise before).
 
   Returns:
     The differences that are allowed (budgets, cadences, paths, devices,
@@ -251,6 +257,12 @@ def check_resume(
       one with both values.
   """
   current = json.loads(json.dumps(current))  # As saved: lists, not tuples.
+  if canonical is not None and isinstance(saved.get('hyperparameters'), dict):
+    saved = json.loads(
+        json.dumps(
+            dict(saved, hyperparameters=canonical(saved['hyperparameters']))
+        )
+    )
   changes = {
       key: change
       for key, change in differences(saved, current).items()
@@ -271,13 +283,18 @@ def check_resume(
   return changes
 
 
-def start(workdir: str, config: dict[str, Any]) -> dict[str, Any]:
+def start(
+    workdir: str,
+    config: dict[str, Any],
+    canonical: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
   """Checks ``config`` against a saved one (if any), then saves it.
 
   Args:
     workdir: The work directory.
     config: This run's configuration (the sections above; ``format`` is
       added).
+    canonical: As :func:`check_resume`'s.
 
   Returns:
     The differences from the saved configuration (empty for a new run).
@@ -289,6 +306,6 @@ def start(workdir: str, config: dict[str, Any]) -> dict[str, Any]:
   config = dict(config, format=FORMAT_VERSION)
   changes = {}
   if os.path.exists(path(workdir)):
-    changes = check_resume(read(workdir), config, workdir)
+    changes = check_resume(read(workdir), config, workdir, canonical)
   write(workdir, config)
   return changes

@@ -29,7 +29,8 @@ form that presets and ``config.json`` hold (:meth:`Hyperparameters.flat`,
 with the one-line messages the flags give.
 
 Types: ``int``, ``float`` (finite), ``str``, ``bool``, a ``Literal`` of
-strings (a choice), and any of them ``| None``.
+strings (a choice), ``tuple[int, ...]`` (a comma-separated list on the
+command line, a list in ``config.json``), and any of them ``| None``.
 """
 
 import dataclasses
@@ -48,17 +49,21 @@ def hyperparameter(
     default: Any = dataclasses.MISSING,
     lower: float | None = None,
     upper: float | None = None,
+    flag: str | None = None,
 ) -> Any:
   """A field of a :class:`Hyperparameters` dataclass.
 
   Args:
     help: The flag's help: what it is, with its unit.
     default: The value when none is given; none means it must be given.
-    lower: The smallest value allowed (numbers).
-    upper: The largest value allowed (numbers).
+    lower: The smallest value allowed (numbers, and each of a tuple's).
+    upper: The largest value allowed (numbers, and each of a tuple's).
+    flag: The flag's name (and the flat key), if not the group's ``PREFIX``
+      and the field's name.
   """
   return dataclasses.field(
-      default=default, metadata={'help': help, 'lower': lower, 'upper': upper}
+      default=default,
+      metadata={'help': help, 'lower': lower, 'upper': upper, 'flag': flag},
   )
 
 
@@ -68,8 +73,9 @@ class Spec:
 
   field: str
   flag: str
-  kind: type  # int, float, str or bool.
+  kind: type  # int, float, str or bool; of each item if `sequence`.
   optional: bool
+  sequence: bool
   choices: tuple[str, ...] | None
   lower: float | None
   upper: float | None
@@ -82,6 +88,10 @@ def _spec(cls: type['Hyperparameters'], field: dataclasses.Field) -> Spec:
   optional = isinstance(annotation, types.UnionType) and type(None) in args
   if optional:
     (annotation,) = [a for a in args if a is not type(None)]
+  sequence = typing.get_origin(annotation) is tuple
+  if sequence:
+    annotation, ellipsis = typing.get_args(annotation)
+    assert ellipsis is Ellipsis, (cls, field.name)
   choices = None
   if typing.get_origin(annotation) is Literal:
     choices = typing.get_args(annotation)
@@ -90,9 +100,10 @@ def _spec(cls: type['Hyperparameters'], field: dataclasses.Field) -> Spec:
     raise TypeError(f'{cls.__name__}.{field.name}: unsupported {annotation}.')
   return Spec(
       field=field.name,
-      flag=cls.PREFIX + field.name,
+      flag=field.metadata['flag'] or cls.PREFIX + field.name,
       kind=annotation,
       optional=optional,
+      sequence=sequence,
       choices=choices,
       lower=field.metadata['lower'],
       upper=field.metadata['upper'],
@@ -106,6 +117,17 @@ def check(spec: Spec, value: Any) -> None:
     if not spec.optional:
       raise ValueError(f'--{spec.flag} must be given.')
     return
+  if spec.sequence:
+    if not isinstance(value, tuple):
+      raise ValueError(f'--{spec.flag} must be a tuple; got {value!r}.')
+    for item in value:
+      _check_one(spec, item, value)
+    return
+  _check_one(spec, value, value)
+
+
+def _check_one(spec: Spec, value: Any, whole: Any) -> None:
+  """Checks one value (or one item of a tuple, ``whole``)."""
   kind_ok = (
       isinstance(value, (int, float)) and not isinstance(value, bool)
       if spec.kind is float
@@ -113,9 +135,8 @@ def check(spec: Spec, value: Any) -> None:
       and (spec.kind is bool or not isinstance(value, bool))
   )
   if not kind_ok:
-    raise ValueError(
-        f'--{spec.flag} must be of type {spec.kind.__name__}; got {value!r}.'
-    )
+    what = 'integers' if spec.sequence else f'of type {spec.kind.__name__}'
+    raise ValueError(f'--{spec.flag} must be {what}; got {whole!r}.')
   if spec.choices is not None and value not in spec.choices:
     raise ValueError(
         f'--{spec.flag} must be one of {list(spec.choices)}; got {value!r}.'
@@ -173,7 +194,11 @@ class Hyperparameters:
           f'{cls.__name__} needs {", ".join("--" + m for m in missing)}.'
       )
     return cls(
-        **{s.field: values[s.flag] for s in cls.specs() if s.flag in values}
+        **{
+            s.field: _from_flat_value(s, values[s.flag])
+            for s in cls.specs()
+            if s.flag in values
+        }
     )
 
   def flat(self) -> dict[str, Any]:
@@ -181,16 +206,44 @@ class Hyperparameters:
     return {spec.flag: getattr(self, spec.field) for spec in self.specs()}
 
 
+def _from_flat_value(spec: Spec, value: Any) -> Any:
+  """A tuple's value from its flat form: a list, of ints or of int strings.
+
+  The command line gives strings (``--adaptive_cutoffs=20000,40000``), and
+  config.json a list (of strings in files written before the typed
+  hyperparameters).
+  """
+  if not spec.sequence or not isinstance(value, list | tuple):
+    return value
+  try:
+    return tuple(
+        int(item) if isinstance(item, str) and spec.kind is int else item
+        for item in value
+    )
+  except ValueError:
+    raise ValueError(
+        f'--{spec.flag} must be integers; got {list(value)!r}.'
+    ) from None
+
+
 def define_flags(
     cls: type[Hyperparameters], flag_values: flags.FlagValues = flags.FLAGS
 ) -> None:
   """Defines a flag per hyperparameter of ``cls``, each defaulting to None.
 
-  None means "not given": the binary takes the value from its preset.
+  None means "not given": the binary takes the value from its preset. A flag
+  already defined (a hyperparameter two tasks share, e.g. ``--eval_batches``)
+  is left as it is; its help must be the same.
   """
   for spec in cls.specs():
     name, values = spec.flag, flag_values
-    if spec.choices is not None:
+    if name in values:
+      if values[name].help != spec.help:
+        raise ValueError(f'--{name} is defined twice, with different help.')
+      continue
+    if spec.sequence:
+      flags.DEFINE_list(name, None, spec.help, flag_values=values)
+    elif spec.choices is not None:
       flags.DEFINE_enum(
           name, None, list(spec.choices), spec.help, flag_values=values
       )
