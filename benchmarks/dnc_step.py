@@ -46,8 +46,8 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
-import rmc
 from benchmarks import rmc_step
+import rmc
 
 
 @dataclasses.dataclass(frozen=True)

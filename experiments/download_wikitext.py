@@ -31,7 +31,7 @@ published one, and ``wiki.{train,valid,test}.tokens`` extracted into
 from absl import app
 from absl import flags
 
-from experiments import launch
+from experiments import cli
 from rmc.data import wikitext_download
 
 _DATASET = flags.DEFINE_enum(
@@ -81,4 +81,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  launch.run(main)
+  cli.run(main)

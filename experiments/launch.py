@@ -27,19 +27,13 @@ the tests do); a flag of another task is refused.
 lock (:mod:`rmc.toolkit.workdir_lock`): a second training on the same
 ``--workdir`` ends at once, naming the first one's pid and host.
 
-:func:`run` is the binaries' ``app.run``: a fault of the user's making (a
-flag, the data, the filesystem, a checkpoint, a diverged loss) ends the
-process with one line ``error: ...`` on stderr and exit status 1, and no
-traceback (``--verbose_errors`` prints it too); bugs raise as usual.
+The devices' flags are in :mod:`experiments.devices`, the one-line errors in
+:mod:`experiments.cli`.
 """
 
 import contextlib
-import errno
-import math
 import os
-import sys
 import tempfile
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -48,11 +42,10 @@ from absl import flags
 from absl import logging
 import jax
 
+from experiments import devices
 from experiments import startup
-from rmc.data import wikitext
 from rmc import tasks
 from rmc.tasks import runs
-from rmc.toolkit import atomic_file
 from rmc.toolkit import checkpoint
 from rmc.toolkit import cores
 from rmc.toolkit import hyperparameters
@@ -89,13 +82,6 @@ TENSORBOARD = flags.DEFINE_bool(
     '`tensorboard --logdir=<workdir>` shows the curves while a run goes. '
     "Needs the tensorboardX package: pip install 'rmc[tensorboard]'.",
 )
-VERBOSE_ERRORS = flags.DEFINE_bool(
-    'verbose_errors',
-    False,
-    'On an error of the flags, data, filesystem or a checkpoint, print the '
-    'full Python traceback before the one-line message (for bug reports).',
-)
-
 # The hyperparameters: one flag each, from the typed definitions.
 flags.DEFINE_enum(
     'core',
@@ -129,71 +115,6 @@ HYPERPARAMETER_FLAGS = tuple(
         if name not in ('preset', 'compute_dtype')
     )
 )
-
-# Devices and processes.
-NUM_DEVICES = flags.DEFINE_integer(
-    'num_devices',
-    0,
-    'Train data-parallel on the first N devices of jax.devices(); 0 means '
-    'all of them. The batch sizes must divide by the number used.',
-    lower_bound=0,
-)
-MULTIHOST = flags.DEFINE_bool(
-    'multihost',
-    False,
-    'Run as one process of a multi-process (multi-host) job: call '
-    'jax.distributed.initialize() first, which finds the other processes '
-    'itself under SLURM, Open MPI, Kubernetes or Cloud TPU, or from '
-    '--coordinator_address, --num_processes and --process_id. Every process '
-    'runs the same command; each makes only its rows of every training '
-    'batch, and only process 0 writes to --workdir, which all of them must '
-    'be able to read.',
-)
-COORDINATOR_ADDRESS = flags.DEFINE_string(
-    'coordinator_address',
-    None,
-    'With --multihost: host:port of process 0, where the processes meet '
-    '(unset: found from the cluster environment).',
-)
-NUM_PROCESSES = flags.DEFINE_integer(
-    'num_processes',
-    None,
-    'With --multihost: the number of processes (unset: from the cluster '
-    'environment).',
-    lower_bound=1,
-)
-PROCESS_ID = flags.DEFINE_integer(
-    'process_id',
-    None,
-    "With --multihost: this process's index in [0, --num_processes) "
-    '(unset: from the cluster environment).',
-    lower_bound=0,
-)
-SYNTHETIC_INPUT = flags.DEFINE_bool(
-    'synthetic_input',
-    False,
-    'Feed every training step one fixed batch held on the device instead of '
-    'the input pipeline, to measure what the pipeline costs (compare '
-    'steps_per_sec with and without). Not for real training.',
-)
-# The plotting commands' output, defined once for all of them (flags share
-# one process in the tests).
-PLOT_OUTPUT = flags.DEFINE_string(
-    'output',
-    None,
-    'PNG file that a plotting command writes (unset: '
-    'curves.png for plot_curves, attention.png for plot_attention).',
-)
-
-
-def finite_floats(*names: str) -> None:
-  """Makes the float flags ``names`` (not hyperparameters) reject NaN, Inf."""
-  for name in names:
-    flags.register_validator(
-        name,
-        lambda x: x is None or math.isfinite(x),
-        message=f'--{name} must be a finite number.',
-    )
 
 
 def given_hyperparameters() -> dict[str, Any]:
@@ -238,19 +159,6 @@ def resolve(
     raise app.UsageError(str(e)) from e
 
 
-def training_data(
-    data: training.HostData,
-    parallel: parallel_lib.DataParallel,
-    batch_axes: parallel_lib.BatchAxes,
-) -> training.HostData:
-  """``data``, or its first batch repeated if ``--synthetic_input``."""
-  if not SYNTHETIC_INPUT.value:
-    return data
-  return training.SyntheticData(
-      jax.tree.map(lambda x: x[0], data.batches(0, 1)), parallel, batch_axes
-  )
-
-
 def train(
     config: tasks.Config,
     workdir: str,
@@ -275,68 +183,6 @@ def train(
       parallel=parallel,
       tensorboard=TENSORBOARD.value,
       **arguments,
-  )
-
-
-def data_parallel(*batch_sizes: tuple[str, int]) -> parallel_lib.DataParallel:
-  """The mesh of ``--num_devices`` (after ``--multihost`` initialisation).
-
-  Args:
-    *batch_sizes: ``(flag name, value)`` of each batch size that the
-      devices must divide.
-
-  Raises:
-    app.UsageError: If the devices do not divide a batch size, or
-      ``--num_devices`` is more than there are (or not all of them with
-      several processes).
-  """
-  if MULTIHOST.value:
-    _initialize_distributed()
-  elif any(
-      flag.present
-      for flag in (
-          flags.FLAGS['coordinator_address'],
-          flags.FLAGS['num_processes'],
-          flags.FLAGS['process_id'],
-      )
-  ):
-    raise app.UsageError(
-        '--coordinator_address, --num_processes and '
-        '--process_id need --multihost.'
-    )
-  devices = jax.devices()
-  if NUM_DEVICES.value > len(devices):
-    raise app.UsageError(
-        f'--num_devices={NUM_DEVICES.value}, but there are '
-        f'only {len(devices)} devices: {devices}.'
-    )
-  try:
-    parallel = parallel_lib.DataParallel(devices[: NUM_DEVICES.value or None])
-    for name, size in batch_sizes:
-      parallel.check_batch_size(size, f'--{name}')
-  except ValueError as e:
-    raise app.UsageError(str(e)) from e
-  return parallel
-
-
-def _initialize_distributed() -> None:
-  """``jax.distributed.initialize`` from the flags (once per process)."""
-  if jax.distributed.is_initialized():
-    return
-  try:  # Cross-process collectives of CPU devices (GPUs and TPUs have theirs).
-    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
-  except (AttributeError, ValueError):
-    logging.warning(
-        'This JAX has no gloo CPU collectives; multi-process '
-        'runs on CPU devices will fail.'
-    )
-  jax.distributed.initialize(
-      coordinator_address=COORDINATOR_ADDRESS.value,
-      num_processes=NUM_PROCESSES.value,
-      process_id=PROCESS_ID.value,
-  )
-  logging.info(
-      'Process %d of %d initialised.', jax.process_index(), jax.process_count()
   )
 
 
@@ -377,58 +223,6 @@ def workdir(writable: bool = True) -> str:
   return path
 
 
-def _one_line(error: BaseException) -> str | None:
-  """The user-facing message of ``error``, or None if it is a bug."""
-  if isinstance(error, atomic_file.DiskFullError):
-    return (
-        f'{error} Every earlier checkpoint and metrics line is intact: '
-        'free some space and rerun the same command to resume.'
-    )
-  if isinstance(
-      error,
-      (
-          app.UsageError,
-          checkpoint.CheckpointError,
-          wikitext.DataError,
-          run_config.ConfigError,
-          metrics.TensorBoardMissingError,
-          FloatingPointError,
-          workdir_lock.WorkdirBusyError,
-      ),
-  ):
-    return str(error)
-  if isinstance(error, OSError) and error.filename is not None:
-    # The filesystem's own faults (permissions, read-only, missing files),
-    # which always name a path; other OSErrors are left to raise.
-    reason = error.strerror or errno.errorcode.get(error.errno or 0, str(error))
-    return f'{reason}: {error.filename}'
-  return None
-
-
-def run(main: Callable[[list[str]], Any]) -> None:
-  """``app.run(main)``, with the user's faults as one line, not a traceback.
-
-  Args:
-    main: The binary's ``main(argv)``; it raises (``app.UsageError``,
-      ``checkpoint.CheckpointError``, ``wikitext.DataError``,
-      ``atomic_file.DiskFullError``, ``FloatingPointError`` or an ``OSError``
-      naming a file) for a fault of the user's making.
-  """
-
-  def main_with_one_line_errors(argv):
-    try:
-      return main(argv)
-    except Exception as e:  # pylint: disable=broad-except
-      message = _one_line(e)
-      if message is None:
-        raise
-      if VERBOSE_ERRORS.value:
-        traceback.print_exc()
-      sys.exit(f'error: {message}')
-
-  app.run(main_with_one_line_errors)
-
-
 def check_tensorboard() -> None:
   """Fails early if ``--tensorboard`` is set without ``tensorboardX``."""
   if not TENSORBOARD.value:
@@ -461,7 +255,7 @@ def describe_run(
       'hyperparameters': config.flat(),
       'core': runs.core_description(config),
       'parameters': task.parameter_counts(config, vocab_size),
-      'data': dict(data, synthetic_input=SYNTHETIC_INPUT.value),
+      'data': dict(data, synthetic_input=devices.SYNTHETIC_INPUT.value),
       'run': {
           'devices': parallel.num_devices,
           'processes': jax.process_count(),

@@ -41,6 +41,8 @@ logged training loss), training uses the chosen curriculum rather than only
 1-digit programs, and `solved` is the fraction of sequences fully correct.
 """
 
+from experiments import cli
+from experiments import devices
 from experiments import startup
 
 if __name__ == '__main__':
@@ -203,7 +205,7 @@ def run(
           loss_fn, optimizer, schedule, parallel=parallel, batch_axes=BATCH_AXES
       ),
       evaluate=make_evaluate(config, seed, parallel),
-      data=launch.training_data(data, parallel, BATCH_AXES),
+      data=devices.training_data(data, parallel, BATCH_AXES),
   )
 
 
@@ -371,7 +373,7 @@ def main(argv):
   ):
     return
   config = launch.resolve(TASK)
-  parallel = launch.data_parallel(('batch_size', config.optimizer.batch_size))
+  parallel = devices.data_parallel(('batch_size', config.optimizer.batch_size))
   by_char = config.task.by_char
   evaluation = launch.run_and_report(
       TASK,
@@ -396,4 +398,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  launch.run(main)
+  cli.run(main)

@@ -48,6 +48,8 @@ Unlike Sonnet's example, ``num_heads`` and ``num_blocks`` are their own flags
 (Sonnet's flag help called it the total memory size).
 """
 
+from experiments import cli
+from experiments import devices
 from experiments import startup
 
 if __name__ == '__main__':
@@ -276,7 +278,7 @@ def run(
 
   state, data = initial_state(config, seed)
   optimizer, schedule = config.optimizer.make()
-  if launch.SYNTHETIC_INPUT.value:
+  if devices.SYNTHETIC_INPUT.value:
     rows = parallel.process_rows(config.optimizer.batch_size)
     data = training.SyntheticData(
         jax.tree.map(
@@ -430,12 +432,12 @@ def main(argv):
   ):
     return
   config = launch.resolve(TASK)
-  if config.task.rank_curriculum and launch.SYNTHETIC_INPUT.value:
+  if config.task.rank_curriculum and devices.SYNTHETIC_INPUT.value:
     raise app.UsageError(
         '--synthetic_input feeds one fixed batch; it cannot '
         'follow --rank_curriculum.'
     )
-  parallel = launch.data_parallel(('batch_size', config.optimizer.batch_size))
+  parallel = devices.data_parallel(('batch_size', config.optimizer.batch_size))
   evaluation = launch.run_and_report(
       TASK,
       run,
@@ -449,4 +451,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  launch.run(main)
+  cli.run(main)

@@ -28,6 +28,7 @@ the other ranks for both cores, beside chance and the plateau where only
 rank 0 is solved, and the command that shows what the RMC answers.
 """
 
+from experiments import cli
 from experiments import startup
 
 if __name__ == '__main__':
@@ -55,7 +56,7 @@ _DEMO_BUDGET_S = flags.DEFINE_float(
     'not.',
     lower_bound=1.0,
 )
-launch.finite_floats('demo_budget_s')
+cli.finite_floats('demo_budget_s')
 
 CORES = (('rmc', 'RMC'), ('lstm', 'LSTM'))
 # Flags the demo sets for each training.
@@ -203,4 +204,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  launch.run(main)
+  cli.run(main)

@@ -36,9 +36,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import launch
-from experiments import trained_runs
+from experiments import cli
 from experiments import nth_farthest
+from experiments import trained_runs
 
 _NUM_SEQUENCES = flags.DEFINE_integer(
     'num_sequences',
@@ -207,7 +207,7 @@ def main(argv):
   weights, logits = attention_maps(
       config, params, jnp.asarray(inputs), _BLOCK.value
   )
-  output = launch.PLOT_OUTPUT.value or 'attention.png'
+  output = cli.PLOT_OUTPUT.value or 'attention.png'
   draw(
       weights,
       inputs,
@@ -224,4 +224,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  launch.run(main)
+  cli.run(main)

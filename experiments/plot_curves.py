@@ -26,7 +26,7 @@ step in two panels, one line per file.
 from absl import app
 from absl import flags
 
-from experiments import launch
+from experiments import cli
 from rmc.toolkit import metrics
 
 # Not `required=True`: that would break flag parsing for every binary imported
@@ -97,10 +97,10 @@ def main(argv):
     axis.legend()
   if _TITLE.value:
     figure.suptitle(_TITLE.value)
-  output = launch.PLOT_OUTPUT.value or 'curves.png'
+  output = cli.PLOT_OUTPUT.value or 'curves.png'
   figure.savefig(output, dpi=100)
   print(f'Wrote {output}.')
 
 
 if __name__ == '__main__':
-  launch.run(main)
+  cli.run(main)

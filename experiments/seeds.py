@@ -43,6 +43,7 @@ the step and minute where they did, on the processor named in the header.
 the seeds, and the model's parameter counts follow (from config.json).
 """
 
+from experiments import cli
 from experiments import startup
 
 if __name__ == '__main__':
@@ -62,7 +63,6 @@ from typing import Any
 from absl import app
 from absl import flags
 
-from experiments import launch
 from experiments import summarize_nth_farthest
 from rmc.toolkit import metrics
 from rmc.toolkit import run_config
@@ -671,4 +671,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  launch.run(main)
+  cli.run(main)

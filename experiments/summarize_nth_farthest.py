@@ -33,7 +33,7 @@ from typing import Any
 from absl import app
 from absl import flags
 
-from experiments import launch
+from experiments import cli
 from experiments import nth_farthest
 from rmc.toolkit import metrics
 
@@ -48,7 +48,7 @@ _MARGIN = flags.DEFINE_float(
     lower_bound=0.0,
     upper_bound=1.0,
 )
-launch.finite_floats('margin')
+cli.finite_floats('margin')
 
 HEADER = (
     '| run | steps | minutes | overall | rank 0 | other ranks | '
@@ -118,4 +118,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  launch.run(main)
+  cli.run(main)

@@ -28,6 +28,7 @@ from absl import app
 from absl import flags
 import jax
 
+from experiments import devices
 from experiments import launch
 from experiments import startup
 from rmc import tasks
@@ -169,7 +170,7 @@ def evaluate_held_out(
   """
   run, config = trained_run(task, may_override)
   batch_size = config.optimizer.batch_size
-  parallel = launch.data_parallel(('batch_size', batch_size))
+  parallel = devices.data_parallel(('batch_size', batch_size))
   figures = make_evaluate(config, run.config['seed'], parallel)(run.params)
   record = append_evaluation(run, figures, **{count_name: count(config)})
   return record, config

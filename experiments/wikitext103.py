@@ -53,6 +53,8 @@ paper does). ``eval_perplexity`` is ``exp`` of the mean negative
 log-likelihood over ``eval_tokens`` targets.
 """
 
+from experiments import cli
+from experiments import devices
 from experiments import startup
 
 if __name__ == '__main__':
@@ -127,7 +129,7 @@ _TOP_K = flags.DEFINE_integer(
     'With --mode=sample: draw only from the k most likely words; 0 for all.',
     lower_bound=0,
 )
-launch.finite_floats('temperature')
+cli.finite_floats('temperature')
 
 TASK = lm_task.TASK
 PRESETS = TASK.presets
@@ -243,7 +245,7 @@ def run(
           batch_axes=lm_task.BATCH_AXES,
       ),
       evaluate=make_split_evaluator(config, corpus, splits['valid'], parallel),
-      data=launch.training_data(stream, parallel, lm_task.BATCH_AXES),
+      data=devices.training_data(stream, parallel, lm_task.BATCH_AXES),
       final_evaluate=make_split_evaluator(
           config, corpus, splits['test'], parallel
       ),
@@ -296,7 +298,7 @@ def evaluate_main() -> None:
         f'trained with (SHA-256 {corpus.sources[split]["sha256"][:12]}..., '
         f'not {saved["sha256"][:12]}...).'
     )
-  parallel = launch.data_parallel(('batch_size', config.optimizer.batch_size))
+  parallel = devices.data_parallel(('batch_size', config.optimizer.batch_size))
   figures = make_split_evaluator(config, corpus, split, parallel)(run.params)
   record = trained_runs.append_evaluation(
       run,
@@ -405,7 +407,7 @@ def main(argv):
   if not _DATA_DIR.value:
     raise app.UsageError('--data_dir is required.')
   config = launch.resolve(TASK)
-  parallel = launch.data_parallel(('batch_size', config.optimizer.batch_size))
+  parallel = devices.data_parallel(('batch_size', config.optimizer.batch_size))
   launch.workdir(writable=parallel.is_primary)  # Before the corpus loads.
   splits = {
       'train': _TRAIN_SPLIT.value,
@@ -451,4 +453,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  launch.run(main)
+  cli.run(main)
