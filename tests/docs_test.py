@@ -22,10 +22,17 @@ import ast
 import contextlib
 import glob
 import io
+import collections
+import concurrent.futures
+import json
 import os
 import re
+import shlex
+import subprocess
+import sys
 
 from absl.testing import absltest
+import pytest
 
 from benchmarks import dnc_step
 from benchmarks import rmc_step
@@ -45,6 +52,64 @@ def _pages() -> list[str]:
       os.path.relpath(p, _ROOT)
       for p in glob.glob(os.path.join(_ROOT, 'docs', '**', '*.md'),
                          recursive=True))
+
+
+def _results_pages() -> list[str]:
+  """The studies' records under experiments/results/."""
+  return sorted(
+      os.path.relpath(p, _ROOT)
+      for p in glob.glob(os.path.join(_ROOT, 'experiments', 'results', '*.md')))
+
+
+# An argument that stands for others: $C, <workdir>, ..., [--core=lstm|dnc],
+# {rmc,lstm}, FLAGS, --seeds=S.
+_PLACEHOLDER = re.compile(r'[$<>\[\]{}|]|\.\.\.|…|^[A-Z_]+$|=[A-Z][A-Z_]*$')
+# Where a documented command ends: a shell operator or a comment.
+_SHELL_END = frozenset({'&&', '||', '|', ';', '&', '>', '2>&1', '#'})
+
+
+def commands(text: str) -> list[tuple[str, list[str]]]:
+  """``(module, arguments)`` of every ``python -m`` command in ``text``.
+
+  A command runs to the end of its line (or of its inline code span), with
+  the lines a trailing backslash continues. Arguments that are placeholders
+  (``$C``, ``<workdir>``, ``...``, ``--task=TASK``) are left out, and those after a shell
+  operator; ``experiments.seeds``' arguments after ``--`` are the binary's,
+  given as a command of that binary.
+  """
+  lines = text.splitlines()
+  found = []
+  for number, line in enumerate(lines):
+    for match in re.finditer(r'python[\d.]* -m ([\w.]+)', line):
+      rest = line[match.end():]
+      inline = line[:match.start()].count('`') % 2 == 1
+      if inline:
+        rest = rest.split('`')[0]
+      else:
+        following = number
+        while rest.rstrip().endswith('\\') and following + 1 < len(lines):
+          following += 1
+          rest = rest.rstrip()[:-1] + ' ' + lines[following]
+      try:
+        tokens = shlex.split(rest, comments=False)
+      except ValueError:
+        continue
+      args = []
+      for token in tokens:
+        if token in _SHELL_END or token.startswith(('>', '#')):
+          break
+        if not _PLACEHOLDER.search(token):
+          args.append(token)
+      module = match.group(1).rstrip('.')
+      if module == 'experiments.seeds' and '--' in args:
+        split = args.index('--')
+        binary = [a for a in args[:split] if a.startswith('--binary=')]
+        if binary:
+          found.append(
+              (f'experiments.{binary[0].split("=", 1)[1]}', args[split + 1:]))
+        args = args[:split]
+      found.append((module, args))
+  return found
 
 
 def _read(path: str) -> str:
@@ -138,6 +203,48 @@ class DocsTest(absltest.TestCase):
         self.assertTrue(os.path.isfile(os.path.join(_ROOT, path)),
                         f'python -m {module}: no {path}')
         self.assertIn(_MAIN_GUARD, _read(path))
+
+  def test_commands_are_found_as_written(self):
+    text = ('`python -m experiments.nth_farthest --preset=demo --core=lstm` and\n'
+            '```\npython -m experiments.seeds --binary=learn_to_execute \\\n'
+            '    --seeds=0-2 --root=$R -- $C --core=lstm > log &\n```')
+    self.assertEqual(commands(text), [
+        ('experiments.nth_farthest', ['--preset=demo', '--core=lstm']),
+        ('experiments.learn_to_execute', ['--core=lstm']),
+        ('experiments.seeds', ['--binary=learn_to_execute', '--seeds=0-2'])])
+
+  @pytest.mark.slow
+  def test_every_documented_command_parses_with_its_binary(self):
+    # The README, docs/ and the studies' records: each command's flags are
+    # the binary's (for a task's binary, of its task, with values its
+    # hyperparameters allow), so that it runs as written.
+    by_module = collections.defaultdict(list)
+    for page in _pages() + _results_pages():
+      for module, args in commands(_read(page)):
+        if module.split('.')[0] in ('experiments', 'benchmarks'):
+          by_module[module].append(args)
+    self.assertGreater(sum(map(len, by_module.values())), 80)
+    wrong = ['--preset=smoke', '--eval_batches=3']  # Not the LM's flag.
+    by_module['experiments.wikitext103'].append(wrong)
+
+    def check(module):
+      completed = subprocess.run(
+          [sys.executable, os.path.join(_ROOT, 'tests', 'command_flags.py'),
+           module], input=json.dumps(by_module[module]), capture_output=True,
+          text=True, cwd=_ROOT, check=False)
+      self.assertEqual(completed.returncode, 0, completed.stderr[-2000:])
+      return json.loads(completed.stdout.strip().splitlines()[-1])
+
+    modules = sorted(by_module)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+      results = dict(zip(modules, pool.map(check, modules)))
+    failures = [f'python -m {module} {shlex.join(args)}: {error}'
+                for module in sorted(by_module)
+                for args, error in results[module] if error]
+    self.assertEqual(failures, [
+        f'python -m experiments.wikitext103 {shlex.join(wrong)}: '
+        '--eval_batches: not a hyperparameter of wikitext103 (see --helpfull).'
+    ])
 
   def test_the_readme_core_snippet_runs(self):
     snippet = re.search(r'## Use it as a Haiku core\n\n```python\n(.*?)```',
