@@ -202,12 +202,14 @@ class Task(abc.ABC, Generic[TaskT]):
   def config(self, values: Mapping[str, Any]) -> Config[TaskT]:
     """The configuration of a config.json's flat ``hyperparameters``.
 
-    A hyperparameter that a run from before it existed lacks takes the
-    default preset's value (e.g. the DNC's, for a run of another core).
+    A hyperparameter that a run from before it existed lacks takes its
+    preset's value (e.g. the DNC's, for a run of another core), or the
+    default preset's if the preset is not one of the task's.
     """
-    return Config.from_flat(
-        self.hyperparameters, values, self.presets[self.default_preset]
+    preset = self.presets.get(
+        values.get('preset') or '', self.presets[self.default_preset]
     )
+    return Config.from_flat(self.hyperparameters, values, preset)
 
   def make_core(
       self,
