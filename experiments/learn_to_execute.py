@@ -41,8 +41,6 @@ logged training loss), training uses the chosen curriculum rather than only
 1-digit programs, and `solved` is the fraction of sequences fully correct.
 """
 
-from experiments import cli
-from experiments import devices
 from experiments import startup
 
 if __name__ == '__main__':
@@ -59,6 +57,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import cli
+from experiments import devices
 from experiments import launch
 from experiments import trained_runs
 from rmc.data import learn_to_execute as lte

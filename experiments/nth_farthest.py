@@ -48,8 +48,6 @@ Unlike Sonnet's example, ``num_heads`` and ``num_blocks`` are their own flags
 (Sonnet's flag help called it the total memory size).
 """
 
-from experiments import cli
-from experiments import devices
 from experiments import startup
 
 if __name__ == '__main__':
@@ -65,6 +63,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import cli
+from experiments import devices
 from experiments import launch
 from experiments import trained_runs
 from rmc.data import nth_farthest

@@ -28,7 +28,6 @@ the other ranks for both cores, beside chance and the plateau where only
 rank 0 is solved, and the command that shows what the RMC answers.
 """
 
-from experiments import cli
 from experiments import startup
 
 if __name__ == '__main__':
@@ -42,6 +41,7 @@ from typing import Any
 from absl import app
 from absl import flags
 
+from experiments import cli
 from experiments import launch
 from experiments import nth_farthest
 from experiments import seeds as seeds_lib

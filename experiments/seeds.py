@@ -43,7 +43,6 @@ the step and minute where they did, on the processor named in the header.
 the seeds, and the model's parameter counts follow (from config.json).
 """
 
-from experiments import cli
 from experiments import startup
 
 if __name__ == '__main__':
@@ -63,6 +62,7 @@ from typing import Any
 from absl import app
 from absl import flags
 
+from experiments import cli
 from experiments import summarize_nth_farthest
 from rmc.toolkit import metrics
 from rmc.toolkit import run_config

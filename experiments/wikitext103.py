@@ -53,8 +53,6 @@ paper does). ``eval_perplexity`` is ``exp`` of the mean negative
 log-likelihood over ``eval_tokens`` targets.
 """
 
-from experiments import cli
-from experiments import devices
 from experiments import startup
 
 if __name__ == '__main__':
@@ -72,6 +70,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import cli
+from experiments import devices
 from experiments import launch
 from experiments import trained_runs
 from rmc.data import wikitext

@@ -19,6 +19,7 @@ crash, its work directory unlocked and its run resumable.
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,6 +32,11 @@ from rmc.toolkit import checkpoint
 from rmc.toolkit import metrics
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _read(path: str) -> str:
+  with open(os.path.join(_ROOT, path), encoding='utf-8') as f:
+    return f.read()
 # Seconds a stopped process may take to end: prompt, on a loaded machine.
 _PROMPT_S = 10.0
 
@@ -43,6 +49,26 @@ def _binary(workdir, *args):
 def _started_training(workdir):
   records = metrics.read_records(os.path.join(workdir, 'metrics.jsonl'))
   return any(r.get('split') == 'train' for r in records)
+
+
+class StartFirstTest(absltest.TestCase):
+
+  def test_each_binary_starts_before_importing_anything_else(self):
+    # A binary's stop handlers and its huge-page restart come first: before
+    # the start, only `from experiments import startup` (and the standard
+    # library) may be imported.
+    binaries = [name for name in sorted(os.listdir(
+        os.path.join(_ROOT, 'experiments'))) if name.endswith('.py') and
+                'startup.start()' in _read(os.path.join('experiments', name))]
+    self.assertContainsSubset({'nth_farthest.py', 'learn_to_execute.py',
+                               'wikitext103.py', 'nth_farthest_demo.py',
+                               'seeds.py'}, binaries)
+    for name in binaries:
+      text = _read(os.path.join('experiments', name))
+      before = text[:text.index('startup.start()')]
+      imports = re.findall(r'^(?:from \S+ import \S+|import \S+)', before,
+                           re.M)
+      self.assertEqual(imports, ['from experiments import startup'], name)
 
 
 class StopTest(parameterized.TestCase):
