@@ -16,8 +16,10 @@ r"""Speed of the RMC unroll against the machine's own matmul throughput.
   python -m benchmarks.rmc_step --config=all
 
 For each configuration and each way of unrolling the core
-(``--implementations``: ``unroll``, the fast ``RelationalMemory.unroll``; and
-``dynamic_unroll``, ``hk.dynamic_unroll`` of the one-step core), after
+(``--implementations``: ``unroll``, the fast ``RelationalMemory.unroll``;
+``dynamic_unroll``, ``hk.dynamic_unroll`` of the one-step core; and
+``nnx_unroll``, the same fast unroll through the Flax NNX cell of
+``rmc.nnx``), after
 warm-up, the median over repeated calls of:
 
 * ``forward``: the unroll over the whole sequence;
@@ -116,8 +118,9 @@ _MIN_TIME_S = flags.DEFINE_float(
 _IMPLEMENTATIONS = flags.DEFINE_list(
     'implementations',
     ['unroll', 'dynamic_unroll'],
-    'Ways to unroll the core: "unroll" (RelationalMemory.unroll) and/or '
-    '"dynamic_unroll" (hk.dynamic_unroll of the one-step core).',
+    'Ways to unroll the core: "unroll" (RelationalMemory.unroll), '
+    '"dynamic_unroll" (hk.dynamic_unroll of the one-step core) and '
+    '"nnx_unroll" (the Flax NNX cell\'s unroll, rmc.nnx; needs Flax).',
 )
 _DTYPE = flags.DEFINE_enum(
     'dtype',
@@ -300,6 +303,8 @@ def loop_products_gflops(config: Config, dtype: str = 'float32') -> float:
 
 def _functions(config: Config, implementation: str, compute_dtype: str):
   """``(params, inputs_fn, forward, forward_backward, loss)``."""
+  if implementation == 'nnx_unroll':
+    return _nnx_functions(config, compute_dtype)
 
   def unroll(inputs):  # [T, B, d_in] -> [T, B, N * D]
     core = rmc.RelationalMemory(
@@ -330,6 +335,41 @@ def _functions(config: Config, implementation: str, compute_dtype: str):
     return jnp.mean(jnp.square(model.apply(params, inputs)))
 
   forward = jax.jit(model.apply)
+  forward_backward = jax.jit(jax.grad(loss, argnums=(0, 1)))
+  return params, inputs_fn, forward, forward_backward, loss
+
+
+def _nnx_functions(config: Config, compute_dtype: str):
+  """:func:`_functions` of the Flax NNX cell's fast unroll (``rmc.nnx``).
+
+  The cell holds the Haiku core's initial parameters (converted), and its
+  state is the differentiated argument, as an NNX training step takes it.
+  """
+  # Flax is an optional extra: imported only for this implementation.
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  import rmc.nnx  # pylint: disable=g-import-not-at-top
+
+  haiku_params, inputs_fn, _, _, _ = _functions(config, 'unroll', compute_dtype)
+  cell = rmc.nnx.RelationalMemory(
+      config.input_size,
+      mem_slots=config.mem_slots,
+      head_size=config.head_size,
+      num_heads=config.num_heads,
+      attention_mlp_layers=config.mlp_layers,
+      gate_style='unit',
+      compute_dtype=None if compute_dtype == 'float32' else compute_dtype,
+      rngs=nnx.Rngs(0),
+  )
+  rmc.nnx.from_haiku(cell, haiku_params)
+  graphdef, params = nnx.split(cell)
+
+  def apply(params, inputs):  # [T, B, d_in] -> [T, B, N * D]
+    return nnx.merge(graphdef, params).unroll(inputs, time_major=True)[1]
+
+  def loss(params, inputs):
+    return jnp.mean(jnp.square(apply(params, inputs)))
+
+  forward = jax.jit(apply)
   forward_backward = jax.jit(jax.grad(loss, argnums=(0, 1)))
   return params, inputs_fn, forward, forward_backward, loss
 
@@ -385,10 +425,10 @@ def main(argv):
       )
   lengths = compile_lengths()
   for implementation in _IMPLEMENTATIONS.value:
-    if implementation not in ('unroll', 'dynamic_unroll'):
+    if implementation not in ('unroll', 'dynamic_unroll', 'nnx_unroll'):
       raise app.UsageError(
           f'Unknown --implementations entry {implementation!r}; choose from '
-          f'unroll, dynamic_unroll.'
+          f'unroll, dynamic_unroll, nnx_unroll.'
       )
   compile_configs = (
       names

@@ -88,6 +88,80 @@ def _check_positive_int(name: str, value: Any) -> None:
     raise ValueError(f'{name} must be an integer >= 1. Got: {value!r}.')
 
 
+def _make_config(
+    *,
+    mem_slots: int,
+    head_size: int,
+    num_heads: int,
+    num_blocks: int,
+    forget_bias: float,
+    input_bias: float,
+    gate_style: GateStyle,
+    attention_mlp_layers: int,
+    key_size: int | None,
+    attention_scale: AttentionScale,
+    compute_dtype: Any,
+) -> '_Config':
+  """The computation of a core of these arguments, checked.
+
+  The checks and messages of :class:`RelationalMemory`'s constructor (which
+  the Flax NNX cell, ``rmc.nnx.RelationalMemory``, shares).
+
+  Raises:
+    ValueError: As :class:`RelationalMemory`.
+  """
+  # Sonnet v1's three checks, in its order and with its messages (values of
+  # other types fall through to the integer checks below).
+  if isinstance(num_blocks, numbers.Real) and num_blocks < 1:
+    raise ValueError(f'num_blocks must be >= 1. Got: {num_blocks}.')
+  if gate_style not in _GATE_STYLES:
+    raise ValueError(
+        f"gate_style must be one of ['unit', 'memory', None]. Got: "
+        f'{gate_style}.'
+    )
+  if (
+      isinstance(attention_mlp_layers, numbers.Real)
+      and attention_mlp_layers < 1
+  ):
+    raise ValueError(
+        f'attention_mlp_layers must be >= 1. Got: {attention_mlp_layers}.'
+    )
+  # What Sonnet let through.
+  _check_positive_int('num_blocks', num_blocks)
+  _check_positive_int('attention_mlp_layers', attention_mlp_layers)
+  _check_positive_int('mem_slots', mem_slots)
+  _check_positive_int('head_size', head_size)
+  _check_positive_int('num_heads', num_heads)
+  if key_size is not None:
+    _check_positive_int('key_size', key_size)
+  if attention_scale not in _ATTENTION_SCALES:
+    raise ValueError(
+        f'attention_scale must be one of {list(_ATTENTION_SCALES)}. Got: '
+        f'{attention_scale!r}.'
+    )
+
+  head_size = int(head_size)
+  key_size = int(key_size) if key_size is not None else head_size
+  scale_size = (
+      key_size if attention_scale == 'key_size' else 2 * key_size + head_size
+  )
+  return _Config(
+      mem_slots=int(mem_slots),
+      num_heads=int(num_heads),
+      head_size=head_size,
+      key_size=key_size,
+      num_blocks=int(num_blocks),
+      mlp_layers=int(attention_mlp_layers),
+      gate_style=gate_style,
+      input_bias=input_bias,
+      forget_bias=forget_bias,
+      query_scale=1.0 / math.sqrt(scale_size),
+      compute_dtype=(
+          None if compute_dtype is None else jnp.dtype(compute_dtype)
+      ),
+  )
+
+
 class RelationalMemory(hk.RNNCore):
   r"""Relational Memory Core: multi-head attention over a recurrent memory.
 
@@ -196,66 +270,29 @@ class RelationalMemory(hk.RNNCore):
         or ``gate_style`` or ``attention_scale`` is not one of its options.
     """
     super().__init__(name=name)
-    # Sonnet v1's three checks, in its order and with its messages (values of
-    # other types fall through to the integer checks below).
-    if isinstance(num_blocks, numbers.Real) and num_blocks < 1:
-      raise ValueError(f'num_blocks must be >= 1. Got: {num_blocks}.')
-    if gate_style not in _GATE_STYLES:
-      raise ValueError(
-          f"gate_style must be one of ['unit', 'memory', None]. Got: "
-          f'{gate_style}.'
-      )
-    if (
-        isinstance(attention_mlp_layers, numbers.Real)
-        and attention_mlp_layers < 1
-    ):
-      raise ValueError(
-          f'attention_mlp_layers must be >= 1. Got: {attention_mlp_layers}.'
-      )
-    # What Sonnet let through.
-    _check_positive_int('num_blocks', num_blocks)
-    _check_positive_int('attention_mlp_layers', attention_mlp_layers)
-    _check_positive_int('mem_slots', mem_slots)
-    _check_positive_int('head_size', head_size)
-    _check_positive_int('num_heads', num_heads)
-    if key_size is not None:
-      _check_positive_int('key_size', key_size)
-    if attention_scale not in _ATTENTION_SCALES:
-      raise ValueError(
-          f'attention_scale must be one of {list(_ATTENTION_SCALES)}. Got: '
-          f'{attention_scale!r}.'
-      )
-
-    self._mem_slots = int(mem_slots)
-    self._head_size = int(head_size)
-    self._num_heads = int(num_heads)
+    self._config = _make_config(
+        mem_slots=mem_slots,
+        head_size=head_size,
+        num_heads=num_heads,
+        num_blocks=num_blocks,
+        forget_bias=forget_bias,
+        input_bias=input_bias,
+        gate_style=gate_style,
+        attention_mlp_layers=attention_mlp_layers,
+        key_size=key_size,
+        attention_scale=attention_scale,
+        compute_dtype=compute_dtype,
+    )
+    self._mem_slots = self._config.mem_slots
+    self._head_size = self._config.head_size
+    self._num_heads = self._config.num_heads
     self._mem_size = self._head_size * self._num_heads
-    self._num_blocks = int(num_blocks)
+    self._num_blocks = self._config.num_blocks
     self._gate_style = gate_style
-    self._attention_mlp_layers = int(attention_mlp_layers)
-    self._key_size = int(key_size) if key_size is not None else self._head_size
+    self._attention_mlp_layers = self._config.mlp_layers
+    self._key_size = self._config.key_size
     self._trainable_initial_state = trainable_initial_state
     self._return_diagnostics = return_diagnostics
-    scale_size = (
-        self._key_size
-        if attention_scale == 'key_size'
-        else 2 * self._key_size + self._head_size
-    )
-    self._config = _Config(
-        mem_slots=self._mem_slots,
-        num_heads=self._num_heads,
-        head_size=self._head_size,
-        key_size=self._key_size,
-        num_blocks=self._num_blocks,
-        mlp_layers=self._attention_mlp_layers,
-        gate_style=gate_style,
-        input_bias=input_bias,
-        forget_bias=forget_bias,
-        query_scale=1.0 / math.sqrt(scale_size),
-        compute_dtype=(
-            None if compute_dtype is None else jnp.dtype(compute_dtype)
-        ),
-    )
 
   @property
   def mem_slots(self) -> int:
