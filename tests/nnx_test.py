@@ -13,6 +13,7 @@
 # limitations under the License.
 """Tests for rmc/nnx.py: the Flax NNX cell, equal to the Haiku core."""
 
+import collections
 import contextlib
 import io
 import os
@@ -32,6 +33,7 @@ import rmc
 import rmc.nnx
 
 import binary_testing
+from benchmarks import rmc_step
 from experiments import nth_farthest
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
@@ -181,6 +183,25 @@ class ParityTest(parameterized.TestCase):
     got_final, got = cell.unroll(inputs, time_major=True)
     _assert_close(self, (got, got_final), (outputs, final))
     _assert_close(self, rmc.nnx.to_haiku(cell), run.core_params)
+
+
+class SpeedTest(absltest.TestCase):
+
+  def test_the_fast_unroll_compiles_to_the_haiku_cores_program(self):
+    # benchmarks.rmc_step's `small` forward+backward: the NNX cell's unroll
+    # compiles to as many operations of each kind as the Haiku core's, so
+    # it runs as fast (docs/benchmarks.md has the timings side by side).
+    config = rmc_step.CONFIGS['small']
+    counts = []
+    for implementation in ('unroll', 'nnx_unroll'):
+      params, inputs_fn, _, forward_backward, _ = rmc_step._functions(  # pylint: disable=protected-access
+          config, implementation, 'float32')
+      text = forward_backward.lower(
+          params, inputs_fn(config.num_steps)).compile().as_text()
+      counts.append(collections.Counter(
+          re.findall(r'= \S+ (\w[\w-]*)\(', text)))
+    self.assertGreater(sum(counts[0].values()), 1000)
+    self.assertEqual(counts[1], counts[0])
 
 
 class CellTest(parameterized.TestCase):
