@@ -44,6 +44,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from absl import app
 from absl import flags
@@ -301,20 +302,25 @@ def loop_products_gflops(config: Config, dtype: str = 'float32') -> float:
   return flops / median_seconds(lambda: products(xs, ws)) / 1e9
 
 
+def _core_arguments(config: Config, compute_dtype: str) -> dict[str, Any]:
+  """The core's constructor arguments (Haiku's and the NNX cell's)."""
+  return dict(
+      mem_slots=config.mem_slots,
+      head_size=config.head_size,
+      num_heads=config.num_heads,
+      attention_mlp_layers=config.mlp_layers,
+      gate_style='unit',
+      compute_dtype=None if compute_dtype == 'float32' else compute_dtype,
+  )
+
+
 def _functions(config: Config, implementation: str, compute_dtype: str):
   """``(params, inputs_fn, forward, forward_backward, loss)``."""
   if implementation == 'nnx_unroll':
     return _nnx_functions(config, compute_dtype)
 
   def unroll(inputs):  # [T, B, d_in] -> [T, B, N * D]
-    core = rmc.RelationalMemory(
-        mem_slots=config.mem_slots,
-        head_size=config.head_size,
-        num_heads=config.num_heads,
-        attention_mlp_layers=config.mlp_layers,
-        gate_style='unit',
-        compute_dtype=None if compute_dtype == 'float32' else compute_dtype,
-    )
+    core = rmc.RelationalMemory(**_core_arguments(config, compute_dtype))
     initial_state = core.initial_state(inputs.shape[1])
     if implementation == 'unroll':
       outputs, _ = core.unroll(inputs, initial_state)
@@ -330,11 +336,20 @@ def _functions(config: Config, implementation: str, compute_dtype: str):
     )
 
   params = jax.jit(model.init)(jax.random.key(0), inputs_fn(config.num_steps))
+  return _timed(model.apply, params, inputs_fn)
+
+
+def _timed(apply: Callable[..., jax.Array], params, inputs_fn):
+  """``(params, inputs_fn, forward, forward_backward, loss)`` of ``apply``.
+
+  The loss is the mean of the squared outputs of all steps; its gradient is
+  taken with respect to the parameters and the inputs.
+  """
 
   def loss(params, inputs):
-    return jnp.mean(jnp.square(model.apply(params, inputs)))
+    return jnp.mean(jnp.square(apply(params, inputs)))
 
-  forward = jax.jit(model.apply)
+  forward = jax.jit(apply)
   forward_backward = jax.jit(jax.grad(loss, argnums=(0, 1)))
   return params, inputs_fn, forward, forward_backward, loss
 
@@ -352,12 +367,7 @@ def _nnx_functions(config: Config, compute_dtype: str):
   haiku_params, inputs_fn, _, _, _ = _functions(config, 'unroll', compute_dtype)
   cell = rmc.nnx.RelationalMemory(
       config.input_size,
-      mem_slots=config.mem_slots,
-      head_size=config.head_size,
-      num_heads=config.num_heads,
-      attention_mlp_layers=config.mlp_layers,
-      gate_style='unit',
-      compute_dtype=None if compute_dtype == 'float32' else compute_dtype,
+      **_core_arguments(config, compute_dtype),
       rngs=nnx.Rngs(0),
   )
   rmc.nnx.from_haiku(cell, haiku_params)
@@ -366,12 +376,7 @@ def _nnx_functions(config: Config, compute_dtype: str):
   def apply(params, inputs):  # [T, B, d_in] -> [T, B, N * D]
     return nnx.merge(graphdef, params).unroll(inputs, time_major=True)[1]
 
-  def loss(params, inputs):
-    return jnp.mean(jnp.square(apply(params, inputs)))
-
-  forward = jax.jit(apply)
-  forward_backward = jax.jit(jax.grad(loss, argnums=(0, 1)))
-  return params, inputs_fn, forward, forward_backward, loss
+  return _timed(apply, params, inputs_fn)
 
 
 def measure(

@@ -52,6 +52,21 @@ def eval_batches(default: Any = dataclasses.MISSING) -> Any:
   )
 
 
+# What every task's `smoke` preset (tiny, for tests) trains with.
+SMOKE_LOOP = training.LoopConfig(
+    num_steps=40,
+    steps_per_chunk=5,
+    log_every=10,
+    eval_every=20,
+    checkpoint_every=20,
+    keep_checkpoints=2,
+)
+SMOKE_LSTM = cores.LSTM(hidden_size=16)
+SMOKE_DNC = cores.DNC(
+    memory_size=4, word_size=4, num_reads=2, num_writes=1, controller_size=8
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class Config(Generic[TaskT]):
   """Every hyperparameter of one run.

@@ -174,25 +174,14 @@ PRESETS: dict[str, Config] = {
         optimizer=dataclasses.replace(
             training.Optimizer.constant(8, 3e-3), max_grad_norm=1.0
         ),
-        loop=training.LoopConfig(
-            num_steps=30,
-            steps_per_chunk=5,
-            log_every=10,
-            eval_every=10,
-            checkpoint_every=10,
-            keep_checkpoints=2,
+        loop=dataclasses.replace(
+            base.SMOKE_LOOP, num_steps=30, eval_every=10, checkpoint_every=10
         ),
         rmc=cores.RMC(
             mem_slots=2, head_size=4, num_heads=2, gate_style='memory'
         ),
-        lstm=cores.LSTM(hidden_size=16),
-        dnc=cores.DNC(
-            memory_size=4,
-            word_size=4,
-            num_reads=2,
-            num_writes=1,
-            controller_size=8,
-        ),
+        lstm=base.SMOKE_LSTM,
+        dnc=base.SMOKE_DNC,
     ),
 }
 PRESETS = {

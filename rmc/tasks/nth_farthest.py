@@ -168,23 +168,10 @@ PRESETS: dict[str, Config] = {
             decay_rate=0.9,
             max_grad_norm=1.0,
         ),
-        loop=training.LoopConfig(
-            num_steps=40,
-            steps_per_chunk=5,
-            log_every=10,
-            eval_every=20,
-            checkpoint_every=20,
-            keep_checkpoints=2,
-        ),
+        loop=base.SMOKE_LOOP,
         rmc=cores.RMC(mem_slots=2, head_size=4, num_heads=2),
-        lstm=cores.LSTM(hidden_size=16),
-        dnc=cores.DNC(
-            memory_size=4,
-            word_size=4,
-            num_reads=2,
-            num_writes=1,
-            controller_size=8,
-        ),
+        lstm=base.SMOKE_LSTM,
+        dnc=base.SMOKE_DNC,
     ),
 }
 PRESETS = {
