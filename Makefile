@@ -3,7 +3,7 @@
 #   make test      the fast tier: every test not marked slow (4.5 minutes on
 #                  2 cores; 1.5 when .venv holds the compilation cache)
 #   make test-all  every test, the slow end-to-end checks too (what CI runs)
-#   make lint      ruff, pyink and mypy over rmc/, experiments/, benchmarks/
+#   make lint      ruff, pyink and mypy over rmc/, experiments/, benchmarks/, examples/
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +11,7 @@ VENV_PYTHON := $(VENV)/bin/python
 # Rebuilt whenever the dependency lists change; otherwise installing is a no-op.
 INSTALLED := $(VENV)/.installed
 LINT_INSTALLED := $(VENV)/.lint-installed
-LINTED := rmc experiments benchmarks
+LINTED := rmc experiments benchmarks examples
 # pytest arguments; e.g. `make test PYTEST_ARGS="-k initial_state"`.
 PYTEST_ARGS ?=
 

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 import rmc
 import rmc.nnx
 
@@ -349,6 +350,26 @@ class DocsTest(absltest.TestCase):
       exec(snippet, {})  # pylint: disable=exec-used
     self.assertEqual(printed.getvalue().splitlines(),
                      ['(10, 4, 2048) (4, 8, 256)', '605184'])
+
+
+class ExampleTest(absltest.TestCase):
+
+  @pytest.mark.slow
+  def test_the_nnx_training_script_trains_and_evaluates(self):
+    completed = subprocess.run(
+        [sys.executable, os.path.join(_ROOT, 'examples', 'nnx_nth_farthest.py'),
+         '--preset=smoke', '--num_steps=40', '--seed=3'],
+        cwd=_ROOT, capture_output=True, text=True, timeout=600, check=False)
+    self.assertEqual(completed.returncode, 0, completed.stderr[-2000:])
+    lines = completed.stdout.splitlines()
+    self.assertIn('preset smoke, seed 3, 3 objects, 32 held-out', lines[0])
+    evaluations = [line for line in lines if line.startswith('step ')]
+    self.assertEqual([line.split(':')[0] for line in evaluations],
+                     ['step 20', 'step 40'])
+    accuracy = float(re.search(r'held-out accuracy ([\d.]+)',
+                               evaluations[-1]).group(1))
+    self.assertBetween(accuracy, 0.0, 1.0)
+    self.assertTrue(lines[-1].startswith('Done at step 40.'))
 
 
 class PackagingTest(absltest.TestCase):
