@@ -64,10 +64,11 @@ from absl import flags
 
 from experiments import cli
 from experiments import summarize_nth_farthest
+from rmc import tasks
 from rmc.toolkit import metrics
 from rmc.toolkit import run_config
 
-BINARIES = ('nth_farthest', 'learn_to_execute', 'wikitext103')
+BINARIES = tuple(tasks.TASKS)  # The tasks' binaries.
 
 _BINARY = flags.DEFINE_enum(
     'binary', None, BINARIES, 'The experiment binary to train (required).'

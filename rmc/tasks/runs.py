@@ -35,8 +35,6 @@ from rmc.toolkit import checkpoint
 from rmc.toolkit import cores
 from rmc.toolkit import run_config
 
-BINARIES = tuple(tasks.TASKS)
-
 
 def core_description(config: tasks.Config) -> dict[str, Any]:
   """The ``core`` entry of config.json: the core's type and arguments."""
