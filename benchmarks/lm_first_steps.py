@@ -236,7 +236,7 @@ def main(argv):
       _OUTPUT.value or os.devnull, write_file=bool(_OUTPUT.value)
   )
   writer.write(
-      {'step': 0, 'config': config, 'vocab_size': len(corpus.vocabulary)}
+      {'step': 0, 'config': config.flat(), 'vocab_size': len(corpus.vocabulary)}
   )
   first_steps(
       config,
