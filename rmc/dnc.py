@@ -36,6 +36,7 @@ reference's ``softplus`` as their default.
 """
 
 from collections.abc import Callable
+import math
 from typing import Any, NamedTuple
 
 import haiku as hk
@@ -235,6 +236,290 @@ def compute_read_weights(
   )
 
 
+def strength_op(activation: str) -> Callable[[jax.Array], jax.Array]:
+  """The content strengths' activation named ``activation``.
+
+  Args:
+    activation: ``'oneplus'`` (the paper's) or ``'softplus'`` (the reference
+      code's).
+
+  Raises:
+    ValueError: For another name.
+  """
+  if activation not in _STRENGTH_ACTIVATIONS:
+    raise ValueError(
+        f'strength_activation must be one of {sorted(_STRENGTH_ACTIVATIONS)}'
+        f'; got {activation!r}.'
+    )
+  return _STRENGTH_ACTIVATIONS[activation]
+
+
+def access_settings(
+    memory_size: int = 128,
+    word_size: int = 20,
+    num_reads: int = 1,
+    num_writes: int = 1,
+    strength_activation: str = 'oneplus',
+) -> tuple[int, int, int, int, Callable[[jax.Array], jax.Array]]:
+  """:class:`MemoryAccess`'s arguments, with its defaults, checked.
+
+  Returns:
+    ``(memory_size, word_size, num_reads, num_writes, strength_op)``.
+
+  Raises:
+    ValueError: For a size that is not a positive integer, or an unknown
+      strength activation.
+  """
+  _check_positive(
+      memory_size=memory_size,
+      word_size=word_size,
+      num_reads=num_reads,
+      num_writes=num_writes,
+  )
+  return (
+      memory_size,
+      word_size,
+      num_reads,
+      num_writes,
+      strength_op(strength_activation),
+  )
+
+
+def interface_shapes(
+    num_reads: int, num_writes: int, word_size: int
+) -> dict[str, tuple[int, ...]]:
+  """Each control's shape per example, in the order its map is made.
+
+  Args:
+    num_reads: Read heads ``R``.
+    num_writes: Write heads ``H``.
+    word_size: Width ``W`` of a memory slot.
+
+  Returns:
+    ``{name: shape}``; ``read_mode`` is ``(R, 2H + 1)``: per read head,
+    ``H`` backward, ``H`` forward, then content.
+  """
+  h, r, w = num_writes, num_reads, word_size
+  return {
+      'write_vectors': (h, w),
+      'erase_vectors': (h, w),
+      'free_gate': (r,),
+      'allocation_gate': (h,),
+      'write_gate': (h,),
+      'read_mode': (r, 1 + 2 * h),
+      'write_keys': (h, w),
+      'write_strengths': (h,),
+      'read_keys': (r, w),
+      'read_strengths': (r,),
+  }
+
+
+# The controls squashed after their linear map; the others are used as made.
+_INTERFACE_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    'erase_vectors': jax.nn.sigmoid,  # In [0, 1].
+    'free_gate': jax.nn.sigmoid,
+    'allocation_gate': jax.nn.sigmoid,
+    'write_gate': jax.nn.sigmoid,
+    'read_mode': lambda x: jax.nn.softmax(x, -1),  # Each head's sums to 1.
+}
+
+
+def interface(
+    inputs: jax.Array,
+    linear: Callable[[str, jax.Array, int], jax.Array],
+    num_reads: int,
+    num_writes: int,
+    word_size: int,
+) -> dict[str, jax.Array]:
+  """The controls read from the controller output by linear maps.
+
+  Args:
+    inputs: ``[B, D]``, the controller output.
+    linear: ``linear(name, inputs, size)`` gives ``[B, size]``, the linear
+      map ``name`` of ``inputs`` (each name its own parameters).
+    num_reads: Read heads ``R``.
+    num_writes: Write heads ``H``.
+    word_size: Width ``W`` of a memory slot.
+
+  Returns:
+    ``{name: [B, *shape]}`` for :func:`interface_shapes`, the gates and
+    erase vectors squashed to [0, 1] and the read modes to a distribution.
+  """
+  batch_size = inputs.shape[0]
+  controls = {}
+  for name, shape in interface_shapes(num_reads, num_writes, word_size).items():
+    control = linear(name, inputs, math.prod(shape))
+    control = control.reshape((batch_size,) + shape)
+    controls[name] = _INTERFACE_ACTIVATIONS.get(name, lambda x: x)(control)
+  return controls
+
+
+def access_step(
+    controls: dict[str, jax.Array],
+    prev_state: AccessState,
+    strength_activation: Callable[[jax.Array], jax.Array],
+) -> tuple[jax.Array, AccessState]:
+  """One step of the memory: update the usage, write, link, read.
+
+  Args:
+    controls: The :func:`interface`'s.
+    prev_state: The previous :class:`AccessState`.
+    strength_activation: The content strengths' activation.
+
+  Returns:
+    ``(read_words [B, R, W], state)``.
+  """
+  usage = addressing.updated_usage(
+      prev_state.write_weights,
+      controls['free_gate'],
+      prev_state.read_weights,
+      prev_state.usage,
+  )  # [B, N]
+  write_weights = compute_write_weights(
+      controls, prev_state.memory, usage, strength_activation
+  )  # [B, H, N]
+  memory = erase_and_write(
+      prev_state.memory,
+      write_weights,
+      controls['erase_vectors'],
+      controls['write_vectors'],
+  )  # [B, N, W]
+  linkage = addressing.updated_linkage(write_weights, prev_state.linkage)
+  read_weights = compute_read_weights(
+      controls,
+      memory,
+      prev_state.read_weights,
+      linkage.link,
+      strength_activation,
+  )  # [B, R, N]
+  read_words = jnp.einsum('brn,bnw->brw', read_weights, memory)
+  return read_words, AccessState(
+      memory=memory,
+      read_weights=read_weights,
+      write_weights=write_weights,
+      linkage=linkage,
+      usage=usage,
+  )
+
+
+def initial_access_state(
+    memory_size: int,
+    word_size: int,
+    num_reads: int,
+    num_writes: int,
+    batch_shape: tuple[int, ...] = (),
+    dtype: Any = None,
+) -> AccessState:
+  """Zeros everywhere (an empty, unused memory), as the reference.
+
+  Args:
+    memory_size: Memory slots ``N``.
+    word_size: Width ``W`` of each slot.
+    num_reads: Read heads ``R``.
+    num_writes: Write heads ``H``.
+    batch_shape: The leading axes of every leaf, e.g. ``(B,)``.
+    dtype: The leaves' dtype; None for JAX's default float.
+  """
+  n, w = memory_size, word_size
+
+  def zeros(*shape):
+    return jnp.zeros(batch_shape + shape, dtype)
+
+  return AccessState(
+      memory=zeros(n, w),
+      read_weights=zeros(num_reads, n),
+      write_weights=zeros(num_writes, n),
+      linkage=addressing.TemporalLinkageState(
+          link=zeros(num_writes, n, n),
+          precedence_weights=zeros(num_writes, n),
+      ),
+      usage=zeros(n),
+  )
+
+
+def controller_sizes(controller_config: dict[str, Any]) -> tuple[int, int]:
+  """``(hidden_size, num_layers)`` of a DNC's ``controller_config``, checked.
+
+  Raises:
+    ValueError: For another key, or a size that is not a positive integer.
+  """
+  config = dict(controller_config)
+  hidden_size = config.pop('hidden_size', None)
+  num_layers = config.pop('num_layers', 1)
+  if config:
+    raise ValueError(
+        f'Unknown controller_config keys: {sorted(config)}; expected '
+        'hidden_size and num_layers.'
+    )
+  _check_positive(hidden_size=hidden_size, num_layers=num_layers)
+  return hidden_size, num_layers
+
+
+def check_clip_value(clip_value: float | None) -> float:
+  """``clip_value`` as a bound (0: no clipping), checked.
+
+  Raises:
+    ValueError: If it is negative (or NaN).
+  """
+  if clip_value is not None and not clip_value >= 0:
+    raise ValueError(f'clip_value must be >= 0 or None; got {clip_value}.')
+  return clip_value or 0
+
+
+def dnc_step(
+    inputs: jax.Array,
+    prev_state: DNCState,
+    controller: Callable[[jax.Array, Any], tuple[jax.Array, Any]],
+    access: Callable[[jax.Array, AccessState], tuple[jax.Array, AccessState]],
+    output_linear: Callable[[jax.Array], jax.Array],
+    clip_value: float,
+) -> tuple[jax.Array, DNCState]:
+  """One step of the DNC, given its three parts.
+
+  Args:
+    inputs: ``[B, ...]`` (flattened to ``[B, D_in]``).
+    prev_state: The previous :class:`DNCState`.
+    controller: ``controller(x, state) -> (output [B, C], state)``, the
+      controller fed ``[inputs; previous read words]``.
+    access: ``access(controller_output, state) -> (read_words [B, R, W],
+      state)``, the memory.
+    output_linear: The linear map to the core's output.
+    clip_value: The bound of the clipped values, or 0 for none.
+
+  Returns:
+    ``(output [B, output_size], state)``.
+  """
+
+  def clip(x: jax.Array) -> jax.Array:
+    return jnp.clip(x, -clip_value, clip_value) if clip_value > 0 else x
+
+  batch_size = inputs.shape[0]
+  controller_input = jnp.concatenate(
+      [
+          inputs.reshape(batch_size, -1),
+          prev_state.access_output.reshape(batch_size, -1),
+      ],
+      axis=-1,
+  )  # [B, D_in + R * W]
+  controller_output, controller_state = controller(
+      controller_input, prev_state.controller_state
+  )
+  controller_output = clip(controller_output)  # [B, C]
+  controller_state = jax.tree.map(clip, controller_state)
+  access_output, access_state = access(
+      controller_output, prev_state.access_state
+  )  # [B, R, W]
+  output = jnp.concatenate(
+      [controller_output, access_output.reshape(batch_size, -1)], axis=-1
+  )  # [B, C + R * W]
+  output = clip(output_linear(output))
+  return output, DNCState(
+      access_output=access_output,
+      access_state=access_state,
+      controller_state=controller_state,
+  )
+
+
 class MemoryAccess(hk.RNNCore):
   """The DNC's memory with its read and write heads (the reference's)."""
 
@@ -263,53 +548,20 @@ class MemoryAccess(hk.RNNCore):
         strength activation.
     """
     super().__init__(name=name)
-    _check_positive(
-        memory_size=memory_size,
-        word_size=word_size,
-        num_reads=num_reads,
-        num_writes=num_writes,
+    (
+        self._memory_size,
+        self._word_size,
+        self._num_reads,
+        self._num_writes,
+        self._strength_op,
+    ) = access_settings(
+        memory_size, word_size, num_reads, num_writes, strength_activation
     )
-    if strength_activation not in _STRENGTH_ACTIVATIONS:
-      raise ValueError(
-          f'strength_activation must be one of {sorted(_STRENGTH_ACTIVATIONS)}'
-          f'; got {strength_activation!r}.'
-      )
-    self._memory_size = memory_size
-    self._word_size = word_size
-    self._num_reads = num_reads
-    self._num_writes = num_writes
-    self._strength_op = _STRENGTH_ACTIVATIONS[strength_activation]
 
   @property
   def output_shape(self) -> tuple[int, int]:
     """``(R, W)``: the words read at each step, per example."""
     return self._num_reads, self._word_size
-
-  @hk.name_like('__call__')  # Parameters named memory_access/write_vectors.
-  def _interface(self, inputs: jax.Array) -> dict[str, jax.Array]:
-    """The controls read from the controller output ``inputs [B, D]``."""
-    batch_size = inputs.shape[0]
-
-    def linear(name, *shape):
-      size = 1
-      for dim in shape:
-        size *= dim
-      return hk.Linear(size, name=name)(inputs).reshape((batch_size,) + shape)
-
-    h, r, w = self._num_writes, self._num_reads, self._word_size
-    return {
-        'write_vectors': linear('write_vectors', h, w),  # [B, H, W]
-        'erase_vectors': jax.nn.sigmoid(linear('erase_vectors', h, w)),
-        'free_gate': jax.nn.sigmoid(linear('free_gate', r)),  # [B, R]
-        'allocation_gate': jax.nn.sigmoid(linear('allocation_gate', h)),
-        'write_gate': jax.nn.sigmoid(linear('write_gate', h)),  # [B, H]
-        # Per read head: H backward, H forward, then content.
-        'read_mode': jax.nn.softmax(linear('read_mode', r, 1 + 2 * h), -1),
-        'write_keys': linear('write_keys', h, w),  # [B, H, W]
-        'write_strengths': linear('write_strengths', h),  # [B, H]
-        'read_keys': linear('read_keys', r, w),  # [B, R, W]
-        'read_strengths': linear('read_strengths', r),  # [B, R]
-    }
 
   def __call__(
       self, inputs: jax.Array, prev_state: AccessState
@@ -323,38 +575,14 @@ class MemoryAccess(hk.RNNCore):
     Returns:
       ``(read_words [B, R, W], state)``.
     """
-    controls = self._interface(inputs)
-    usage = addressing.updated_usage(
-        prev_state.write_weights,
-        controls['free_gate'],
-        prev_state.read_weights,
-        prev_state.usage,
-    )  # [B, N]
-    write_weights = compute_write_weights(
-        controls, prev_state.memory, usage, self._strength_op
+
+    def linear(name: str, x: jax.Array, size: int) -> jax.Array:
+      return hk.Linear(size, name=name)(x)
+
+    controls = interface(
+        inputs, linear, self._num_reads, self._num_writes, self._word_size
     )
-    memory = erase_and_write(
-        prev_state.memory,
-        write_weights,
-        controls['erase_vectors'],
-        controls['write_vectors'],
-    )
-    linkage = addressing.updated_linkage(write_weights, prev_state.linkage)
-    read_weights = compute_read_weights(
-        controls,
-        memory,
-        prev_state.read_weights,
-        linkage.link,
-        self._strength_op,
-    )
-    read_words = jnp.einsum('brn,bnw->brw', read_weights, memory)
-    return read_words, AccessState(
-        memory=memory,
-        read_weights=read_weights,
-        write_weights=write_weights,
-        linkage=linkage,
-        usage=usage,
-    )
+    return access_step(controls, prev_state, self._strength_op)
 
   def initial_state(self, batch_size: int | None) -> AccessState:
     """Zeros everywhere (an empty, unused memory), as the reference.
@@ -362,20 +590,12 @@ class MemoryAccess(hk.RNNCore):
     Args:
       batch_size: ``B``, or None for unbatched leaves.
     """
-    n, w = self._memory_size, self._word_size
-
-    def zeros(*shape):
-      return jnp.zeros(shape if batch_size is None else (batch_size,) + shape)
-
-    return AccessState(
-        memory=zeros(n, w),
-        read_weights=zeros(self._num_reads, n),
-        write_weights=zeros(self._num_writes, n),
-        linkage=addressing.TemporalLinkageState(
-            link=zeros(self._num_writes, n, n),
-            precedence_weights=zeros(self._num_writes, n),
-        ),
-        usage=zeros(n),
+    return initial_access_state(
+        self._memory_size,
+        self._word_size,
+        self._num_reads,
+        self._num_writes,
+        () if batch_size is None else (batch_size,),
     )
 
 
@@ -408,20 +628,9 @@ class DNC(hk.RNNCore):
       ValueError: For a bad size or configuration key.
     """
     super().__init__(name=name)
-    controller_config = dict(controller_config)
-    hidden_size = controller_config.pop('hidden_size', None)
-    num_layers = controller_config.pop('num_layers', 1)
-    if controller_config:
-      raise ValueError(
-          f'Unknown controller_config keys: '
-          f'{sorted(controller_config)}; expected hidden_size '
-          'and num_layers.'
-      )
-    _check_positive(
-        hidden_size=hidden_size, num_layers=num_layers, output_size=output_size
-    )
-    if clip_value is not None and not clip_value >= 0:
-      raise ValueError(f'clip_value must be >= 0 or None; got {clip_value}.')
+    hidden_size, num_layers = controller_sizes(controller_config)
+    _check_positive(output_size=output_size)
+    self._clip_value = check_clip_value(clip_value)
     if num_layers == 1:
       self._controller = hk.LSTM(hidden_size)
     else:
@@ -430,12 +639,6 @@ class DNC(hk.RNNCore):
       )
     self._access = MemoryAccess(**access_config)
     self._output_size = output_size
-    self._clip_value = clip_value or 0
-
-  def _clip(self, x: jax.Array) -> jax.Array:
-    if self._clip_value > 0:
-      return jnp.clip(x, -self._clip_value, self._clip_value)
-    return x
 
   def __call__(
       self, inputs: jax.Array, prev_state: DNCState
@@ -449,32 +652,13 @@ class DNC(hk.RNNCore):
     Returns:
       ``(output [B, output_size], state)``.
     """
-    batch_size = inputs.shape[0]
-    controller_input = jnp.concatenate(
-        [
-            inputs.reshape(batch_size, -1),
-            prev_state.access_output.reshape(batch_size, -1),
-        ],
-        axis=-1,
-    )
-    controller_output, controller_state = self._controller(
-        controller_input, prev_state.controller_state
-    )
-    controller_output = self._clip(controller_output)
-    controller_state = jax.tree.map(self._clip, controller_state)
-    access_output, access_state = self._access(
-        controller_output, prev_state.access_state
-    )
-    output = jnp.concatenate(
-        [controller_output, access_output.reshape(batch_size, -1)], axis=-1
-    )
-    output = self._clip(
-        hk.Linear(self._output_size, name='output_linear')(output)
-    )
-    return output, DNCState(
-        access_output=access_output,
-        access_state=access_state,
-        controller_state=controller_state,
+    return dnc_step(
+        inputs,
+        prev_state,
+        self._controller,
+        self._access,
+        hk.Linear(self._output_size, name='output_linear'),
+        self._clip_value,
     )
 
   def initial_state(self, batch_size: int | None) -> DNCState:

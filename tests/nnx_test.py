@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Tests for rmc/nnx.py: the Flax NNX cell, equal to the Haiku core."""
+"""Tests for rmc/nnx/: the Flax NNX cells, equal to the Haiku cores."""
 
 import collections
 import contextlib
@@ -36,6 +36,7 @@ import rmc.nnx
 import binary_testing
 from benchmarks import rmc_step
 from experiments import nth_farthest
+from rmc import dnc
 
 jax.config.update('jax_numpy_rank_promotion', 'raise')
 
@@ -338,18 +339,203 @@ class CellTest(parameterized.TestCase):
       rmc.nnx.from_haiku(cell, {'linear': {'w': jnp.ones(2)}})
 
 
-class DocsTest(absltest.TestCase):
+# The Haiku DNC's test configurations: the reference's sizes, a deep
+# controller with the reference code's strengths, one head of each without
+# clipping.
+_DNC_CONFIGS = (
+    ('reference', dict(
+        access_config=dict(memory_size=6, word_size=4, num_reads=2,
+                           num_writes=2),
+        controller_config=dict(hidden_size=8), output_size=3,
+        clip_value=20.0)),
+    ('deep_softplus', dict(
+        access_config=dict(memory_size=5, word_size=3, num_reads=2,
+                           num_writes=1, strength_activation='softplus'),
+        controller_config=dict(hidden_size=6, num_layers=2), output_size=4,
+        clip_value=0.5)),
+    ('one_head_each_no_clip', dict(
+        access_config=dict(memory_size=4, word_size=5, num_reads=1,
+                           num_writes=1),
+        controller_config=dict(hidden_size=7), output_size=2)),
+)
 
-  def test_the_pages_nnx_snippet_runs(self):
+
+def _haiku_dnc(kwargs):
+  """The Haiku DNC's transformed unroll (batch-major), and its parameters."""
+
+  def unroll(inputs):  # [B, T, D_in]
+    core = dnc.DNC(**kwargs)
+    return hk.dynamic_unroll(core, inputs, core.initial_state(inputs.shape[0]),
+                             time_major=False)
+
+  model = hk.without_apply_rng(hk.transform(unroll))
+  return model, model.init(jax.random.key(1), _inputs({}))
+
+
+def _dnc_cell(kwargs, params=None):
+  cell = rmc.nnx.DNC(_D_IN, **kwargs, rngs=nnx.Rngs(7))
+  if params is not None:
+    rmc.nnx.from_haiku(cell, params)
+  return cell
+
+
+class DNCTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(*_DNC_CONFIGS)
+  def test_nnx_rnn_equals_the_haiku_core(self, kwargs):
+    model, params = _haiku_dnc(kwargs)
+    inputs = _inputs({})
+    outputs, final = model.apply(params, inputs)
+    cell = _dnc_cell(kwargs, params)
+    carry, got = nnx.RNN(cell, return_carry=True)(inputs)
+    _assert_close(self, (got, carry), (outputs, final))
+    time_major = nnx.RNN(cell, time_major=True)(jnp.swapaxes(inputs, 0, 1))
+    _assert_close(self, jnp.swapaxes(time_major, 0, 1), outputs)
+
+  @parameterized.named_parameters(*_DNC_CONFIGS)
+  def test_gradients_equal_the_haiku_cores(self, kwargs):
+    model, params = _haiku_dnc(kwargs)
+    inputs = _inputs({})
+
+    def haiku_loss(params):
+      outputs, final = model.apply(params, inputs)
+      return jnp.sum(outputs ** 2) + jnp.sum(jnp.sin(final.access_state.memory))
+
+    def nnx_loss(cell):
+      final, outputs = nnx.RNN(cell, return_carry=True)(inputs)
+      return jnp.sum(outputs ** 2) + jnp.sum(jnp.sin(final.access_state.memory))
+
+    cell = _dnc_cell(kwargs, params)
+    self.assertAlmostEqual(float(nnx_loss(cell)), float(haiku_loss(params)),
+                           delta=1e-6 * abs(float(haiku_loss(params))))
+    grads = nnx.grad(nnx_loss)(cell)
+    _assert_close(self, rmc.nnx.to_haiku(nnx.merge(nnx.graphdef(cell), grads)),
+                  jax.grad(haiku_loss)(params))
+
+  def test_parameters_are_the_haiku_cores(self):
+    for _, kwargs in _DNC_CONFIGS:
+      _, params = _haiku_dnc(kwargs)
+      self.assertEqual(
+          jax.tree.map(jnp.shape, rmc.nnx.to_haiku(_dnc_cell(kwargs))),
+          jax.tree.map(jnp.shape, params))
+    big = rmc.nnx.DNC(400, dict(word_size=4), dict(hidden_size=8), 3,
+                      rngs=nnx.Rngs(0))
+    w = big.weights['lstm/linear/w'][...]  # fan_in 400 + 4 + 8.
+    self.assertAlmostEqual(float(jnp.std(w)), 412 ** -0.5, delta=0.002)
+    np.testing.assert_array_equal(big.weights['output_linear/b'][...], 0)
+
+  def test_the_core_of_a_trained_run_loads(self):
+    workdir, _ = binary_testing.shared_run(
+        nth_farthest, '--preset=smoke', '--core=dnc')
+    run = rmc.load_run(workdir)
+    cell = rmc.nnx.DNC(run.core_input_size, **run.hyperparameters.dnc.kwargs(),
+                       rngs=nnx.Rngs(0))
+    rmc.nnx.from_haiku(cell, run.core_params)
+    inputs = jax.random.normal(jax.random.key(2), (4, 3, run.core_input_size))
+    outputs, final = run.core.apply(run.core_params, inputs)  # Time-major.
+    carry, got = nnx.RNN(cell, return_carry=True, time_major=True)(inputs)
+    _assert_close(self, (got, carry), (outputs, final))
+    _assert_close(self, rmc.nnx.to_haiku(cell), run.core_params)
+
+  def test_the_nnx_cell_contract_and_transforms(self):
+    kwargs = dict(_DNC_CONFIGS[0][1])
+    cell = _dnc_cell(kwargs)
+    self.assertIsInstance(cell, nnx.RNNCellBase)
+    self.assertEqual(cell.num_feature_axes, 1)
+    carry = cell.initialize_carry((2, 5, _D_IN))  # Two batch axes.
+    self.assertEqual(carry.access_state.linkage.link.shape, (2, 5, 2, 6, 6))
+    self.assertEqual(carry.controller_state.hidden.shape, (2, 5, 8))
+    inputs = jax.random.normal(jax.random.key(0), (2, 5, _D_IN))
+    carry, output = cell(carry, inputs)
+    self.assertEqual(output.shape, (2, 5, 3))
+    unbatched, out = cell(cell.initialize_carry((_D_IN,)), inputs[1, 4])
+    _assert_close(self, out, output[1, 4])
+    # vmap over samples without batch axes equals the batched step.
+    flat = cell.initialize_carry((_B, _D_IN))
+    batched, _ = cell(flat, inputs[0, :_B])
+    mapped, _ = nnx.vmap(lambda c, s, x: c(s, x), in_axes=(None, 0, 0))(
+        cell, flat, inputs[0, :_B])
+    _assert_close(self, mapped, batched)
+    del unbatched
+    sequence = jax.random.normal(jax.random.key(1), (_B, _T, _D_IN))
+    # nnx.scan over time equals nnx.RNN; reverse and Bidirectional run.
+    scan = nnx.scan(lambda c, s, x: c(s, x), in_axes=(None, nnx.Carry, 1),
+                    out_axes=(nnx.Carry, 1))
+    final, outputs = scan(cell, flat, sequence)
+    expected_final, expected = nnx.RNN(cell, return_carry=True)(sequence)
+    _assert_close(self, (outputs, final), (expected, expected_final))
+    both = nnx.Bidirectional(nnx.RNN(cell), nnx.RNN(_dnc_cell(kwargs),
+                                                   reverse=True))(sequence)
+    self.assertEqual(both.shape, (_B, _T, 6))
+    # nnx.jit, nnx.value_and_grad and an optax optimizer train it.
+    targets = jax.random.normal(jax.random.key(2), (_B, 3))
+    optimizer = nnx.Optimizer(cell, optax.adam(1e-2), wrt=nnx.Param)
+
+    @nnx.jit
+    def train_step(cell, optimizer, inputs, targets):
+      def loss_fn(cell):
+        outputs = nnx.RNN(cell)(inputs)
+        return jnp.mean((outputs[:, -1] - targets) ** 2)
+
+      loss, grads = nnx.value_and_grad(loss_fn)(cell)
+      optimizer.update(cell, grads)
+      return loss
+
+    losses = [float(train_step(cell, optimizer, sequence, targets))
+              for _ in range(30)]
+    self.assertLess(losses[-1], 0.7 * losses[0])
+
+  @parameterized.parameters(
+      (dict(controller_config=dict(hidden_size=8, layers=2)),
+       'Unknown controller_config keys'),
+      (dict(controller_config=dict(hidden_size=0)),
+       'hidden_size must be a positive integer'),
+      (dict(access_config=dict(memory_size=0)),
+       'memory_size must be a positive integer'),
+      (dict(access_config=dict(strength_activation='exp')),
+       'strength_activation must be one of'),
+      (dict(clip_value=-1.0), 'clip_value must be >= 0 or None'),
+      (dict(output_size=0), 'output_size must be a positive integer'),
+  )
+  def test_the_haiku_cores_checks(self, overrides, message):
+    arguments = dict(access_config={}, controller_config=dict(hidden_size=8),
+                     output_size=3) | overrides
+    with self.assertRaisesRegex(ValueError, message):
+      rmc.nnx.DNC(_D_IN, **arguments, rngs=nnx.Rngs(0))
+    with self.assertRaisesRegex(ValueError, message):
+      hk.transform(lambda: dnc.DNC(**arguments)).init(None)
+
+  def test_input_and_conversion_errors(self):
+    cell = _dnc_cell(dict(_DNC_CONFIGS[0][1]))
+    with self.assertRaisesRegex(ValueError, 'in_features must be a positive'):
+      rmc.nnx.DNC(0, {}, dict(hidden_size=8), 3, rngs=nnx.Rngs(0))
+    with self.assertRaisesRegex(ValueError, r'inputs must be \[\*batch'):
+      cell(cell.initialize_carry((2, _D_IN)), jnp.ones((2, 6)))
+    # A RelationalMemory's parameters are not a DNC's, and the other way.
+    _, rmc_params = _haiku(dict(_CONFIGS[0][1]))
+    with self.assertRaisesRegex(ValueError, 'one DNC core'):
+      rmc.nnx.from_haiku(cell, rmc_params)
+    with self.assertRaisesRegex(ValueError, 'one RelationalMemory core'):
+      rmc.nnx.from_haiku(
+          rmc.nnx.RelationalMemory(_D_IN, 3, 4, 2, rngs=nnx.Rngs(0)),
+          rmc.nnx.to_haiku(cell))
+
+
+class DocsTest(parameterized.TestCase):
+
+  @parameterized.parameters(
+      ('nnx', ['(10, 4, 2048) (4, 8, 256)', '605184']),
+      ('nnx-dnc', ['(4, 12, 10) (4, 16, 8)']),
+  )
+  def test_the_pages_snippets_run(self, tag, expected):
     with open(os.path.join(_ROOT, 'docs', 'flax.md'), encoding='utf-8') as f:
       text = f.read()
-    snippet = re.search(r'<!-- tested: nnx -->\n```python\n(.*?)```', text,
+    snippet = re.search(rf'<!-- tested: {tag} -->\n```python\n(.*?)```', text,
                         re.S).group(1)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
       exec(snippet, {})  # pylint: disable=exec-used
-    self.assertEqual(printed.getvalue().splitlines(),
-                     ['(10, 4, 2048) (4, 8, 256)', '605184'])
+    self.assertEqual(printed.getvalue().splitlines(), expected)
 
 
 class ExampleTest(absltest.TestCase):
@@ -382,7 +568,7 @@ class PackagingTest(absltest.TestCase):
         'import sys; sys.modules["flax"] = None\n'
         'import pkgutil, importlib, haiku as hk, jax, rmc, rmc.tasks\n'
         'for m in pkgutil.walk_packages(rmc.__path__, "rmc."):\n'
-        '  if m.name != "rmc.nnx": importlib.import_module(m.name)\n'
+        '  if not m.name.startswith("rmc.nnx"): importlib.import_module(m.name)\n'
         'f = hk.transform(lambda x: rmc.RelationalMemory(2, 4)(\n'
         '    x, rmc.RelationalMemory(2, 4).initial_state(1)))\n'
         'print(f.init(jax.random.key(0), jax.numpy.ones((1, 3))) is not None)')

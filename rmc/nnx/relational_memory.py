@@ -11,43 +11,24 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The Relational Memory Core for Flax NNX: ``rmc.nnx.RelationalMemory``.
+"""The Relational Memory Core as a Flax NNX cell: ``rmc.nnx.RelationalMemory``.
 
-A Flax NNX recurrent cell (``nnx.RNNCellBase``: ``__call__(carry, inputs) ->
-(carry, outputs)``, ``initialize_carry``, ``num_feature_axes``) on the same
-equations as the Haiku core :class:`rmc.RelationalMemory`: both call the pure
-functions of :mod:`rmc.relational_memory` (the input projection, the memory
-step, the attention) and the fast unroll of :mod:`rmc.fast_unroll`, so the
-two give the same numbers from the same parameters. :func:`from_haiku` and
-:func:`to_haiku` convert the parameters both ways::
-
-  from flax import nnx
-  import rmc.nnx
-
-  cell = rmc.nnx.RelationalMemory(16, mem_slots=4, head_size=32, num_heads=2,
-                                  rngs=nnx.Rngs(0))
-  outputs = nnx.RNN(cell)(inputs)  # inputs [B, T, 16] -> [B, T, 4 * 64]
-  carry, outputs = cell.unroll(inputs)  # The same, faster to differentiate.
-
-Needs Flax (``pip install 'rmc[flax]'``); ``import rmc`` does not import it.
+On the pure functions of :mod:`rmc.relational_memory` (the input projection,
+the memory step, the attention) and the fast unroll of :mod:`rmc.fast_unroll`,
+as the Haiku core :class:`rmc.RelationalMemory`, so the two give the same
+numbers from the same parameters.
 """
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
 
-try:
-  from flax import nnx
-except ImportError:
-  raise ImportError(
-      "rmc.nnx needs Flax NNX: pip install 'rmc[flax]'."
-  ) from None
-
 from rmc import fast_unroll
 from rmc import relational_memory as rm
+from rmc.nnx import _weights
 
 _DEFAULT_NAME = 'relational_memory'
 
@@ -86,22 +67,6 @@ def _parameter_shapes(
     linear('gates_from_input', num_rows * d, g)
     linear('gates_from_memory', d, g)
   return shapes
-
-
-def _initial_value(
-    key: jax.Array, name: str, shape: tuple[int, ...], dtype: Any
-) -> jax.Array:
-  """The Haiku core's initialiser of a parameter (its distribution)."""
-  kind = name.rsplit('/', 1)[-1]
-  if kind == 'w':  # hk.Linear's: a truncated normal of stddev 1/sqrt(fan_in).
-    stddev = 1.0 / math.sqrt(shape[0])
-    # hk.initializers.TruncatedNormal: truncated at 2 standard deviations,
-    # rescaled to the given standard deviation.
-    unscaled = jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
-    return unscaled * jnp.asarray(stddev / 0.87962566103423978, dtype)
-  if kind == 'scale':
-    return jnp.ones(shape, dtype)
-  return jnp.zeros(shape, dtype)  # Biases and LayerNorm offsets.
 
 
 class RelationalMemory(nnx.RNNCellBase):
@@ -203,14 +168,10 @@ class RelationalMemory(nnx.RNNCellBase):
     self.mem_size = self.config.num_heads * self.config.head_size
     self.return_diagnostics = return_diagnostics
     self.param_dtype = param_dtype
-    shapes = _parameter_shapes(self.config, self.in_features, input_rows or 1)
-    self.weights = nnx.Dict(
-        {
-            name: nnx.Param(
-                _initial_value(rngs.params(), name, shape, param_dtype)
-            )
-            for name, shape in shapes.items()
-        }
+    self.weights = _weights.initial_weights(
+        _parameter_shapes(self.config, self.in_features, input_rows or 1),
+        param_dtype,
+        rngs,
     )
     self.initial_memory = (
         nnx.Param(jnp.eye(self.mem_slots, self.mem_size, dtype=param_dtype))
@@ -253,9 +214,6 @@ class RelationalMemory(nnx.RNNCellBase):
     else:
       memory = jnp.eye(self.mem_slots, self.mem_size, dtype=self.param_dtype)
     return jnp.broadcast_to(memory, batch + memory.shape)  # [*batch, N, D]
-
-  def _params(self) -> dict[str, jax.Array]:
-    return {name: param[...] for name, param in self.weights.items()}
 
   def _rows(self, inputs: jax.Array, dtype: Any, num_lead: int) -> jax.Array:
     """``inputs`` cast and shaped as rows ``[*lead, n, d_row]``, checked."""
@@ -303,7 +261,7 @@ class RelationalMemory(nnx.RNNCellBase):
         1,
     )  # [B, n, d_row]
     flat_memory = memory.reshape((size,) + self.state_size)  # [B, N, D]
-    params = self._params()
+    params = _weights.values(self.weights)
     projected, gates = rm._project_inputs(self.config, params, rows)  # pylint: disable=protected-access
     next_memory, (weights, input_gate, forget_gate) = rm._memory_step(  # pylint: disable=protected-access
         self.config,
@@ -389,7 +347,7 @@ class RelationalMemory(nnx.RNNCellBase):
         )
       valid = jnp.arange(rows.shape[0])[:, None] < seq_lengths[None, :]
     outputs, final = fast_unroll.unroll(
-        self.config, self._params(), rows, memory, valid
+        self.config, _weights.values(self.weights), rows, memory, valid
     )  # [T, B, N * D], [B, N, D]
     if not time_major:
       outputs = jnp.swapaxes(outputs, 0, 1)  # [B, T, N * D]
@@ -405,65 +363,17 @@ class RelationalMemory(nnx.RNNCellBase):
     if not jnp.issubdtype(memory.dtype, jnp.floating):
       raise ValueError(f'carry must have a floating dtype; got {memory.dtype}.')
 
+  # The conversion to and from the Haiku core's parameters (_weights).
+  HAIKU_NAME = _DEFAULT_NAME
+  HAIKU_ANCHOR = 'input_projection'
 
-def _haiku_key(name: str) -> tuple[str, str]:
-  """``(module path below the core, parameter)`` of a key of ``weights``."""
-  module, parameter = name.rsplit('/', 1)
-  return module.replace('/', '/~/'), parameter
+  @staticmethod
+  def haiku_module(key: str) -> str:
+    """The Haiku module below the core that holds the weight ``key``."""
+    return key.rsplit('/', 1)[0].replace('/', '/~/')
 
-
-def from_haiku(
-    cell: RelationalMemory, params: Mapping[str, Mapping[str, Any]]
-) -> None:
-  """Puts a Haiku core's parameters into ``cell`` (in place).
-
-  Args:
-    cell: A cell of the Haiku core's arguments.
-    params: The Haiku core's parameters, e.g. a trained run's
-      ``rmc.load_run(workdir).core_params``, or a whole model's that holds
-      one core: ``{'<name>/input_projection': {'w': ..., 'b': ...}, ...}``
-      (``<name>`` the core's module name, ``relational_memory`` by default).
-
-  Raises:
-    ValueError: If ``params`` has no such core, or another shape.
-  """
-  prefixes = {
-      module[: -len('/input_projection')]
-      for module in params
-      if module.endswith('/input_projection')
-  }
-  if len(prefixes) != 1:
-    raise ValueError(
-        'params must hold one RelationalMemory core (one '
-        f"'<name>/input_projection' module); found {sorted(prefixes)}."
-    )
-  (prefix,) = prefixes
-  for name, param in cell.weights.items():
-    module, parameter = _haiku_key(name)
-    value = jnp.asarray(params[f'{prefix}/{module}'][parameter])
-    if value.shape != param[...].shape:
-      raise ValueError(
-          f'{prefix}/{module}/{parameter} has shape {value.shape}; the cell '
-          f'needs {param[...].shape}.'
-      )
-    param[...] = value.astype(param[...].dtype)
-  if cell.initial_memory is not None:
-    cell.initial_memory[...] = jnp.asarray(
-        params[prefix]['initial_memory']
-    ).astype(cell.initial_memory[...].dtype)
-
-
-def to_haiku(
-    cell: RelationalMemory, name: str = _DEFAULT_NAME
-) -> dict[str, dict[str, jax.Array]]:
-  """The cell's parameters as a Haiku core named ``name`` holds them."""
-  params: dict[str, dict[str, jax.Array]] = {}
-  for key, param in cell.weights.items():
-    module, parameter = _haiku_key(key)
-    params.setdefault(f'{name}/{module}', {})[parameter] = param[...]
-  if cell.initial_memory is not None:
-    params[name] = {'initial_memory': cell.initial_memory[...]}
-  return params
-
-
-__all__ = ('RelationalMemory', 'from_haiku', 'to_haiku')
+  def haiku_extras(self) -> dict[str, nnx.Param]:
+    """The parameters of the core's own module: the learned memory."""
+    if self.initial_memory is None:
+      return {}
+    return {'initial_memory': self.initial_memory}
