@@ -72,8 +72,11 @@ class MemoryAccessTest(absltest.TestCase):
     self.assertNotEqual(float(after), float(before))
 
   def test_valid_read_mode(self):
+    def linear(name, x, size):
+      return hk.Linear(size, name=name)(x)
+
     interface = hk.without_apply_rng(hk.transform(
-        lambda x: _module()._interface(x)))  # pylint: disable=protected-access
+        lambda x: dnc.interface(x, linear, NUM_READS, NUM_WRITES, WORD_SIZE)))
     inputs = jax.random.normal(jax.random.key(3), [BATCH_SIZE, INPUT_SIZE])
     controls = interface.apply(interface.init(jax.random.key(4), inputs),
                                inputs)
