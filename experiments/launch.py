@@ -269,8 +269,10 @@ def describe_run(
 def _canonical(task: tasks.Task) -> Callable[[dict[str, Any]], dict[str, Any]]:
   """Writes a saved config.json's hyperparameters as this code writes them.
 
-  (E.g. ``--adaptive_cutoffs``, saved as strings before they were typed.)
-  Only the values saved are rewritten; a value not allowed is left as saved.
+  (E.g. ``--adaptive_cutoffs``, saved as strings before they were typed.) A
+  hyperparameter added to the code after the run was written takes its
+  preset's value, as :func:`rmc.load_run` reads it, so the run resumes with
+  the flags it was started with. A value not allowed is left as saved.
   """
 
   def canonical(saved: dict[str, Any]) -> dict[str, Any]:
@@ -278,7 +280,7 @@ def _canonical(task: tasks.Task) -> Callable[[dict[str, Any]], dict[str, Any]]:
       flat = task.config(saved).flat()
     except ValueError:
       return saved
-    return {name: flat.get(name, value) for name, value in saved.items()}
+    return flat | {name: flat.get(name, value) for name, value in saved.items()}
 
   return canonical
 

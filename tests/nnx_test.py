@@ -114,8 +114,17 @@ class ParityTest(parameterized.TestCase):
     carry, got = nnx.RNN(cell, return_carry=True)(inputs)
     _assert_close(self, (got, carry), (outputs, final))
 
-  @parameterized.named_parameters(*_CONFIGS)
+  # Gradients: two configurations in the fast tier, every one in the slow.
+  @parameterized.named_parameters(*_CONFIGS[:2])
   def test_gradients_equal_the_haiku_cores(self, kwargs):
+    self._check_gradients(kwargs)
+
+  @parameterized.named_parameters(*_CONFIGS[2:])
+  @pytest.mark.slow
+  def test_gradients_equal_the_haiku_cores_slow(self, kwargs):
+    self._check_gradients(kwargs)
+
+  def _check_gradients(self, kwargs):
     model, params = _haiku(kwargs)
     inputs = _inputs(kwargs)
     lengths = jnp.array([_T, 2, 4])
@@ -189,6 +198,7 @@ class ParityTest(parameterized.TestCase):
 
 class SpeedTest(absltest.TestCase):
 
+  @pytest.mark.slow
   def test_the_fast_unroll_compiles_to_the_haiku_cores_program(self):
     # benchmarks.rmc_step's `small` forward+backward: the NNX cell's unroll
     # compiles to as many operations of each kind as the Haiku core's, so
@@ -392,8 +402,17 @@ class DNCTest(parameterized.TestCase):
     time_major = nnx.RNN(cell, time_major=True)(jnp.swapaxes(inputs, 0, 1))
     _assert_close(self, jnp.swapaxes(time_major, 0, 1), outputs)
 
-  @parameterized.named_parameters(*_DNC_CONFIGS)
+  # Gradients: the reference's sizes in the fast tier, all in the slow.
+  @parameterized.named_parameters(*_DNC_CONFIGS[:1])
   def test_gradients_equal_the_haiku_cores(self, kwargs):
+    self._check_gradients(kwargs)
+
+  @parameterized.named_parameters(*_DNC_CONFIGS[1:])
+  @pytest.mark.slow
+  def test_gradients_equal_the_haiku_cores_slow(self, kwargs):
+    self._check_gradients(kwargs)
+
+  def _check_gradients(self, kwargs):
     model, params = _haiku_dnc(kwargs)
     inputs = _inputs({})
 
@@ -412,6 +431,7 @@ class DNCTest(parameterized.TestCase):
     _assert_close(self, rmc.nnx.to_haiku(nnx.merge(nnx.graphdef(cell), grads)),
                   jax.grad(haiku_loss)(params))
 
+  @pytest.mark.slow
   def test_parameters_are_the_haiku_cores(self):
     for _, kwargs in _DNC_CONFIGS:
       _, params = _haiku_dnc(kwargs)
@@ -424,6 +444,7 @@ class DNCTest(parameterized.TestCase):
     self.assertAlmostEqual(float(jnp.std(w)), 412 ** -0.5, delta=0.002)
     np.testing.assert_array_equal(big.weights['output_linear/b'][...], 0)
 
+  @pytest.mark.slow
   def test_the_core_of_a_trained_run_loads(self):
     workdir, _ = binary_testing.shared_run(
         nth_farthest, '--preset=smoke', '--core=dnc')
@@ -437,6 +458,7 @@ class DNCTest(parameterized.TestCase):
     _assert_close(self, (got, carry), (outputs, final))
     _assert_close(self, rmc.nnx.to_haiku(cell), run.core_params)
 
+  @pytest.mark.slow
   def test_the_nnx_cell_contract_and_transforms(self):
     kwargs = dict(_DNC_CONFIGS[0][1])
     cell = _dnc_cell(kwargs)

@@ -863,8 +863,14 @@ class FastUnrollTest(parameterized.TestCase):
     for name, grad in jax.tree_util.tree_leaves_with_path(grads[0]):
       self.assertGreater(float(jnp.max(jnp.abs(grad))), 0.0, msg=name)
 
-  @parameterized.parameters(True, False)
-  def test_lengths_equal_masked_dynamic_unroll(self, time_major):
+  def test_lengths_equal_masked_dynamic_unroll(self):
+    self._check_lengths(time_major=False)
+
+  @pytest.mark.slow
+  def test_lengths_equal_masked_dynamic_unroll_time_major(self):
+    self._check_lengths(time_major=True)
+
+  def _check_lengths(self, time_major):
     # Lengths 0 (all padding), 2, 5 (none) and 3 of 5 steps.
     lengths = jnp.array([0, 2, 5, 3])
     config = dict(mem_slots=3, head_size=4, num_heads=2, gate_style='memory')

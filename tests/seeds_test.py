@@ -209,6 +209,7 @@ class UsageTest(absltest.TestCase):
 class SmokeTest(absltest.TestCase):
   """The tool end to end on the smoke preset, as a user runs it."""
 
+  @pytest.mark.slow
   def test_trains_resumes_and_prints(self):
     root = self.create_tempdir().full_path
     # Seed 1 was stopped at step 20 (of the 40 asked for below).
