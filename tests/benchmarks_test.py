@@ -232,9 +232,17 @@ class ProfileStepTest(parameterized.TestCase):
                              num_steps=5)
     self.assertIn('elementwise, slicing a scanned array', found)
 
-  @parameterized.parameters(('rmc', 'unroll'), ('rmc', 'dynamic_unroll'),
-                            ('dnc', 'unroll'))
-  def test_command_prints_every_figure(self, core, implementation):
+  # The RMC's unroll in the fast tier; the dynamic unroll and the DNC in the
+  # slow (make test-all).
+  def test_command_prints_every_figure(self):
+    self._command_prints_every_figure('rmc', 'unroll')
+
+  @parameterized.parameters(('rmc', 'dynamic_unroll'), ('dnc', 'unroll'))
+  @pytest.mark.slow
+  def test_command_prints_every_figure_slow(self, core, implementation):
+    self._command_prints_every_figure(core, implementation)
+
+  def _command_prints_every_figure(self, core, implementation):
     printed = binary_testing.run_main(
         profile_step, f'--model={core}', '--size=tiny',
         f'--implementation={implementation}', '--calls=2', '--top=3')

@@ -66,6 +66,12 @@ _uninterrupted.workdir = None
 
 
 class FaultsTest(parameterized.TestCase):
+  """Faults, most in a binary's subprocess (about 2 s each on 2 cores).
+
+  The fast tier keeps one fault of each kind (a bad --workdir, a missing data
+  directory, a bad number, too little data, a full disk); the slow tier has
+  every one.
+  """
 
   def assertOneLineError(self, rc, stderr, regex):
     self.assertEqual(rc, 1, stderr)
@@ -109,6 +115,7 @@ class FaultsTest(parameterized.TestCase):
                             f'--workdir={path} is a file, not a directory.$')
     self.assertNotIn('training on', stderr)
 
+  @pytest.mark.slow
   def test_workdir_that_cannot_be_created(self):
     path = os.path.join(self.create_tempfile().full_path, 'run')
     rc, stderr = _binary('experiments.nth_farthest', '--preset=smoke',
@@ -117,6 +124,7 @@ class FaultsTest(parameterized.TestCase):
                             f'--workdir={path} cannot be created: Not a '
                             'directory.$')
 
+  @pytest.mark.slow
   def test_workdir_that_is_not_writable(self):
     path = self.create_tempdir().full_path
     os.chmod(path, 0o500)
@@ -126,6 +134,7 @@ class FaultsTest(parameterized.TestCase):
                          f'--workdir={path}')
     self.assertOneLineError(rc, stderr, f'--workdir={path} is not writable: ')
 
+  @pytest.mark.slow
   def test_verbose_errors_shows_the_traceback(self):
     path = self.create_tempfile().full_path
     rc, stderr = _binary('experiments.nth_farthest', '--preset=smoke',
@@ -141,6 +150,7 @@ class FaultsTest(parameterized.TestCase):
     self.assertOneLineError(rc, stderr,
                             f"Data directory '{path}' does not exist")
 
+  @pytest.mark.slow
   def test_cache_dir_that_is_a_file(self):
     data_dir = self.create_tempdir().full_path
     binary_testing.write_wikitext_corpus(data_dir)
@@ -151,15 +161,22 @@ class FaultsTest(parameterized.TestCase):
     self.assertOneLineError(rc, stderr,
                             f"Cannot create the cache directory '{cache}'")
 
-  @parameterized.parameters('--learning_rate=nan', '--max_grad_norm=inf',
-                            '--decay_rate=nan')
-  def test_non_finite_float_flag(self, flag):
+  def test_non_finite_float_flag(self):
+    self._non_finite_float_flag('--learning_rate=nan')
+
+  @parameterized.parameters('--max_grad_norm=inf', '--decay_rate=nan')
+  @pytest.mark.slow
+  def test_non_finite_float_flag_slow(self, flag):
+    self._non_finite_float_flag(flag)
+
+  def _non_finite_float_flag(self, flag):
     rc, stderr = _binary('experiments.nth_farthest', flag, '--workdir=/tmp')
     self.assertEqual(rc, 1)
     self.assertNotIn('Traceback', stderr)
     name = flag.split('=')[0]
     self.assertIn(f'{name} must be a finite number', stderr)
 
+  @pytest.mark.slow
   def test_non_finite_dropout(self):
     rc, stderr = _binary('experiments.wikitext103', '--dropout_rate=nan',
                          '--workdir=/tmp')

@@ -147,8 +147,16 @@ class BinaryTest(parameterized.TestCase):
     for name in expected:
       np.testing.assert_array_equal(resumed[name], expected[name], err_msg=name)
 
-  @parameterized.parameters(signal.SIGTERM, signal.SIGINT)
-  def test_signal_saves_a_checkpoint_and_exits_cleanly(self, signum):
+  # SIGTERM in the fast tier, SIGINT in the slow (startup_test interrupts a
+  # starting binary with SIGINT in the fast tier).
+  def test_signal_saves_a_checkpoint_and_exits_cleanly(self):
+    self._signal_saves_a_checkpoint_and_exits_cleanly(signal.SIGTERM)
+
+  @pytest.mark.slow
+  def test_sigint_saves_a_checkpoint_and_exits_cleanly(self):
+    self._signal_saves_a_checkpoint_and_exits_cleanly(signal.SIGINT)
+
+  def _signal_saves_a_checkpoint_and_exits_cleanly(self, signum):
     workdir = self.create_tempdir().full_path
     process = _start_binary('--preset=smoke', '--num_steps=1000000',
                             f'--workdir={workdir}')
@@ -207,14 +215,23 @@ class BinaryTest(parameterized.TestCase):
             nth_farthest, self.create_tempdir, '--preset=smoke',
             '--num_steps=20'))
 
+  # A subprocess each (about 2 s): one in the fast tier, every one in the
+  # slow; the in-process tests above check each message in the fast tier.
+  def test_bad_flag_from_the_command_line_has_no_traceback(self):
+    self._bad_flag_from_the_command_line('--preset=huge',
+                                         "Unknown --preset='huge'")
+
   @parameterized.parameters(
       ('--num_objects=1', '--num_objects=1'),
       ('--gate_style=foo', '--gate_style=foo'),
       ('--batch_size=0', '--batch_size=0'),
-      ('--preset=huge', "Unknown --preset='huge'"),
   )
-  def test_bad_flag_from_the_command_line_has_no_traceback(self, flag,
-                                                           message):
+  @pytest.mark.slow
+  def test_bad_flag_from_the_command_line_has_no_traceback_slow(self, flag,
+                                                                message):
+    self._bad_flag_from_the_command_line(flag, message)
+
+  def _bad_flag_from_the_command_line(self, flag, message):
     process = _start_binary(flag, '--workdir=/nonexistent')
     _, stderr = process.communicate(timeout=60)
     self.assertEqual(process.returncode, 1)

@@ -178,9 +178,18 @@ class SonnetModuleTest(chex.TestCase):
     chex.assert_shape(next_state, state.shape)
     chex.assert_shape(output, (5, 4 * 32 * 2))
 
+  # The smallest core in the fast tier; every size in the slow.
   @chex.variants(with_jit=True, without_jit=True)
-  @parameterized.parameters((2, 2, 1), (4, 4, 2), (8, 8, 3), (16, 16, 4))
-  def test_recurrence(self, mem_slots, head_size, num_heads):
+  def test_recurrence(self):
+    self._recurrence(2, 2, 1)
+
+  @chex.variants(with_jit=True, without_jit=True)
+  @parameterized.parameters((4, 4, 2), (8, 8, 3), (16, 16, 4))
+  @pytest.mark.slow
+  def test_recurrence_larger(self, mem_slots, head_size, num_heads):
+    self._recurrence(mem_slots, head_size, num_heads)
+
+  def _recurrence(self, mem_slots, head_size, num_heads):
     def forward(x):
       core = rmc.RelationalMemory(
           mem_slots=mem_slots, head_size=head_size, num_heads=num_heads,
@@ -974,9 +983,17 @@ class FastUnrollTest(parameterized.TestCase):
 
 class DiagnosticsTest(parameterized.TestCase):
 
-  @parameterized.product(time_major=(True, False),
-                         gate_style=('unit', 'memory', None))
-  def test_unroll_stacks_diagnostics(self, time_major, gate_style):
+  # Batch-major in the fast tier, time-major in the slow.
+  @parameterized.parameters('unit', 'memory', None)
+  def test_unroll_stacks_diagnostics(self, gate_style):
+    self._unroll_stacks_diagnostics(False, gate_style)
+
+  @parameterized.parameters('unit', 'memory', None)
+  @pytest.mark.slow
+  def test_unroll_stacks_diagnostics_time_major(self, gate_style):
+    self._unroll_stacks_diagnostics(True, gate_style)
+
+  def _unroll_stacks_diagnostics(self, time_major, gate_style):
     config = dict(mem_slots=3, head_size=2, num_heads=2, num_blocks=2,
                   gate_style=gate_style)
 
