@@ -46,10 +46,16 @@ _CORPUS = os.path.join(os.path.dirname(os.path.dirname(
 
 class OldConfigTest(absltest.TestCase):
 
-  def _old_run(self, binary, *args, substitutions=()):
-    """A run trained by ``args``, with the fixture's config.json."""
+  def _old_run(self, binary, *args, substitutions=(), trained=None):
+    """A run with the fixture's config.json.
+
+    Trained by ``args``, or a copy of the trained run in ``trained``.
+    """
     workdir = self.create_tempdir().full_path
-    binary_testing.run_main(binary, *args, f'--workdir={workdir}')
+    if trained is None:
+      binary_testing.run_main(binary, *args, f'--workdir={workdir}')
+    else:
+      shutil.copytree(trained, workdir, dirs_exist_ok=True)
     with open(os.path.join(_FIXTURES, f'{binary.TASK.name}.json'),
               encoding='utf-8') as f:
       text = f.read()
@@ -67,8 +73,10 @@ class OldConfigTest(absltest.TestCase):
     self.assertEqual(checkpoint.list_steps(workdir)[-1], steps)
 
   def test_nth_farthest(self):
-    args = ('--preset=smoke', '--num_steps=20')
-    workdir, old = self._old_run(nth_farthest, *args)
+    # The smoke run other tests read (40 steps; the fixture's says 20).
+    trained, _ = binary_testing.shared_run(nth_farthest, '--preset=smoke',
+                                           '--core=rmc')
+    workdir, old = self._old_run(nth_farthest, trained=trained)
     run = rmc.load_run(workdir)
     self.assertEqual(run.hyperparameters,
                      nth_farthest.PRESETS['smoke'].replace(num_steps=20))
@@ -79,11 +87,11 @@ class OldConfigTest(absltest.TestCase):
                      old['hyperparameters'])
     printed = binary_testing.run_main(nth_farthest, '--mode=evaluate',
                                       f'--workdir={workdir}')
-    self.assertIn('at step 20', printed)
+    self.assertIn('at step 40', printed)
     printed = binary_testing.run_main(nth_farthest, '--mode=predict',
                                       f'--workdir={workdir}')
-    self.assertIn('Nth Farthest, step 20', printed)
-    self._resumes(nth_farthest, workdir, args[:1], 30)
+    self.assertIn('Nth Farthest, step 40', printed)
+    self._resumes(nth_farthest, workdir, ['--preset=smoke'], 50)
 
   @pytest.mark.slow
   def test_learn_to_execute_with_an_lstm(self):

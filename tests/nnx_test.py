@@ -379,7 +379,7 @@ def _haiku_dnc(kwargs):
                              time_major=False)
 
   model = hk.without_apply_rng(hk.transform(unroll))
-  return model, model.init(jax.random.key(1), _inputs({}))
+  return model, jax.jit(model.init)(jax.random.key(1), _inputs({}))
 
 
 def _dnc_cell(kwargs, params=None):
