@@ -243,6 +243,7 @@ class LanguageModelTest(parameterized.TestCase):
 
 class TruncatedBackpropTest(absltest.TestCase):
 
+  @pytest.mark.slow
   def test_train_chunk_carries_the_state_between_segments(self):
     model, initial = _model()
     stream = wikitext.TrainStream(_stream(200), batch_size=2,

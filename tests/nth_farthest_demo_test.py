@@ -60,6 +60,8 @@ class DemoTest(absltest.TestCase):
         nth_farthest_demo, f'--workdir={workdir}', '--preset=smoke', *args)
     return workdir, printed
 
+  # Two trainings in subprocesses (about 20 s): in the slow tier.
+  @pytest.mark.slow
   def test_both_cores_at_once_with_the_flags_forwarded(self):
     if len(seeds.available_cores()) < 2:
       self.skipTest('needs two cores')

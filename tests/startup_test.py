@@ -120,6 +120,8 @@ class StopTest(parameterized.TestCase):
   def test_sigint_while_starting(self):
     self._stop_and_resume(signal.SIGINT, after_s=0.3)
 
+  # nth_farthest_test stops a training with SIGTERM in the fast tier.
+  @pytest.mark.slow
   def test_sigterm_in_training_checkpoints(self):
     self._stop_and_resume(signal.SIGTERM, in_training=True)
 

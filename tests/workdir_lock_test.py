@@ -25,6 +25,7 @@ from unittest import mock
 from absl.testing import absltest
 import jax
 import numpy as np
+import pytest
 import rmc
 from rmc.toolkit import checkpoint
 from rmc.toolkit import metrics
@@ -141,6 +142,9 @@ class LoadRunTest(absltest.TestCase):
 class TwoTrainingsTest(absltest.TestCase):
   """Real processes on one --workdir: a training, a second one, the readers."""
 
+  # Trainings in subprocesses: in the slow tier; the lock itself is tested
+  # above in the fast tier.
+  @pytest.mark.slow
   def test_one_training_per_workdir_readers_beside_it_and_kill_resume(self):
     workdir = self.create_tempdir().full_path
     log = os.path.join(self.create_tempdir().full_path, 'first.log')
