@@ -1,7 +1,7 @@
 # rmc developer commands. Each target creates .venv (once) and installs rmc
 # into it, so `make test` works on a machine with nothing but Python 3.11+.
-#   make test      the fast tier: every test not marked slow (4.5 minutes on
-#                  2 cores; 1.5 when .venv holds the compilation cache)
+#   make test      the fast tier: every test not marked slow (3 minutes on
+#                  2 cores; under 2 when .venv holds the compilation cache)
 #   make test-all  every test, the slow end-to-end checks too (what CI runs)
 #   make lint      ruff, pyink and mypy over rmc/, experiments/, benchmarks/, examples/
 
@@ -34,7 +34,7 @@ $(LINT_INSTALLED): $(INSTALLED)
 	touch $(LINT_INSTALLED)
 
 # The fast tier compiles with XLA's backend optimisation off: the same
-# programs, compiled in about 60% of the CPU time (docs/testing.md).
+# programs, compiled in about 60% of the CPU time (docs/testing.md);
 # make test-all (CI) compiles them as a user's run does.
 test: $(INSTALLED)
 	XLA_FLAGS="--xla_backend_optimization_level=0 $$XLA_FLAGS" \
