@@ -197,7 +197,7 @@ def main(argv):
         "matplotlib is needed: pip install -e '.[plot]'"
     ) from e
   step, params = run.step, run.params
-  held_out = nth_farthest.held_out_set(config, run.config['seed'])
+  held_out = nth_farthest.held_out_set(config, run.seed)
   k = config.task.num_objects
   inputs = np.asarray(held_out.inputs).reshape(-1, *held_out.inputs.shape[2:])
   labels = np.asarray(held_out.labels).reshape(-1)

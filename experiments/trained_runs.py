@@ -171,7 +171,7 @@ def evaluate_held_out(
   run, config = trained_run(task, may_override)
   batch_size = config.optimizer.batch_size
   parallel = devices.data_parallel(('batch_size', batch_size))
-  figures = make_evaluate(config, run.config['seed'], parallel)(run.params)
+  figures = make_evaluate(config, run.seed, parallel)(run.params)
   record = append_evaluation(run, figures, **{count_name: count(config)})
   return record, config
 

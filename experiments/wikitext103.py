@@ -276,7 +276,7 @@ def evaluate_main() -> None:
   run, config = trained_runs.trained_run(
       TASK, may_override=('eval_batch_size',)
   )
-  data = run.config['data']
+  data = run.data
   data_dir = _DATA_DIR.value or data['data_dir']
   cache_dir = _CACHE_DIR.value or (
       None if _DATA_DIR.value else data['cache_dir']

@@ -463,7 +463,7 @@ class LearnToExecuteRunTest(absltest.TestCase):
     run = rmc.load_run(self.workdir)
     config = run.hyperparameters
     batch = jax.tree.map(lambda x: x[0], learn_to_execute.held_out_set(
-        config, run.config['seed']))
+        config, run.seed))
     programs = [run.vocabulary.decode(batch['inputs'][:n, b])
                 for b, n in enumerate(batch['input_lengths'])]
     results = learn_to_execute.predict(run, programs)
@@ -541,7 +541,7 @@ class LanguageModelRunTest(absltest.TestCase):
     cls.trained = rmc.load_run(cls.workdir)
 
   def test_config_names_the_corpus_and_the_vocabulary_is_saved(self):
-    data = self.trained.config['data']
+    data = self.trained.data
     self.assertEqual(data['data_dir'], os.path.abspath(self.data_dir))
     self.assertEqual(data['splits'], {'train': 'train', 'valid': 'valid',
                                       'test': 'test'})

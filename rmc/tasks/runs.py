@@ -90,6 +90,16 @@ class Run:
     return self.config['binary']
 
   @property
+  def seed(self) -> int:
+    """The ``--seed`` it trained with."""
+    return self.config['seed']
+
+  @property
+  def data(self) -> dict[str, Any]:
+    """config.json's ``data`` section (where the training data came from)."""
+    return self.config['data']
+
+  @property
   def task(self) -> tasks.Task:
     """The run's task (:mod:`rmc.tasks`)."""
     return tasks.TASKS[self.binary]
